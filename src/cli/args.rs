@@ -1,0 +1,143 @@
+//! Command-line arguments (clap derive). Values of secrets never come from
+//! argv: process lists and shell history would show them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const ABOUT: &str = "Encrypted secrets and a config preprocessor for Mage projects";
+
+const EXAMPLES: &str = "\
+Examples:
+  echo 's3cr3t' | mage-secrets set pg_password     store a secret (from a pipe)
+  mage-secrets get pg_password                      print it
+  mage-secrets --data-dir ~/.mage_prod list         list a prod environment's names
+  mage-secrets render . --out build/                resolved copies of a project";
+
+#[derive(Parser, Debug)]
+#[command(name = "mage-secrets", version, about = ABOUT, after_help = EXAMPLES)]
+pub struct Cli {
+    /// The environment's data dir [default: ~/.mage_data]
+    #[arg(long, global = true, value_name = "DIR", env = "MAGE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Database: a SQLite path [default: <data dir>/mage-secrets/secrets.db]
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "MAGE_SECRETS_DATABASE",
+        hide_env_values = true
+    )]
+    pub database: Option<String>,
+
+    /// When to color diagnostics
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+
+    /// Print only errors
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Print more about what is done
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Store a secret: the value comes from a pipe, a no-echo prompt, or --from-file
+    #[command(after_help = "\
+Examples:
+  echo 's3cr3t' | mage-secrets set pg_password      one trailing newline is dropped
+  mage-secrets set pg_password                       prompts twice, without echo
+  mage-secrets set tls_key --from-file key.pem       the file's bytes, exactly
+  echo 'x' | mage-secrets set api_key --pipeline etl visible to pipelines/etl/ only")]
+    Set {
+        /// Secret name (letters, digits, _; not starting with a digit)
+        name: String,
+        #[command(flatten)]
+        scope: PipelineArg,
+        /// Read the value from this file, byte for byte
+        #[arg(long, value_name = "FILE")]
+        from_file: Option<PathBuf>,
+    },
+
+    /// Print a secret's value (exit 1 if it is not set)
+    #[command(after_help = "\
+Examples:
+  mage-secrets get pg_password
+  mage-secrets get api_key --pipeline etl            pipeline scope, then global")]
+    Get {
+        name: String,
+        #[command(flatten)]
+        scope: PipelineArg,
+    },
+
+    /// List secret names, scopes and update times (never values)
+    #[command(after_help = "\
+Examples:
+  mage-secrets list
+  mage-secrets list --pipeline etl
+  mage-secrets list --all-scopes --format json")]
+    List {
+        #[command(flatten)]
+        scope: PipelineArg,
+        /// List every scope
+        #[arg(long, conflicts_with = "pipeline")]
+        all_scopes: bool,
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
+    },
+
+    /// Delete a secret (exit 1 if it is not set)
+    #[command(after_help = "\
+Examples:
+  mage-secrets delete pg_password
+  mage-secrets delete api_key --pipeline etl")]
+    Delete {
+        name: String,
+        #[command(flatten)]
+        scope: PipelineArg,
+    },
+
+    /// Show the environment: data dir, uuid, database, key file, secret count
+    #[command(after_help = "\
+Examples:
+  mage-secrets env
+  mage-secrets --data-dir ~/.mage_prod env")]
+    Env,
+
+    /// Print a shell completion script
+    #[command(after_help = "\
+Examples:
+  mage-secrets completions bash > /etc/bash_completion.d/mage-secrets
+  mage-secrets completions zsh > ~/.zfunc/_mage-secrets")]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PipelineArg {
+    /// Pipeline scope: visible only to files under pipelines/<P>/
+    #[arg(long, value_name = "P")]
+    pub pipeline: Option<String>,
+}

@@ -1,0 +1,84 @@
+//! The binary's commands: arguments in, library calls, output and exit code
+//! out. Commands return the exit code they want; errors are printed once, in
+//! `main`, with the code the error stands for.
+
+mod args;
+mod output;
+mod secrets;
+
+use clap::{CommandFactory, Parser};
+use mage_secrets::{Error, Settings};
+
+pub use args::Cli;
+use args::Command;
+use output::Reporter;
+
+/// Parses the command line, runs it, and returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let reporter = Reporter::new(cli.color, cli.quiet, cli.verbose);
+    match run(cli, &reporter) {
+        Ok(code) => code,
+        Err(err) => {
+            if let Error::Render(diagnostics) = &err {
+                for d in diagnostics {
+                    reporter.diagnostic(d);
+                }
+            }
+            reporter.error(&err.to_string());
+            err.exit_code()
+        }
+    }
+}
+
+fn run(cli: Cli, reporter: &Reporter) -> mage_secrets::Result<i32> {
+    let settings = Settings::resolve(cli.data_dir.clone(), cli.database.clone())?;
+    reporter.detail(&format!("data dir: {}", settings.data_dir.display()));
+    match cli.command {
+        Command::Set {
+            name,
+            scope,
+            from_file,
+        } => secrets::set(
+            &settings,
+            reporter,
+            &name,
+            scope.pipeline.as_deref(),
+            from_file.as_deref(),
+        ),
+        Command::Get { name, scope } => {
+            secrets::get(&settings, reporter, &name, scope.pipeline.as_deref())
+        }
+        Command::List {
+            scope,
+            all_scopes,
+            format,
+        } => secrets::list(
+            &settings,
+            reporter,
+            scope.pipeline.as_deref(),
+            all_scopes,
+            format,
+        ),
+        Command::Delete { name, scope } => {
+            secrets::delete(&settings, reporter, &name, scope.pipeline.as_deref())
+        }
+        Command::Env => secrets::env(&settings, reporter),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "mage-secrets",
+                &mut std::io::stdout(),
+            );
+            Ok(0)
+        }
+    }
+}

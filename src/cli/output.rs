@@ -1,0 +1,95 @@
+//! How the binary talks to people: errors and warnings on stderr, with
+//! color when stderr is a terminal (or `--color always`), never when
+//! `NO_COLOR` is set or `--color never`.
+
+use std::io::{IsTerminal, Write};
+
+use mage_secrets::diagnostic::{Diagnostic, Severity};
+
+use super::args::ColorChoice;
+
+#[derive(Clone, Copy, Debug)]
+pub struct Reporter {
+    color: bool,
+    pub quiet: bool,
+    pub verbose: u8,
+}
+
+const RED: &str = "\x1b[1;31m";
+const YELLOW: &str = "\x1b[1;33m";
+const BOLD: &str = "\x1b[1m";
+const BLUE: &str = "\x1b[1;34m";
+const RESET: &str = "\x1b[0m";
+
+impl Reporter {
+    pub fn new(choice: ColorChoice, quiet: bool, verbose: u8) -> Reporter {
+        let color = match choice {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                    && std::io::stderr().is_terminal()
+            }
+        };
+        Reporter {
+            color,
+            quiet,
+            verbose,
+        }
+    }
+
+    fn paint(&self, style: &str, text: &str) -> String {
+        if self.color {
+            format!("{style}{text}{RESET}")
+        } else {
+            text.to_string()
+        }
+    }
+
+    fn label(&self, severity: Severity) -> String {
+        match severity {
+            Severity::Error => self.paint(RED, "error"),
+            Severity::Warning => self.paint(YELLOW, "warning"),
+        }
+    }
+
+    pub fn error(&self, message: &str) {
+        eprintln!("{}: {message}", self.label(Severity::Error));
+    }
+
+    pub fn warning(&self, message: &str) {
+        if !self.quiet {
+            eprintln!("{}: {message}", self.label(Severity::Warning));
+        }
+    }
+
+    /// An informational line (summaries); silenced by `-q`.
+    pub fn info(&self, message: &str) {
+        if !self.quiet {
+            eprintln!("{message}");
+        }
+    }
+
+    /// A detail shown with `-v`.
+    pub fn detail(&self, message: &str) {
+        if self.verbose > 0 {
+            eprintln!("{}", self.paint(BLUE, message));
+        }
+    }
+
+    /// A diagnostic with its location, message and caret snippet.
+    pub fn diagnostic(&self, d: &Diagnostic) {
+        if self.quiet && !d.is_error() {
+            return;
+        }
+        let mut err = std::io::stderr().lock();
+        let location = d
+            .location()
+            .map(|l| format!("{}: ", self.paint(BOLD, &l)))
+            .unwrap_or_default();
+        let _ = writeln!(err, "{location}{}: {}", self.label(d.severity), d.message);
+        if let Some(snippet) = d.snippet() {
+            let _ = writeln!(err, "{}", self.paint(BLUE, &snippet));
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! `set`, `get`, `list`, `delete` and `env`: the secret store from the shell.
+
+use std::fs::File;
+use std::io::{IsTerminal, Read, Write};
+use std::path::Path;
+
+use mage_secrets::secret::{self, MAX_VALUE_LEN};
+use mage_secrets::store::ScopeFilter;
+use mage_secrets::{Environment, Error, Result, Scope, Settings};
+use zeroize::Zeroizing;
+
+use super::args::ListFormat;
+use super::output::Reporter;
+
+/// Opens the environment and shows its warnings.
+pub fn open(settings: &Settings, reporter: &Reporter) -> Result<Environment> {
+    let env = Environment::open(settings)?;
+    for w in env.warnings() {
+        reporter.warning(w);
+    }
+    reporter.detail(&format!("environment: {}", env.uuid()));
+    Ok(env)
+}
+
+pub fn set(
+    settings: &Settings,
+    reporter: &Reporter,
+    name: &str,
+    pipeline: Option<&str>,
+    from_file: Option<&Path>,
+) -> Result<i32> {
+    // Validate everything before touching the data dir or the database.
+    secret::validate_name(name)?;
+    let scope = Scope::from_pipeline(pipeline)?;
+    let value = read_value(name, from_file)?;
+    let env = open(settings, reporter)?;
+    env.set(name, &scope, &value)?;
+    reporter.info(&format!(
+        "set '{name}' ({scope}) in environment {}",
+        env.uuid()
+    ));
+    Ok(0)
+}
+
+pub fn get(
+    settings: &Settings,
+    reporter: &Reporter,
+    name: &str,
+    pipeline: Option<&str>,
+) -> Result<i32> {
+    secret::validate_name(name)?;
+    let scope = Scope::from_pipeline(pipeline)?;
+    let env = open(settings, reporter)?;
+    let chain = scope.chain();
+    match env.lookup(&chain, name)? {
+        Some(resolved) => {
+            reporter.detail(&format!("found in scope {}", resolved.scope));
+            let mut out = std::io::stdout().lock();
+            out.write_all(resolved.value.as_str().as_bytes())
+                .and_then(|()| out.write_all(b"\n"))
+                .and_then(|()| out.flush())
+                .map_err(|e| Error::io("write to", "standard output", e))?;
+            Ok(0)
+        }
+        None => Err(env.not_set(name, &chain)),
+    }
+}
+
+pub fn list(
+    settings: &Settings,
+    reporter: &Reporter,
+    pipeline: Option<&str>,
+    all_scopes: bool,
+    format: ListFormat,
+) -> Result<i32> {
+    let filter = if all_scopes {
+        ScopeFilter::All
+    } else {
+        ScopeFilter::One(Scope::from_pipeline(pipeline)?)
+    };
+    let env = open(settings, reporter)?;
+    let secrets = env.list(&filter)?;
+    let text = match format {
+        ListFormat::Json => {
+            let doc = serde_json::json!({ "environment": env.uuid(), "secrets": secrets });
+            format!(
+                "{}\n",
+                serde_json::to_string_pretty(&doc).expect("serializable")
+            )
+        }
+        ListFormat::Text => {
+            if secrets.is_empty() {
+                let what = match &filter {
+                    ScopeFilter::All => "any scope".to_string(),
+                    ScopeFilter::One(s) => format!("scope {s}"),
+                };
+                reporter.info(&format!(
+                    "no secrets in {what} of environment {}",
+                    env.uuid()
+                ));
+                String::new()
+            } else {
+                table(&secrets)
+            }
+        }
+    };
+    print_stdout(&text)?;
+    Ok(0)
+}
+
+fn table(secrets: &[mage_secrets::store::SecretInfo]) -> String {
+    let name_w = secrets
+        .iter()
+        .map(|s| s.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(4);
+    let scope_w = secrets
+        .iter()
+        .map(|s| s.scope.to_string().len())
+        .max()
+        .unwrap_or(0)
+        .max(5);
+    let mut out = format!("{:name_w$}  {:scope_w$}  UPDATED\n", "NAME", "SCOPE");
+    for s in secrets {
+        out.push_str(&format!(
+            "{:name_w$}  {:scope_w$}  {}\n",
+            s.name,
+            s.scope.to_string(),
+            s.updated_at
+        ));
+    }
+    out
+}
+
+pub fn delete(
+    settings: &Settings,
+    reporter: &Reporter,
+    name: &str,
+    pipeline: Option<&str>,
+) -> Result<i32> {
+    secret::validate_name(name)?;
+    let scope = Scope::from_pipeline(pipeline)?;
+    let env = open(settings, reporter)?;
+    env.delete(name, &scope)?;
+    reporter.info(&format!(
+        "deleted '{name}' ({scope}) from environment {}",
+        env.uuid()
+    ));
+    Ok(0)
+}
+
+pub fn env(settings: &Settings, reporter: &Reporter) -> Result<i32> {
+    let env = open(settings, reporter)?;
+    let info = env.info()?;
+    print_stdout(&format!(
+        "data dir:  {}\nuuid:      {}\ndatabase:  {}\nkey file:  {}\nsecrets:   {}\n",
+        info.data_dir, info.uuid, info.database, info.key_file, info.secrets
+    ))?;
+    Ok(0)
+}
+
+fn print_stdout(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::io("write to", "standard output", e))
+}
+
+/// The value to store: a file's exact bytes, a pipe's bytes less one
+/// trailing newline, or a no-echo prompt on a terminal (asked twice).
+fn read_value(name: &str, from_file: Option<&Path>) -> Result<Zeroizing<String>> {
+    let bytes = match from_file {
+        Some(path) => {
+            let file = File::open(path).map_err(|e| Error::io("read", path, e))?;
+            read_limited(file).map_err(|e| match e {
+                ReadError::Io(e) => Error::io("read", path, e),
+                ReadError::TooLarge => Error::ValueTooLarge {
+                    size: std::fs::metadata(path).map_or(MAX_VALUE_LEN + 1, |m| m.len() as usize),
+                },
+            })?
+        }
+        None if std::io::stdin().is_terminal() => prompt_twice(name)?,
+        None => {
+            let mut bytes = read_limited(std::io::stdin().lock()).map_err(|e| match e {
+                ReadError::Io(e) => Error::io("read", "standard input", e),
+                ReadError::TooLarge => Error::ValueTooLarge {
+                    size: MAX_VALUE_LEN + 1,
+                },
+            })?;
+            let keep = if bytes.ends_with(b"\r\n") {
+                bytes.len() - 2
+            } else if bytes.ends_with(b"\n") {
+                bytes.len() - 1
+            } else {
+                bytes.len()
+            };
+            bytes.truncate(keep);
+            bytes
+        }
+    };
+    secret::validate_value(&bytes)?;
+    let text = String::from_utf8(bytes.to_vec()).map_err(|e| Error::ValueNotUtf8 {
+        offset: e.utf8_error().valid_up_to(),
+    })?;
+    Ok(Zeroizing::new(text))
+}
+
+enum ReadError {
+    Io(std::io::Error),
+    TooLarge,
+}
+
+/// Reads at most the value limit plus a trailing CRLF; more is an error.
+fn read_limited(reader: impl Read) -> std::result::Result<Zeroizing<Vec<u8>>, ReadError> {
+    let limit = MAX_VALUE_LEN + 2;
+    let mut bytes = Zeroizing::new(Vec::new());
+    reader
+        .take(limit as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(ReadError::Io)?;
+    if bytes.len() > limit {
+        return Err(ReadError::TooLarge);
+    }
+    Ok(bytes)
+}
+
+fn prompt_twice(name: &str) -> Result<Zeroizing<Vec<u8>>> {
+    let ask = |prompt: &str| {
+        rpassword::prompt_password(prompt)
+            .map(Zeroizing::new)
+            .map_err(|e| Error::io("read from", "the terminal", e))
+    };
+    let first = ask(&format!("Value for {name}: "))?;
+    let second = ask("Again, to confirm: ")?;
+    if *first != *second {
+        return Err(Error::Usage(
+            "the two values do not match; nothing was stored".into(),
+        ));
+    }
+    Ok(Zeroizing::new(first.as_bytes().to_vec()))
+}

@@ -1,0 +1,199 @@
+//! Problems found in a project's files, reported compiler-style:
+//! `path:line:col: error: message`, the template line, and a caret. A run
+//! collects every diagnostic before deciding its exit code. The quoted line
+//! is always template source, never rendered output, so it holds no value.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        })
+    }
+}
+
+/// What kind of problem a diagnostic reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    MissingSecret,
+    UnsetEnvVar,
+    ComputedName,
+    Syntax,
+    Render,
+    Quoting,
+    Yaml,
+    File,
+    Output,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    pub kind: Kind,
+    /// Project-relative path of the file, when there is one.
+    pub file: Option<PathBuf>,
+    pub line: Option<usize>,
+    pub col: Option<usize>,
+    /// The secret or variable name concerned, when there is one.
+    pub name: Option<String>,
+    pub message: String,
+    /// The template source line, for the caret display.
+    #[serde(skip)]
+    pub source_line: Option<String>,
+}
+
+impl Diagnostic {
+    pub fn error(kind: Kind, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            severity: Severity::Error,
+            kind,
+            file: None,
+            line: None,
+            col: None,
+            name: None,
+            message: message.into(),
+            source_line: None,
+        }
+    }
+
+    pub fn warning(kind: Kind, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(kind, message)
+        }
+    }
+
+    pub fn in_file(mut self, file: &Path) -> Diagnostic {
+        self.file = Some(file.to_path_buf());
+        self
+    }
+
+    /// Places the diagnostic at a 1-based line and column of `source`,
+    /// keeping that line for the caret display.
+    pub fn at(mut self, source: &str, line: usize, col: usize) -> Diagnostic {
+        self.line = Some(line);
+        self.col = Some(col);
+        self.source_line = source
+            .split('\n')
+            .nth(line.saturating_sub(1))
+            .map(|l| l.trim_end_matches('\r').to_string());
+        self
+    }
+
+    /// Places the diagnostic at a byte offset of `source`.
+    pub fn at_offset(self, source: &str, offset: usize) -> Diagnostic {
+        let (line, col) = line_col(source, offset);
+        self.at(source, line, col)
+    }
+
+    pub fn named(mut self, name: &str) -> Diagnostic {
+        self.name = Some(name.to_string());
+        self
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+
+    /// `path:line:col` (as much of it as is known).
+    pub fn location(&self) -> Option<String> {
+        let file = self.file.as_ref()?.display().to_string();
+        Some(match (self.line, self.col) {
+            (Some(l), Some(c)) => format!("{file}:{l}:{c}"),
+            (Some(l), None) => format!("{file}:{l}"),
+            _ => file,
+        })
+    }
+
+    /// The source line and a caret under the column, indented like rustc.
+    pub fn snippet(&self) -> Option<String> {
+        let text = self.source_line.as_ref()?;
+        let line = self.line?;
+        let col = self.col.unwrap_or(1);
+        let gutter = line.to_string().len();
+        // Long lines (minified JSON, say) are cut around the column.
+        let chars: Vec<char> = text.chars().collect();
+        let start = col.saturating_sub(60).min(chars.len());
+        let end = (start + 120).min(chars.len());
+        let shown: String = chars[start..end]
+            .iter()
+            .map(|c| if *c == '\t' { ' ' } else { *c })
+            .collect();
+        let caret_at = col.saturating_sub(1).saturating_sub(start);
+        Some(format!(
+            "{:gutter$} |\n{line} | {}{shown}\n{:gutter$} | {}^",
+            "",
+            if start > 0 { "…" } else { "" },
+            "",
+            " ".repeat(caret_at + usize::from(start > 0)),
+        ))
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(loc) = self.location() {
+            write!(f, "{loc}: ")?;
+        }
+        write!(f, "{}: {}", self.severity, self.message)
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
+    let offset = floor_char_boundary(source, offset.min(source.len()));
+    let before = &source[..offset];
+    let line = before.bytes().filter(|b| *b == b'\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let col = source[line_start..offset].chars().count() + 1;
+    (line, col)
+}
+
+fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_and_column_of_offsets() {
+        let src = "a: 1\nbé: {{ x }}\n";
+        assert_eq!(line_col(src, 0), (1, 1));
+        assert_eq!(line_col(src, 5), (2, 1));
+        assert_eq!(line_col(src, src.find("{{").unwrap()), (2, 5));
+    }
+
+    #[test]
+    fn compiler_style_display_with_caret() {
+        let src = "a: 1\npw: \"{{ mage_secret_var('pw') }}\"\n";
+        let d = Diagnostic::error(Kind::MissingSecret, "secret 'pw' is not set")
+            .in_file(Path::new("io_config.yaml"))
+            .at(src, 2, 6);
+        assert_eq!(
+            d.to_string(),
+            "io_config.yaml:2:6: error: secret 'pw' is not set"
+        );
+        assert_eq!(
+            d.snippet().unwrap(),
+            "  |\n2 | pw: \"{{ mage_secret_var('pw') }}\"\n  |      ^"
+        );
+    }
+}

@@ -1,0 +1,405 @@
+//! An environment: one data dir's uuid and key, joined to the database that
+//! holds its sealed secrets. `Environment::open` runs the key life cycle of
+//! the contract (first use creates uuid and key; a lost key is refused, never
+//! replaced), and every read goes through a per-run cache so each secret is
+//! unsealed at most once.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::ErrorKind;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use zeroize::Zeroizing;
+
+use crate::crypto::Key;
+use crate::error::{Error, Result};
+use crate::fsutil::{self, Existing};
+use crate::secret::{self, Scope};
+use crate::settings::{DatabaseLocation, Settings};
+use crate::store::{self, ScopeFilter, SecretInfo, SecretStore};
+
+/// A decrypted secret value, wiped from memory when dropped. Its `Debug`
+/// output never shows the value.
+pub struct SecretValue(Zeroizing<String>);
+
+impl SecretValue {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretValue(..)")
+    }
+}
+
+/// A value found through a scope chain, with the scope it came from.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub scope: Scope,
+    pub value: Arc<SecretValue>,
+}
+
+/// What `mage-secrets env` reports.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EnvironmentInfo {
+    pub data_dir: String,
+    pub uuid: String,
+    pub database: String,
+    pub key_file: String,
+    pub secrets: u64,
+}
+
+type CacheKey = (Scope, String);
+
+/// An open environment. Cheap to share between threads.
+pub struct Environment {
+    settings: Settings,
+    database: DatabaseLocation,
+    uuid: String,
+    key: Key,
+    store: Mutex<Box<dyn SecretStore>>,
+    cache: Mutex<HashMap<CacheKey, Option<Arc<SecretValue>>>>,
+    warnings: Vec<String>,
+}
+
+impl std::fmt::Debug for Environment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Environment")
+            .field("data_dir", &self.settings.data_dir)
+            .field("uuid", &self.uuid)
+            .field("database", &self.database)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Environment {
+    /// Opens the environment of `settings.data_dir`, creating its uuid and
+    /// key on first use.
+    pub fn open(settings: &Settings) -> Result<Environment> {
+        let database = settings.database_location()?;
+        let mut warnings = Vec::new();
+        prepare_data_dir(settings)?;
+        let store = store::open(&database)?;
+        let key_text = read_optional(&settings.key_path(), "read key file")?;
+        let key = match &key_text {
+            Some(text) => Some(Key::from_file_text(text).map_err(|e| Error::KeyFile {
+                path: settings.key_path(),
+                problem: format!("{e}; restore this data dir's key file"),
+            })?),
+            None => None,
+        };
+        let uuid = read_or_create_uuid(settings, key.as_ref(), store.as_ref(), &mut warnings)?;
+        let key = match key {
+            Some(key) => {
+                match store.key_check(&uuid)? {
+                    Some(check) if !key.opens_key_check(&uuid, &check) => {
+                        return Err(Error::WrongKey {
+                            key_path: settings.key_path(),
+                            env_uuid: uuid,
+                        })
+                    }
+                    Some(_) => {}
+                    None => store.register_environment(&uuid, &key.key_check(&uuid), false)?,
+                }
+                if let Ok(meta) = fs::metadata(settings.key_path()) {
+                    if fsutil::is_shared(meta.mode()) {
+                        warnings.push(format!(
+                            "key file {} is readable by group or others (mode {:o}); run: chmod 600 {}",
+                            settings.key_path().display(),
+                            meta.mode() & 0o777,
+                            settings.key_path().display()
+                        ));
+                    }
+                }
+                key
+            }
+            None => create_key(settings, &uuid, store.as_ref())?,
+        };
+        Ok(Environment {
+            settings: settings.clone(),
+            database,
+            uuid,
+            key,
+            store: Mutex::new(store),
+            cache: Mutex::new(HashMap::new()),
+            warnings,
+        })
+    }
+
+    /// The environment uuid.
+    pub fn uuid(&self) -> &str {
+        &self.uuid
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Things the user should know that did not stop the run (a key file
+    /// readable by others, a repaired uuid file).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    fn store(&self) -> MutexGuard<'_, Box<dyn SecretStore>> {
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn cache(&self) -> MutexGuard<'_, HashMap<CacheKey, Option<Arc<SecretValue>>>> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Mage's `get_secret_value(name)`: the global secret, if set.
+    pub fn get_secret_value(&self, name: &str) -> Result<Option<String>> {
+        secret::validate_name(name)?;
+        Ok(self
+            .lookup(&[Scope::Global], name)?
+            .map(|r| r.value.as_str().to_string()))
+    }
+
+    /// Looks `name` up through `chain`, most specific scope first. Each
+    /// (scope, name) is read and unsealed at most once per `Environment`.
+    pub fn lookup(&self, chain: &[Scope], name: &str) -> Result<Option<Resolved>> {
+        for scope in chain {
+            if let Some(value) = self.lookup_one(scope, name)? {
+                return Ok(Some(Resolved {
+                    scope: scope.clone(),
+                    value,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    fn lookup_one(&self, scope: &Scope, name: &str) -> Result<Option<Arc<SecretValue>>> {
+        let cache_key = (scope.clone(), name.to_string());
+        if let Some(hit) = self.cache().get(&cache_key) {
+            return Ok(hit.clone());
+        }
+        let sealed = self.store().get(&self.uuid, scope, name)?;
+        let value = match sealed {
+            None => None,
+            Some(sealed) => Some(Arc::new(self.unseal(scope, name, &sealed)?)),
+        };
+        self.cache().insert(cache_key, value.clone());
+        Ok(value)
+    }
+
+    fn unseal(&self, scope: &Scope, name: &str, sealed: &[u8]) -> Result<SecretValue> {
+        let tampered = || Error::Tampered {
+            name: name.to_string(),
+            scope: scope.to_string(),
+            env_uuid: self.uuid.clone(),
+        };
+        let plain = self
+            .key
+            .open(&self.uuid, &scope.to_string(), name, sealed)
+            .ok_or_else(tampered)?;
+        let text = String::from_utf8(plain.to_vec()).map_err(|_| tampered())?;
+        Ok(SecretValue(Zeroizing::new(text)))
+    }
+
+    /// Sets (or overwrites) a secret.
+    pub fn set(&self, name: &str, scope: &Scope, value: &str) -> Result<()> {
+        secret::validate_name(name)?;
+        secret::validate_value(value.as_bytes())?;
+        let sealed = self
+            .key
+            .seal(&self.uuid, &scope.to_string(), name, value.as_bytes());
+        self.store().put(&self.uuid, scope, name, &sealed)?;
+        self.cache().remove(&(scope.clone(), name.to_string()));
+        Ok(())
+    }
+
+    /// Deletes a secret; `SecretNotSet` when there was none.
+    pub fn delete(&self, name: &str, scope: &Scope) -> Result<()> {
+        secret::validate_name(name)?;
+        let existed = self.store().delete(&self.uuid, scope, name)?;
+        self.cache().remove(&(scope.clone(), name.to_string()));
+        if existed {
+            Ok(())
+        } else {
+            Err(self.not_set(name, std::slice::from_ref(scope)))
+        }
+    }
+
+    /// The error for a name missing from `chain`.
+    pub fn not_set(&self, name: &str, chain: &[Scope]) -> Error {
+        Error::SecretNotSet {
+            name: name.to_string(),
+            env_uuid: self.uuid.clone(),
+            scopes: secret::describe_chain(chain),
+        }
+    }
+
+    /// Names, scopes and times; never values.
+    pub fn list(&self, filter: &ScopeFilter) -> Result<Vec<SecretInfo>> {
+        self.store().list(&self.uuid, filter)
+    }
+
+    /// Where everything is, and how many secrets there are.
+    pub fn info(&self) -> Result<EnvironmentInfo> {
+        Ok(EnvironmentInfo {
+            data_dir: self.settings.data_dir.display().to_string(),
+            uuid: self.uuid.clone(),
+            database: self.database.describe(),
+            key_file: self.settings.key_path().display().to_string(),
+            secrets: self.store().count(&self.uuid)?,
+        })
+    }
+
+    /// Forgets every cached value (after another process changed the store).
+    pub fn clear_cache(&self) {
+        self.cache().clear();
+    }
+
+    /// A counter that moves when another process changes the database.
+    pub fn store_change_counter(&self) -> Result<u64> {
+        self.store().change_counter()
+    }
+}
+
+/// Creates the data dir and our folder inside it (0700) if absent.
+fn prepare_data_dir(settings: &Settings) -> Result<()> {
+    let data_dir = &settings.data_dir;
+    match fs::metadata(data_dir) {
+        Ok(meta) if !meta.is_dir() => {
+            return Err(Error::Usage(format!(
+                "data dir {} is not a folder; pass a folder with --data-dir",
+                data_dir.display()
+            )))
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => fsutil::create_dir_all(data_dir, 0o700)?,
+        Err(e) => return Err(Error::io("read data dir", data_dir, e)),
+    }
+    let own = settings.own_dir();
+    if !own.is_dir() {
+        fsutil::create_dir_all(&own, 0o700)?;
+    }
+    Ok(())
+}
+
+fn read_optional(path: &Path, action: &'static str) -> Result<Option<Zeroizing<String>>> {
+    match fs::read(path) {
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(text) => Ok(Some(Zeroizing::new(text))),
+            Err(e) => {
+                let mut bytes = e.into_bytes();
+                zeroize::Zeroize::zeroize(&mut bytes);
+                Ok(Some(Zeroizing::new(String::from("\u{fffd}"))))
+            }
+        },
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(action, path, e)),
+    }
+}
+
+fn parse_uuid(path: &Path, text: &str) -> Result<String> {
+    uuid::Uuid::parse_str(text.trim())
+        .map(|u| u.hyphenated().to_string())
+        .map_err(|_| Error::UuidFile {
+            path: path.to_path_buf(),
+            problem: "does not hold a uuid; restore this data dir's uuid file".into(),
+        })
+}
+
+/// Reads the environment uuid, creating it on first use. A key without a
+/// uuid is repaired from the database when exactly one environment's
+/// key check opens with that key.
+fn read_or_create_uuid(
+    settings: &Settings,
+    key: Option<&Key>,
+    store: &dyn SecretStore,
+    warnings: &mut Vec<String>,
+) -> Result<String> {
+    let path = settings.uuid_path();
+    if let Some(text) = read_optional(&path, "read uuid file")? {
+        return parse_uuid(&path, &text);
+    }
+    let uuid = match key {
+        None => uuid::Uuid::new_v4().hyphenated().to_string(),
+        Some(key) => {
+            let mut owners = Vec::new();
+            for env in store.environments()? {
+                if let Some(check) = store.key_check(&env)? {
+                    if key.opens_key_check(&env, &check) {
+                        owners.push(env);
+                    }
+                }
+            }
+            match owners.as_slice() {
+                [one] => {
+                    warnings.push(format!(
+                        "uuid file {} was missing; restored it from the database (the key opens environment {one})",
+                        path.display()
+                    ));
+                    one.clone()
+                }
+                _ => {
+                    return Err(Error::UuidFile {
+                        path,
+                        problem: format!(
+                            "is missing while key file {} exists, and the key opens no environment in the database; restore the uuid file, or remove the key to start a new environment",
+                            settings.key_path().display()
+                        ),
+                    })
+                }
+            }
+        }
+    };
+    let text = format!("{uuid}\n");
+    match fsutil::write_atomic(&path, text.as_bytes(), 0o644, Existing::Keep) {
+        Ok(()) => Ok(uuid),
+        // Another process created it first: use theirs.
+        Err(Error::Io { source, .. }) if source.kind() == ErrorKind::AlreadyExists => {
+            let text = read_optional(&path, "read uuid file")?.unwrap_or_default();
+            parse_uuid(&path, &text)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Makes a key for an environment that has none, unless that would orphan
+/// secrets already stored for it.
+fn create_key(settings: &Settings, uuid: &str, store: &dyn SecretStore) -> Result<Key> {
+    let key_path = settings.key_path();
+    let count = store.count(uuid)?;
+    if count > 0 {
+        return Err(Error::KeyLost {
+            data_dir: settings.data_dir.clone(),
+            key_path,
+            env_uuid: uuid.to_string(),
+            count,
+        });
+    }
+    let key = Key::generate();
+    match fsutil::write_atomic(
+        &key_path,
+        key.to_file_text().as_bytes(),
+        0o600,
+        Existing::Keep,
+    ) {
+        Ok(()) => {
+            // No secret depends on an earlier key (count was 0): the new key's
+            // check replaces any stale registration.
+            store.register_environment(uuid, &key.key_check(uuid), true)?;
+            Ok(key)
+        }
+        Err(Error::Io { source, .. }) if source.kind() == ErrorKind::AlreadyExists => {
+            // Another process made the key first; open with theirs.
+            let text = read_optional(&key_path, "read key file")?.unwrap_or_default();
+            let key = Key::from_file_text(&text).map_err(|e| Error::KeyFile {
+                path: key_path.clone(),
+                problem: e.to_string(),
+            })?;
+            store.register_environment(uuid, &key.key_check(uuid), false)?;
+            Ok(key)
+        }
+        Err(e) => Err(e),
+    }
+}

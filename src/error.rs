@@ -1,0 +1,102 @@
+//! The one error type of the crate. Each variant carries what failed and
+//! where, and its message says what to do; `exit_code` maps it to the
+//! contract's exit codes (1: the thing asked for does not hold, 2: usage or
+//! the tool's environment). No variant ever holds a secret value.
+
+use std::path::PathBuf;
+
+use crate::diagnostic::Diagnostic;
+
+/// Result with the crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid secret name '{name}': {reason} (names match ^[A-Za-z_][A-Za-z0-9_]*$, at most 255 bytes)")]
+    InvalidName { name: String, reason: &'static str },
+
+    #[error("secret value is {size} bytes; the limit is 1 MiB (1048576 bytes)")]
+    ValueTooLarge { size: usize },
+
+    #[error("secret value is not valid UTF-8 (byte {offset}); values must be text")]
+    ValueNotUtf8 { offset: usize },
+
+    #[error("{0}")]
+    Usage(String),
+
+    #[error("secret '{name}' is not set in environment {env_uuid}{}", scopes_note(.scopes))]
+    SecretNotSet {
+        name: String,
+        env_uuid: String,
+        scopes: String,
+    },
+
+    #[error("key file {} is missing, but the database holds {count} secret(s) for this environment ({env_uuid}); a new key would make them unreadable. Restore the key file into data dir {}, or pass the data dir that holds it with --data-dir", .key_path.display(), .data_dir.display())]
+    KeyLost {
+        data_dir: PathBuf,
+        key_path: PathBuf,
+        env_uuid: String,
+        count: u64,
+    },
+
+    #[error("key file {} does not open environment {env_uuid} (its key check fails): it is another environment's key or has been replaced. Restore this data dir's own key file", .key_path.display())]
+    WrongKey { key_path: PathBuf, env_uuid: String },
+
+    #[error("secret '{name}' ({scope}) in environment {env_uuid} could not be decrypted although the key is right: the row was modified or copied from another name or environment. Set it again with `mage-secrets set {name}`")]
+    Tampered {
+        name: String,
+        scope: String,
+        env_uuid: String,
+    },
+
+    #[error("key file {}: {problem}", .path.display())]
+    KeyFile { path: PathBuf, problem: String },
+
+    #[error("uuid file {}: {problem}", .path.display())]
+    UuidFile { path: PathBuf, problem: String },
+
+    #[error("cannot {action} {}: {source}", .path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("database {location}: {message}")]
+    Database { location: String, message: String },
+
+    #[error("{}", render_failures(.0))]
+    Render(Vec<Diagnostic>),
+}
+
+fn scopes_note(scopes: &str) -> String {
+    if scopes.is_empty() || scopes == "global" {
+        String::new()
+    } else {
+        format!(" (scopes searched: {scopes})")
+    }
+}
+
+fn render_failures(diagnostics: &[Diagnostic]) -> String {
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    format!("{errors} problem(s) found; nothing was written")
+}
+
+impl Error {
+    /// The process exit code this error stands for.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::SecretNotSet { .. } | Error::Render(_) => 1,
+            _ => 2,
+        }
+    }
+
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! File-system primitives with the guarantees the contract asks for: folders
+//! created 0700, files created with an explicit mode, and writes that are
+//! atomic (a temporary file beside the target, synced, then renamed over it),
+//! so a crash leaves either the old or the new file, never half of one.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// Prefix of every temporary file this crate creates; a leftover one (after a
+/// kill -9) is recognisable and is cleaned up by the next write to its folder.
+pub const TEMP_PREFIX: &str = ".mage-secrets-tmp-";
+
+/// Creates `path` and any missing parents with `mode`; existing folders are
+/// left as they are.
+pub fn create_dir_all(path: &Path, mode: u32) -> Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(path)
+        .map_err(|e| Error::io("create folder", path, e))
+}
+
+/// How [`write_atomic`] treats an existing target.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    Replace,
+    /// Fail with `AlreadyExists` (the caller lost a race and should re-read).
+    Keep,
+}
+
+/// Writes `bytes` to `path` atomically with permissions `mode`.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32, existing: Existing) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .permissions(fs::Permissions::from_mode(mode))
+        .tempfile_in(dir)
+        .map_err(|e| Error::io("create a temporary file in", dir, e))?;
+    // The umask may have narrowed the mode given at creation; set it exactly.
+    tmp.as_file()
+        .set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(|e| Error::io("set permissions of a temporary file in", dir, e))?;
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(|e| Error::io("write", path, e))?;
+    match existing {
+        Existing::Replace => tmp
+            .persist(path)
+            .map(drop)
+            .map_err(|e| Error::io("replace", path, e.error)),
+        Existing::Keep => tmp
+            .persist_noclobber(path)
+            .map(drop)
+            .map_err(|e| Error::io("create", path, e.error)),
+    }
+}
+
+/// Whether `mode` lets group or others read or write.
+pub fn is_shared(mode: u32) -> bool {
+    mode & 0o077 != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn atomic_write_sets_mode_and_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        write_atomic(&path, b"one", 0o600, Existing::Replace).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"one");
+        assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+        write_atomic(&path, b"two", 0o644, Existing::Replace).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o644);
+        let err = write_atomic(&path, b"three", 0o600, Existing::Keep).unwrap_err();
+        assert!(
+            matches!(err, Error::Io { ref source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists)
+        );
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary file left"
+        );
+    }
+
+    #[test]
+    fn folders_are_created_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a/b");
+        create_dir_all(&path, 0o700).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o700);
+        assert!(is_shared(0o640));
+        assert!(!is_shared(0o600));
+    }
+}

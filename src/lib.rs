@@ -1,0 +1,30 @@
+//! `mage-secrets`: an encrypted secret store and a config preprocessor for
+//! Mage projects.
+//!
+//! ```no_run
+//! use mage_secrets::{Environment, Settings};
+//! let env = Environment::open(&Settings::from_env()?)?;
+//! let value: Option<String> = env.get_secret_value("secret1")?;
+//! # Ok::<(), mage_secrets::Error>(())
+//! ```
+
+pub mod crypto;
+pub mod diagnostic;
+mod environment;
+pub mod error;
+pub mod fsutil;
+pub mod secret;
+pub mod settings;
+pub mod store;
+
+pub use environment::{Environment, EnvironmentInfo, Resolved, SecretValue};
+pub use error::{Error, Result};
+pub use secret::Scope;
+pub use settings::Settings;
+
+/// Mage's `get_secret_value(name)`: opens the environment named by the
+/// process (`MAGE_DATA_DIR`, `MAGE_SECRETS_DATABASE`, else `~/.mage_data`)
+/// and returns the global secret `name`, if set.
+pub fn get_secret_value(name: &str) -> Result<Option<String>> {
+    Environment::open(&Settings::from_env()?)?.get_secret_value(name)
+}

@@ -1,0 +1,226 @@
+//! Which environment and which database a run uses, resolved the way Mage
+//! resolves its data folder: explicit flag, then environment variable, then
+//! the default `~/.mage_data`.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Environment variable naming the data dir (Mage's own).
+pub const DATA_DIR_VAR: &str = "MAGE_DATA_DIR";
+/// Environment variable naming the database.
+pub const DATABASE_VAR: &str = "MAGE_SECRETS_DATABASE";
+/// Folder inside the data dir that belongs to mage-secrets.
+pub const OWN_FOLDER: &str = "mage-secrets";
+
+/// Where an environment lives and where its secrets are stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    /// `None`: `<data dir>/mage-secrets/secrets.db`.
+    pub database: Option<String>,
+}
+
+impl Settings {
+    /// Settings from explicit values, falling back to the process environment.
+    pub fn resolve(data_dir: Option<PathBuf>, database: Option<String>) -> Result<Settings> {
+        let data_dir = match data_dir {
+            Some(dir) => dir,
+            None => match std::env::var_os(DATA_DIR_VAR).filter(|v| !v.is_empty()) {
+                Some(dir) => PathBuf::from(dir),
+                None => default_data_dir()?,
+            },
+        };
+        let database =
+            database.or_else(|| std::env::var(DATABASE_VAR).ok().filter(|v| !v.is_empty()));
+        Ok(Settings {
+            data_dir: expand_tilde(&data_dir),
+            database,
+        })
+    }
+
+    /// Settings the way Mage's `get_secret_value` finds them: from the
+    /// process environment alone.
+    pub fn from_env() -> Result<Settings> {
+        Settings::resolve(None, None)
+    }
+
+    /// A data dir with the default database.
+    pub fn for_data_dir(data_dir: impl Into<PathBuf>) -> Settings {
+        Settings {
+            data_dir: data_dir.into(),
+            database: None,
+        }
+    }
+
+    /// `<data dir>/mage-secrets`.
+    pub fn own_dir(&self) -> PathBuf {
+        self.data_dir.join(OWN_FOLDER)
+    }
+
+    pub fn key_path(&self) -> PathBuf {
+        self.own_dir().join("key")
+    }
+
+    pub fn uuid_path(&self) -> PathBuf {
+        self.own_dir().join("uuid")
+    }
+
+    /// The database this run uses.
+    pub fn database_location(&self) -> Result<DatabaseLocation> {
+        match &self.database {
+            None => Ok(DatabaseLocation::Sqlite(self.own_dir().join("secrets.db"))),
+            Some(text) => DatabaseLocation::parse(text),
+        }
+    }
+}
+
+fn default_data_dir() -> Result<PathBuf> {
+    match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        Some(home) => Ok(PathBuf::from(home).join(".mage_data")),
+        None => Err(Error::Usage(
+            "HOME is not set, so the default data dir ~/.mage_data cannot be found; pass --data-dir or set MAGE_DATA_DIR".into(),
+        )),
+    }
+}
+
+fn expand_tilde(path: &Path) -> PathBuf {
+    match path.strip_prefix("~") {
+        Ok(rest) => match std::env::var_os("HOME") {
+            Some(home) => PathBuf::from(home).join(rest),
+            None => path.to_path_buf(),
+        },
+        Err(_) => path.to_path_buf(),
+    }
+}
+
+/// A database named by `--database` / `MAGE_SECRETS_DATABASE`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DatabaseLocation {
+    Sqlite(PathBuf),
+    Postgres(PostgresUrl),
+}
+
+impl DatabaseLocation {
+    /// A path (or `sqlite://PATH`), or a `postgres://` / `postgresql://` URL.
+    pub fn parse(text: &str) -> Result<DatabaseLocation> {
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            return Ok(DatabaseLocation::Postgres(PostgresUrl(text.to_string())));
+        }
+        let path = text
+            .strip_prefix("sqlite://")
+            .or_else(|| text.strip_prefix("sqlite:"))
+            .unwrap_or(text);
+        if path.is_empty() || path.contains("://") {
+            return Err(Error::Usage(format!(
+                "unsupported database '{}': give a SQLite file path or a postgres:// URL",
+                PostgresUrl(text.to_string()).redacted()
+            )));
+        }
+        Ok(DatabaseLocation::Sqlite(expand_tilde(Path::new(path))))
+    }
+
+    /// For messages: the path, or the URL without its password.
+    pub fn describe(&self) -> String {
+        match self {
+            DatabaseLocation::Sqlite(p) => p.display().to_string(),
+            DatabaseLocation::Postgres(u) => u.redacted(),
+        }
+    }
+}
+
+/// A server URL; its password never reaches a message.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PostgresUrl(pub String);
+
+impl std::fmt::Debug for PostgresUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PostgresUrl({})", self.redacted())
+    }
+}
+
+impl PostgresUrl {
+    /// The URL with any password replaced by `***`.
+    pub fn redacted(&self) -> String {
+        let url = &self.0;
+        let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+            return url.clone();
+        };
+        let rest = &url[scheme_end..];
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let authority = &rest[..authority_end];
+        match authority.rfind('@') {
+            Some(at) => {
+                let userinfo = &authority[..at];
+                let user = userinfo.split(':').next().unwrap_or("");
+                let masked = if userinfo.contains(':') {
+                    format!("{user}:***")
+                } else {
+                    user.to_string()
+                };
+                format!(
+                    "{}{}{}{}",
+                    &url[..scheme_end],
+                    masked,
+                    &authority[at..],
+                    &rest[authority_end..]
+                )
+            }
+            None => url.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_locations() {
+        assert_eq!(
+            DatabaseLocation::parse("/tmp/x.db").unwrap(),
+            DatabaseLocation::Sqlite("/tmp/x.db".into())
+        );
+        assert_eq!(
+            DatabaseLocation::parse("sqlite:///tmp/x.db").unwrap(),
+            DatabaseLocation::Sqlite("/tmp/x.db".into())
+        );
+        assert!(matches!(
+            DatabaseLocation::parse("postgres://u:p@h:5432/d").unwrap(),
+            DatabaseLocation::Postgres(_)
+        ));
+        assert!(DatabaseLocation::parse("mysql://h/d").is_err());
+        assert!(DatabaseLocation::parse("").is_err());
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        let url = PostgresUrl("postgres://me:s3cr3t@db.example:5432/mage?sslmode=require".into());
+        assert_eq!(
+            url.redacted(),
+            "postgres://me:***@db.example:5432/mage?sslmode=require"
+        );
+        assert_eq!(
+            PostgresUrl("postgres://h/d".into()).redacted(),
+            "postgres://h/d"
+        );
+        assert_eq!(
+            PostgresUrl("postgres://me@h/d".into()).redacted(),
+            "postgres://me@h/d"
+        );
+        assert_eq!(
+            PostgresUrl("postgres://me:p@ss@h/d".into()).redacted(),
+            "postgres://me:***@h/d"
+        );
+    }
+
+    #[test]
+    fn default_database_is_inside_the_data_dir() {
+        let s = Settings::for_data_dir("/d");
+        assert_eq!(
+            s.database_location().unwrap(),
+            DatabaseLocation::Sqlite("/d/mage-secrets/secrets.db".into())
+        );
+        assert_eq!(s.key_path(), PathBuf::from("/d/mage-secrets/key"));
+    }
+}

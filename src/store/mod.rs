@@ -1,0 +1,103 @@
+//! Where sealed secrets are kept. The [`SecretStore`] trait is everything the
+//! rest of the crate asks of a database; it sees only sealed bytes, never a
+//! key or a plaintext. SQLite is the default backend; a server backend
+//! implements the same trait without touching callers.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use crate::error::{Error, Result};
+use crate::secret::Scope;
+use crate::settings::DatabaseLocation;
+
+/// A stored row, still sealed.
+#[derive(Clone)]
+pub struct SealedRow {
+    pub scope: Scope,
+    pub name: String,
+    pub sealed: Vec<u8>,
+}
+
+impl std::fmt::Debug for SealedRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedRow")
+            .field("scope", &self.scope)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What `list` shows of a secret: never its value.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SecretInfo {
+    pub name: String,
+    #[serde(serialize_with = "serialize_scope")]
+    pub scope: Scope,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+fn serialize_scope<S: serde::Serializer>(scope: &Scope, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(scope)
+}
+
+/// Which scopes a listing covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ScopeFilter {
+    One(Scope),
+    All,
+}
+
+/// The storage operations of the crate. Implementations keep each call
+/// atomic and safe under concurrent processes.
+pub trait SecretStore: Send {
+    /// A human-readable location for messages (a path, or a URL without password).
+    fn location(&self) -> &str;
+
+    /// The environment's `key_check`, if it is registered.
+    fn key_check(&self, env_uuid: &str) -> Result<Option<Vec<u8>>>;
+
+    /// Registers an environment, or replaces its key check when `replace`.
+    /// Without `replace` an existing registration is kept.
+    fn register_environment(&self, env_uuid: &str, key_check: &[u8], replace: bool) -> Result<()>;
+
+    /// The sealed value of one secret.
+    fn get(&self, env_uuid: &str, scope: &Scope, name: &str) -> Result<Option<Vec<u8>>>;
+
+    /// Inserts or overwrites one secret.
+    fn put(&self, env_uuid: &str, scope: &Scope, name: &str, sealed: &[u8]) -> Result<()>;
+
+    /// Deletes one secret; whether it existed.
+    fn delete(&self, env_uuid: &str, scope: &Scope, name: &str) -> Result<bool>;
+
+    /// Names, scopes and times, sorted by scope then name.
+    fn list(&self, env_uuid: &str, filter: &ScopeFilter) -> Result<Vec<SecretInfo>>;
+
+    /// Number of secrets of an environment, all scopes.
+    fn count(&self, env_uuid: &str) -> Result<u64>;
+
+    /// Every sealed row of an environment (for rotation and checks).
+    fn rows(&self, env_uuid: &str) -> Result<Vec<SealedRow>>;
+
+    /// Uuids of the registered environments, sorted.
+    fn environments(&self) -> Result<Vec<String>>;
+
+    /// Replaces the key check and every listed row in one transaction.
+    fn reseal(&self, env_uuid: &str, key_check: &[u8], rows: &[SealedRow]) -> Result<()>;
+
+    /// A value that changes whenever another connection commits a change.
+    fn change_counter(&self) -> Result<u64>;
+}
+
+/// Opens the store a [`DatabaseLocation`] names, creating it if needed.
+pub fn open(location: &DatabaseLocation) -> Result<Box<dyn SecretStore>> {
+    match location {
+        DatabaseLocation::Sqlite(path) => Ok(Box::new(SqliteStore::open(path)?)),
+        DatabaseLocation::Postgres(url) => Err(Error::Database {
+            location: url.redacted(),
+            message: "PostgreSQL databases are not supported by this build; use a SQLite path"
+                .into(),
+        }),
+    }
+}

@@ -1,0 +1,427 @@
+//! The default store: one SQLite file, in WAL mode so readers never block
+//! writers, with a busy timeout and short `BEGIN IMMEDIATE` transactions so
+//! concurrent processes queue instead of failing with "database is locked".
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
+
+use super::{ScopeFilter, SealedRow, SecretInfo, SecretStore};
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::secret::Scope;
+
+/// Version of the schema below, kept in `PRAGMA user_version`.
+const SCHEMA_VERSION: i64 = 1;
+
+/// Migrations, indexed by the version they lead from (0 → 1, …).
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE environments (
+    uuid       TEXT PRIMARY KEY NOT NULL,
+    key_check  BLOB NOT NULL,
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
+);
+CREATE TABLE secrets (
+    env_uuid   TEXT NOT NULL,
+    scope      TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    value      BLOB NOT NULL,
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
+    updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
+    PRIMARY KEY (env_uuid, scope, name)
+) WITHOUT ROWID;
+"#];
+
+/// How long a connection waits for another process's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct SqliteStore {
+    conn: Connection,
+    location: String,
+}
+
+impl SqliteStore {
+    /// Opens (creating 0600 if absent) and migrates the database at `path`.
+    pub fn open(path: &Path) -> Result<SqliteStore> {
+        let location = path.display().to_string();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            if !parent.exists() {
+                fsutil::create_dir_all(parent, 0o700)?;
+            }
+        }
+        // Create the file ourselves so it is 0600 from its first byte; SQLite
+        // gives its -wal and -shm files the database file's permissions.
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| Error::io("open database", path, e))?;
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| db_error(&location, e))?;
+        let store = SqliteStore { conn, location };
+        store.configure()?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn err(&self, e: rusqlite::Error) -> Error {
+        db_error(&self.location, e)
+    }
+
+    fn configure(&self) -> Result<()> {
+        self.conn
+            .busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| self.err(e))?;
+        // Reading the journal mode is the first read of the file: a file that
+        // is not SQLite fails here, before anything is written to it.
+        let mode: String = self
+            .conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            self.conn
+                .query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
+                .map_err(|e| self.err(e))?;
+        }
+        self.conn
+            .execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+            .map_err(|e| self.err(e))
+    }
+
+    fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
+        conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+    }
+
+    fn migrate(&self) -> Result<()> {
+        let version = Self::user_version(&self.conn).map_err(|e| self.err(e))?;
+        if version == SCHEMA_VERSION {
+            return Ok(());
+        }
+        if version > SCHEMA_VERSION {
+            return Err(Error::Database {
+                location: self.location.clone(),
+                message: format!(
+                    "schema version {version} is newer than this mage-secrets supports ({SCHEMA_VERSION}); upgrade mage-secrets"
+                ),
+            });
+        }
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
+            .map_err(|e| self.err(e))?;
+        // Another process may have migrated while we waited for the lock.
+        let mut version = Self::user_version(&tx).map_err(|e| self.err(e))?;
+        if version == 0 {
+            let foreign: i64 = tx
+                .query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(|e| self.err(e))?;
+            if foreign > 0 {
+                return Err(Error::Database {
+                    location: self.location.clone(),
+                    message: "this SQLite database belongs to another application (it has tables but no mage-secrets schema); pass a new path with --database".into(),
+                });
+            }
+        }
+        while version < SCHEMA_VERSION {
+            tx.execute_batch(MIGRATIONS[version as usize])
+                .map_err(|e| self.err(e))?;
+            version += 1;
+        }
+        tx.pragma_update(None, "user_version", version)
+            .map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    fn write_tx(&self) -> Result<rusqlite::Transaction<'_>> {
+        rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
+            .map_err(|e| self.err(e))
+    }
+}
+
+fn db_error(location: &str, e: rusqlite::Error) -> Error {
+    let message = match e.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase) => {
+            "is not a SQLite database (or is encrypted or damaged); pass the right file with --database".to_string()
+        }
+        Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => {
+            "is locked by another process for longer than 30 s; try again".to_string()
+        }
+        Some(ErrorCode::ReadOnly) | Some(ErrorCode::CannotOpen) | Some(ErrorCode::PermissionDenied) => {
+            format!("cannot be written: {e}; check its permissions and those of its folder")
+        }
+        Some(ErrorCode::DatabaseCorrupt) => {
+            format!("is damaged: {e}; restore it from a backup")
+        }
+        _ => e.to_string(),
+    };
+    Error::Database {
+        location: location.to_string(),
+        message,
+    }
+}
+
+fn scope_column(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<Scope> {
+    let text: String = row.get(idx)?;
+    Scope::parse(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            idx,
+            rusqlite::types::Type::Text,
+            format!("invalid scope '{text}'").into(),
+        )
+    })
+}
+
+impl SecretStore for SqliteStore {
+    fn location(&self) -> &str {
+        &self.location
+    }
+
+    fn key_check(&self, env_uuid: &str) -> Result<Option<Vec<u8>>> {
+        self.conn
+            .prepare_cached("SELECT key_check FROM environments WHERE uuid = ?1")
+            .and_then(|mut st| st.query_row([env_uuid], |r| r.get(0)).optional())
+            .map_err(|e| self.err(e))
+    }
+
+    fn register_environment(&self, env_uuid: &str, key_check: &[u8], replace: bool) -> Result<()> {
+        let sql = if replace {
+            "INSERT INTO environments (uuid, key_check) VALUES (?1, ?2)
+             ON CONFLICT(uuid) DO UPDATE SET key_check = excluded.key_check"
+        } else {
+            "INSERT INTO environments (uuid, key_check) VALUES (?1, ?2) ON CONFLICT(uuid) DO NOTHING"
+        };
+        self.conn
+            .execute(sql, params![env_uuid, key_check])
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    fn get(&self, env_uuid: &str, scope: &Scope, name: &str) -> Result<Option<Vec<u8>>> {
+        self.conn
+            .prepare_cached(
+                "SELECT value FROM secrets WHERE env_uuid = ?1 AND scope = ?2 AND name = ?3",
+            )
+            .and_then(|mut st| {
+                st.query_row(params![env_uuid, scope.to_string(), name], |r| r.get(0))
+                    .optional()
+            })
+            .map_err(|e| self.err(e))
+    }
+
+    fn put(&self, env_uuid: &str, scope: &Scope, name: &str, sealed: &[u8]) -> Result<()> {
+        let tx = self.write_tx()?;
+        tx.execute(
+            "INSERT INTO secrets (env_uuid, scope, name, value) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(env_uuid, scope, name) DO UPDATE
+             SET value = excluded.value, updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')",
+            params![env_uuid, scope.to_string(), name, sealed],
+        )
+        .map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    fn delete(&self, env_uuid: &str, scope: &Scope, name: &str) -> Result<bool> {
+        let tx = self.write_tx()?;
+        let n = tx
+            .execute(
+                "DELETE FROM secrets WHERE env_uuid = ?1 AND scope = ?2 AND name = ?3",
+                params![env_uuid, scope.to_string(), name],
+            )
+            .map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(n > 0)
+    }
+
+    fn list(&self, env_uuid: &str, filter: &ScopeFilter) -> Result<Vec<SecretInfo>> {
+        let scope = match filter {
+            ScopeFilter::One(s) => Some(s.to_string()),
+            ScopeFilter::All => None,
+        };
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT name, scope, created_at, updated_at FROM secrets
+                 WHERE env_uuid = ?1 AND (?2 IS NULL OR scope = ?2)
+                 ORDER BY scope = 'global' DESC, scope, name",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map(params![env_uuid, scope], |r| {
+                Ok(SecretInfo {
+                    name: r.get(0)?,
+                    scope: scope_column(r, 1)?,
+                    created_at: r.get(2)?,
+                    updated_at: r.get(3)?,
+                })
+            })
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
+    }
+
+    fn count(&self, env_uuid: &str) -> Result<u64> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM secrets WHERE env_uuid = ?1",
+                [env_uuid],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(|e| self.err(e))
+    }
+
+    fn rows(&self, env_uuid: &str) -> Result<Vec<SealedRow>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT scope, name, value FROM secrets WHERE env_uuid = ?1 ORDER BY scope, name",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([env_uuid], |r| {
+                Ok(SealedRow {
+                    scope: scope_column(r, 0)?,
+                    name: r.get(1)?,
+                    sealed: r.get(2)?,
+                })
+            })
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
+    }
+
+    fn environments(&self) -> Result<Vec<String>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT uuid FROM environments UNION SELECT env_uuid FROM secrets ORDER BY 1",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| r.get(0))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<String>>>())
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
+    }
+
+    fn reseal(&self, env_uuid: &str, key_check: &[u8], rows: &[SealedRow]) -> Result<()> {
+        let tx = self.write_tx()?;
+        tx.execute(
+            "UPDATE environments SET key_check = ?2 WHERE uuid = ?1",
+            params![env_uuid, key_check],
+        )
+        .map_err(|e| self.err(e))?;
+        {
+            let mut st = tx
+                .prepare_cached(
+                    "UPDATE secrets SET value = ?4 WHERE env_uuid = ?1 AND scope = ?2 AND name = ?3",
+                )
+                .map_err(|e| self.err(e))?;
+            for row in rows {
+                st.execute(params![
+                    env_uuid,
+                    row.scope.to_string(),
+                    row.name,
+                    row.sealed
+                ])
+                .map_err(|e| self.err(e))?;
+            }
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    fn change_counter(&self) -> Result<u64> {
+        self.conn
+            .query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(|e| self.err(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_get_list_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
+        let p = Scope::Pipeline("etl".into());
+        store.register_environment("e1", b"check", false).unwrap();
+        store.put("e1", &Scope::Global, "a", b"1").unwrap();
+        store.put("e1", &Scope::Global, "a", b"2").unwrap();
+        store.put("e1", &p, "b", b"3").unwrap();
+        store.put("e2", &Scope::Global, "a", b"4").unwrap();
+        assert_eq!(store.get("e1", &Scope::Global, "a").unwrap().unwrap(), b"2");
+        assert_eq!(store.get("e2", &Scope::Global, "a").unwrap().unwrap(), b"4");
+        assert!(store.get("e1", &Scope::Global, "b").unwrap().is_none());
+        assert_eq!(store.count("e1").unwrap(), 2);
+        let all = store.list("e1", &ScopeFilter::All).unwrap();
+        assert_eq!(
+            all.iter()
+                .map(|i| (i.scope.to_string(), i.name.as_str()))
+                .collect::<Vec<_>>(),
+            vec![("global".into(), "a"), ("pipeline:etl".into(), "b")]
+        );
+        assert_eq!(
+            store
+                .list("e1", &ScopeFilter::One(p.clone()))
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(store.delete("e1", &p, "b").unwrap());
+        assert!(!store.delete("e1", &p, "b").unwrap());
+        assert_eq!(store.environments().unwrap(), vec!["e1", "e2"]);
+    }
+
+    #[test]
+    fn registration_keeps_or_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
+        store.register_environment("e", b"one", false).unwrap();
+        store.register_environment("e", b"two", false).unwrap();
+        assert_eq!(store.key_check("e").unwrap().unwrap(), b"one");
+        store.register_environment("e", b"two", true).unwrap();
+        assert_eq!(store.key_check("e").unwrap().unwrap(), b"two");
+    }
+
+    #[test]
+    fn refuses_foreign_and_non_sqlite_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let junk = dir.path().join("junk.db");
+        std::fs::write(&junk, b"this is not a database, just some text".repeat(100)).unwrap();
+        let err = SqliteStore::open(&junk).err().unwrap().to_string();
+        assert!(err.contains("not a SQLite database"), "{err}");
+
+        let foreign = dir.path().join("foreign.db");
+        Connection::open(&foreign)
+            .unwrap()
+            .execute_batch("CREATE TABLE secret (id INTEGER)")
+            .unwrap();
+        let err = SqliteStore::open(&foreign).err().unwrap().to_string();
+        assert!(err.contains("another application"), "{err}");
+    }
+
+    #[test]
+    fn change_counter_moves_on_other_connections_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let a = SqliteStore::open(&path).unwrap();
+        let b = SqliteStore::open(&path).unwrap();
+        let before = a.change_counter().unwrap();
+        b.put("e", &Scope::Global, "x", b"1").unwrap();
+        assert_ne!(a.change_counter().unwrap(), before);
+    }
+}

@@ -1,0 +1,6 @@
+//! Integration tests: the real binary against temporary folders, one file
+//! per feature, named after the behaviour they show.
+
+mod support;
+
+mod secrets;
