@@ -25,6 +25,10 @@ use crate::store::{self, ScopeFilter, SecretInfo, SecretStore};
 pub struct SecretValue(Zeroizing<String>);
 
 impl SecretValue {
+    pub fn new(value: String) -> SecretValue {
+        SecretValue(Zeroizing::new(value))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -55,8 +59,13 @@ pub struct EnvironmentInfo {
 
 type CacheKey = (Scope, String);
 
-/// An open environment. Cheap to share between threads.
+/// An open environment. Cheap to clone and share between threads.
+#[derive(Clone)]
 pub struct Environment {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     settings: Settings,
     database: DatabaseLocation,
     uuid: String,
@@ -69,9 +78,9 @@ pub struct Environment {
 impl std::fmt::Debug for Environment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Environment")
-            .field("data_dir", &self.settings.data_dir)
-            .field("uuid", &self.uuid)
-            .field("database", &self.database)
+            .field("data_dir", &self.inner.settings.data_dir)
+            .field("uuid", &self.inner.uuid)
+            .field("database", &self.inner.database)
             .finish_non_exhaustive()
     }
 }
@@ -120,37 +129,39 @@ impl Environment {
             None => create_key(settings, &uuid, store.as_ref())?,
         };
         Ok(Environment {
-            settings: settings.clone(),
-            database,
-            uuid,
-            key,
-            store: Mutex::new(store),
-            cache: Mutex::new(HashMap::new()),
-            warnings,
+            inner: Arc::new(Inner {
+                settings: settings.clone(),
+                database,
+                uuid,
+                key,
+                store: Mutex::new(store),
+                cache: Mutex::new(HashMap::new()),
+                warnings,
+            }),
         })
     }
 
     /// The environment uuid.
     pub fn uuid(&self) -> &str {
-        &self.uuid
+        &self.inner.uuid
     }
 
     pub fn settings(&self) -> &Settings {
-        &self.settings
+        &self.inner.settings
     }
 
     /// Things the user should know that did not stop the run (a key file
     /// readable by others, a repaired uuid file).
     pub fn warnings(&self) -> &[String] {
-        &self.warnings
+        &self.inner.warnings
     }
 
     fn store(&self) -> MutexGuard<'_, Box<dyn SecretStore>> {
-        self.store.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner.store.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn cache(&self) -> MutexGuard<'_, HashMap<CacheKey, Option<Arc<SecretValue>>>> {
-        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Mage's `get_secret_value(name)`: the global secret, if set.
@@ -180,7 +191,7 @@ impl Environment {
         if let Some(hit) = self.cache().get(&cache_key) {
             return Ok(hit.clone());
         }
-        let sealed = self.store().get(&self.uuid, scope, name)?;
+        let sealed = self.store().get(&self.inner.uuid, scope, name)?;
         let value = match sealed {
             None => None,
             Some(sealed) => Some(Arc::new(self.unseal(scope, name, &sealed)?)),
@@ -193,11 +204,12 @@ impl Environment {
         let tampered = || Error::Tampered {
             name: name.to_string(),
             scope: scope.to_string(),
-            env_uuid: self.uuid.clone(),
+            env_uuid: self.inner.uuid.clone(),
         };
         let plain = self
+            .inner
             .key
-            .open(&self.uuid, &scope.to_string(), name, sealed)
+            .open(&self.inner.uuid, &scope.to_string(), name, sealed)
             .ok_or_else(tampered)?;
         let text = String::from_utf8(plain.to_vec()).map_err(|_| tampered())?;
         Ok(SecretValue(Zeroizing::new(text)))
@@ -207,10 +219,11 @@ impl Environment {
     pub fn set(&self, name: &str, scope: &Scope, value: &str) -> Result<()> {
         secret::validate_name(name)?;
         secret::validate_value(value.as_bytes())?;
-        let sealed = self
-            .key
-            .seal(&self.uuid, &scope.to_string(), name, value.as_bytes());
-        self.store().put(&self.uuid, scope, name, &sealed)?;
+        let sealed =
+            self.inner
+                .key
+                .seal(&self.inner.uuid, &scope.to_string(), name, value.as_bytes());
+        self.store().put(&self.inner.uuid, scope, name, &sealed)?;
         self.cache().remove(&(scope.clone(), name.to_string()));
         Ok(())
     }
@@ -218,7 +231,7 @@ impl Environment {
     /// Deletes a secret; `SecretNotSet` when there was none.
     pub fn delete(&self, name: &str, scope: &Scope) -> Result<()> {
         secret::validate_name(name)?;
-        let existed = self.store().delete(&self.uuid, scope, name)?;
+        let existed = self.store().delete(&self.inner.uuid, scope, name)?;
         self.cache().remove(&(scope.clone(), name.to_string()));
         if existed {
             Ok(())
@@ -231,24 +244,24 @@ impl Environment {
     pub fn not_set(&self, name: &str, chain: &[Scope]) -> Error {
         Error::SecretNotSet {
             name: name.to_string(),
-            env_uuid: self.uuid.clone(),
+            env_uuid: self.inner.uuid.clone(),
             scopes: secret::describe_chain(chain),
         }
     }
 
     /// Names, scopes and times; never values.
     pub fn list(&self, filter: &ScopeFilter) -> Result<Vec<SecretInfo>> {
-        self.store().list(&self.uuid, filter)
+        self.store().list(&self.inner.uuid, filter)
     }
 
     /// Where everything is, and how many secrets there are.
     pub fn info(&self) -> Result<EnvironmentInfo> {
         Ok(EnvironmentInfo {
-            data_dir: self.settings.data_dir.display().to_string(),
-            uuid: self.uuid.clone(),
-            database: self.database.describe(),
-            key_file: self.settings.key_path().display().to_string(),
-            secrets: self.store().count(&self.uuid)?,
+            data_dir: self.inner.settings.data_dir.display().to_string(),
+            uuid: self.inner.uuid.clone(),
+            database: self.inner.database.describe(),
+            key_file: self.inner.settings.key_path().display().to_string(),
+            secrets: self.store().count(&self.inner.uuid)?,
         })
     }
 
@@ -401,5 +414,15 @@ fn create_key(settings: &Settings, uuid: &str, store: &dyn SecretStore) -> Resul
             Ok(key)
         }
         Err(e) => Err(e),
+    }
+}
+
+impl crate::template::SecretSource for Environment {
+    fn lookup(&self, chain: &[Scope], name: &str) -> Result<Option<Arc<SecretValue>>> {
+        Ok(Environment::lookup(self, chain, name)?.map(|r| r.value))
+    }
+
+    fn environment(&self) -> &str {
+        self.uuid()
     }
 }

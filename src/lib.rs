@@ -13,9 +13,12 @@ pub mod diagnostic;
 mod environment;
 pub mod error;
 pub mod fsutil;
+pub mod project;
+pub mod render;
 pub mod secret;
 pub mod settings;
 pub mod store;
+pub mod template;
 
 pub use environment::{Environment, EnvironmentInfo, Resolved, SecretValue};
 pub use error::{Error, Result};

@@ -124,6 +124,27 @@ Examples:
   mage-secrets --data-dir ~/.mage_prod env")]
     Env,
 
+    /// Render a project's YAML into resolved copies, or one file to stdout
+    #[command(after_help = "\
+Examples:
+  mage-secrets render . --out build/                 every YAML file of the project
+  mage-secrets render io_config.yaml                 one file, to stdout
+  mage-secrets render . --out build/ --lenient       missing values become None, as in Mage
+  mage-secrets render . --out build/ --exclude 'dbt/**'")]
+    Render {
+        /// A project folder, or one file
+        #[arg(default_value = ".")]
+        path: PathBuf,
+        /// Output folder (required for a project)
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        render: RenderFlags,
+        /// Permissions of output files (octal); folders get x where r is set
+        #[arg(long, value_name = "MODE", default_value = "0600", value_parser = parse_mode)]
+        mode: u32,
+    },
+
     /// Print a shell completion script
     #[command(after_help = "\
 Examples:
@@ -140,4 +161,44 @@ pub struct PipelineArg {
     /// Pipeline scope: visible only to files under pipelines/<P>/
     #[arg(long, value_name = "P")]
     pub pipeline: Option<String>,
+}
+
+/// Flags shared by the commands that render.
+#[derive(Args, Debug, Clone)]
+pub struct RenderFlags {
+    /// Render a missing value as None with a warning (Mage's behaviour)
+    #[arg(long)]
+    pub lenient: bool,
+    /// Insert values raw, without YAML quote-aware escaping (Mage's bytes)
+    #[arg(long)]
+    pub raw: bool,
+    /// Select files matching GLOB instead of *.yaml/*.yml (repeatable)
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+    /// Leave out files matching GLOB (repeatable)
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+}
+
+impl RenderFlags {
+    pub fn options(&self) -> mage_secrets::template::RenderOptions {
+        mage_secrets::template::RenderOptions {
+            lenient: self.lenient,
+            raw: self.raw,
+            pipeline: None,
+            include: self.include.clone(),
+            exclude: self.exclude.clone(),
+        }
+    }
+}
+
+fn parse_mode(text: &str) -> Result<u32, String> {
+    let digits = text.strip_prefix("0o").unwrap_or(text);
+    match u32::from_str_radix(digits, 8) {
+        Ok(mode) if mode <= 0o777 && mode & 0o600 == 0o600 => Ok(mode),
+        Ok(_) => Err(
+            "the mode must be at most 0777 and let the owner read and write (0600 at least)".into(),
+        ),
+        Err(_) => Err(format!("'{text}' is not an octal mode such as 0600")),
+    }
 }

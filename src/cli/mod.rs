@@ -4,6 +4,7 @@
 
 mod args;
 mod output;
+mod render;
 mod secrets;
 
 use clap::{CommandFactory, Parser};
@@ -71,6 +72,19 @@ fn run(cli: Cli, reporter: &Reporter) -> mage_secrets::Result<i32> {
             secrets::delete(&settings, reporter, &name, scope.pipeline.as_deref())
         }
         Command::Env => secrets::env(&settings, reporter),
+        Command::Render {
+            path,
+            out,
+            render: flags,
+            mode,
+        } => render::render(
+            &settings,
+            reporter,
+            &path,
+            out.as_deref(),
+            &flags.options(),
+            mode,
+        ),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

@@ -1,0 +1,97 @@
+//! `render`: one file to stdout, or a project to an output folder.
+
+use std::io::Write;
+use std::path::Path;
+
+use mage_secrets::diagnostic::Diagnostic;
+use mage_secrets::template::RenderOptions;
+use mage_secrets::{project, render, Error, Result, Settings};
+
+use super::output::Reporter;
+use super::secrets::open;
+
+pub fn render(
+    settings: &Settings,
+    reporter: &Reporter,
+    path: &Path,
+    out: Option<&Path>,
+    options: &RenderOptions,
+    mode: u32,
+) -> Result<i32> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io("read", path, e))?;
+    if meta.is_file() {
+        return render_file(settings, reporter, path, out, options, mode);
+    }
+    let Some(out) = out else {
+        return Err(Error::Usage(format!(
+            "{} is a project folder: give an output folder with --out DIR (or name one file to print it)",
+            path.display()
+        )));
+    };
+    render::check_out_dir(path, out)?;
+    project::Selection::new(&options.include, &options.exclude)?;
+    let env = open(settings, reporter)?;
+    let report = env.render_project_report(path, options, Some(out))?;
+    if report.has_errors() {
+        return Err(Error::Render(report.diagnostics));
+    }
+    show(reporter, &report.diagnostics);
+    let summary = render::write_outputs(out, &report.files, mode)?;
+    reporter.info(&format!(
+        "rendered {} file(s) to {}: {} written, {} unchanged",
+        report.files.len(),
+        out.display(),
+        summary.written,
+        summary.unchanged
+    ));
+    Ok(0)
+}
+
+fn show(reporter: &Reporter, diagnostics: &[Diagnostic]) {
+    for d in diagnostics {
+        reporter.diagnostic(d);
+    }
+}
+
+fn render_file(
+    settings: &Settings,
+    reporter: &Reporter,
+    path: &Path,
+    out: Option<&Path>,
+    options: &RenderOptions,
+    mode: u32,
+) -> Result<i32> {
+    let env = open(settings, reporter)?;
+    let source = render::read_text(Path::new(""), path).map_err(|d| Error::Render(vec![*d]))?;
+    let chain = project::scope_chain(&project::absolute(path));
+    let file = env
+        .engine()
+        .render(path, &source, &chain, options, project::is_yaml(path));
+    match file.output {
+        Some(output) if !file.diagnostics.iter().any(Diagnostic::is_error) => {
+            show(reporter, &file.diagnostics);
+            let output = zeroize::Zeroizing::new(output);
+            match out {
+                Some(dir) => {
+                    let name = path.file_name().map(Path::new).unwrap_or(path);
+                    let written = render::write_output(dir, name, output.as_bytes(), mode)?;
+                    reporter.info(&format!(
+                        "rendered {} to {}: {}",
+                        path.display(),
+                        dir.join(name).display(),
+                        if written { "written" } else { "unchanged" }
+                    ));
+                }
+                None => {
+                    let mut stdout = std::io::stdout().lock();
+                    stdout
+                        .write_all(output.as_bytes())
+                        .and_then(|()| stdout.flush())
+                        .map_err(|e| Error::io("write to", "standard output", e))?;
+                }
+            }
+            Ok(0)
+        }
+        _ => Err(Error::Render(file.diagnostics)),
+    }
+}

@@ -1,0 +1,321 @@
+//! Rendering a project: read every selected file, render it in memory, and
+//! only when every file succeeded write the outputs, each atomically (a
+//! temporary file beside its target, then a rename), leaving files whose
+//! bytes are unchanged alone. A failure lists every problem and writes
+//! nothing.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use zeroize::Zeroizing;
+
+use crate::diagnostic::{Diagnostic, Kind};
+use crate::environment::Environment;
+use crate::error::{Error, Result};
+use crate::fsutil::{self, Existing};
+use crate::project::{self, ProjectFiles, Selection};
+use crate::secret::Scope;
+use crate::template::{Engine, ProcessEnv, RenderMode, RenderOptions};
+
+/// One rendered file, in memory. Its contents hold secret values: they are
+/// wiped when dropped and never shown by `Debug`.
+pub struct RenderedFile {
+    /// Path relative to the project root.
+    pub path: PathBuf,
+    pub contents: Zeroizing<String>,
+    pub mode: RenderMode,
+    /// Secret names whose values the contents hold.
+    pub secrets: Vec<String>,
+}
+
+impl std::fmt::Debug for RenderedFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RenderedFile")
+            .field("path", &self.path)
+            .field("mode", &self.mode)
+            .field("secrets", &self.secrets)
+            .field("len", &self.contents.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Every file of a project rendered, or the problems that stopped them.
+#[derive(Debug, Default)]
+pub struct ProjectRender {
+    pub files: Vec<RenderedFile>,
+    /// Errors and warnings of every file, in file order.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl ProjectRender {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// Reads a project file as text: not binary, valid UTF-8.
+pub fn read_text(root: &Path, rel: &Path) -> std::result::Result<String, Box<Diagnostic>> {
+    let problem = |message: String| Box::new(Diagnostic::error(Kind::File, message).in_file(rel));
+    let bytes = fs::read(root.join(rel)).map_err(|e| problem(format!("cannot read: {e}")))?;
+    if let Some(pos) = bytes.iter().position(|b| *b == 0) {
+        return Err(problem(format!(
+            "is a binary file (NUL byte at offset {pos}); exclude it with --exclude"
+        )));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let offset = e.utf8_error().valid_up_to();
+        let text = String::from_utf8_lossy(&e.into_bytes()[..offset]).into_owned();
+        let (line, col) = crate::diagnostic::line_col(&text, offset);
+        let d = problem("is not valid UTF-8 text; save it as UTF-8".into());
+        Box::new(d.at(&text, line, col))
+    })
+}
+
+/// Renders every file of `project` with `engine`.
+pub fn render_files(
+    engine: &Engine,
+    project: &ProjectFiles,
+    options: &RenderOptions,
+) -> ProjectRender {
+    let mut result = ProjectRender {
+        files: Vec::with_capacity(project.files.len()),
+        diagnostics: project.diagnostics.clone(),
+    };
+    for rel in &project.files {
+        let source = match read_text(&project.root, rel) {
+            Ok(s) => Zeroizing::new(s),
+            Err(d) => {
+                result.diagnostics.push(*d);
+                continue;
+            }
+        };
+        let chain = project::scope_chain(rel);
+        let file = engine.render(rel, &source, &chain, options, project::is_yaml(rel));
+        result.diagnostics.extend(file.diagnostics);
+        if let Some(output) = file.output {
+            result.files.push(RenderedFile {
+                path: rel.clone(),
+                contents: Zeroizing::new(output),
+                mode: file.mode,
+                secrets: file.secrets,
+            });
+        }
+    }
+    result
+}
+
+/// What a write to an output folder did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteSummary {
+    pub written: usize,
+    pub unchanged: usize,
+}
+
+/// The folder mode that goes with a file mode: `x` wherever `r` is set.
+pub fn folder_mode(file_mode: u32) -> u32 {
+    file_mode | ((file_mode & 0o444) >> 2)
+}
+
+/// Writes one output atomically, unless its bytes are already there.
+/// Returns whether it was written.
+pub fn write_output(out_dir: &Path, rel: &Path, contents: &[u8], mode: u32) -> Result<bool> {
+    let target = out_dir.join(rel);
+    if let Ok(meta) = fs::symlink_metadata(&target) {
+        if meta.is_dir() {
+            return Err(Error::Usage(format!(
+                "output {} is a folder; remove it or choose another --out",
+                target.display()
+            )));
+        }
+        if meta.is_file() && meta.len() == contents.len() as u64 {
+            if let Ok(existing) = fs::read(&target) {
+                let existing = Zeroizing::new(existing);
+                if existing.as_slice() == contents {
+                    if meta.permissions().mode() & 0o777 != mode {
+                        fs::set_permissions(&target, fs::Permissions::from_mode(mode))
+                            .map_err(|e| Error::io("set permissions of", &target, e))?;
+                    }
+                    return Ok(false);
+                }
+            }
+        }
+    }
+    if let Some(parent) = target.parent() {
+        if !parent.is_dir() {
+            fsutil::create_dir_all(parent, folder_mode(mode))?;
+        }
+    }
+    fsutil::write_atomic(&target, contents, mode, Existing::Replace)?;
+    Ok(true)
+}
+
+/// Writes every rendered file below `out_dir`.
+pub fn write_outputs(out_dir: &Path, files: &[RenderedFile], mode: u32) -> Result<WriteSummary> {
+    if !out_dir.is_dir() {
+        fsutil::create_dir_all(out_dir, folder_mode(mode))?;
+    }
+    let mut summary = WriteSummary::default();
+    for file in files {
+        if write_output(out_dir, &file.path, file.contents.as_bytes(), mode)? {
+            summary.written += 1;
+        } else {
+            summary.unchanged += 1;
+        }
+    }
+    Ok(summary)
+}
+
+/// Refuses an output folder that is the project root itself.
+pub fn check_out_dir(root: &Path, out: &Path) -> Result<()> {
+    if project::absolute(root) == project::absolute(out) {
+        return Err(Error::Usage(format!(
+            "--out {} is the project root; rendering there would overwrite the templates. Choose another folder, e.g. --out build/",
+            out.display()
+        )));
+    }
+    Ok(())
+}
+
+impl Environment {
+    /// The template engine for this environment (one per run).
+    pub fn engine(&self) -> Engine {
+        Engine::new(Arc::new(self.clone()), Arc::new(ProcessEnv))
+    }
+
+    /// Renders a template text (Mage's semantics, strict unless
+    /// `options.lenient`). The scope is `options.pipeline`'s, then global.
+    pub fn render_str(&self, template: &str, options: &RenderOptions) -> Result<String> {
+        let chain = Scope::from_pipeline(options.pipeline.as_deref())?.chain();
+        let file = self
+            .engine()
+            .render(Path::new("<string>"), template, &chain, options, false);
+        match file.output {
+            Some(out) if !file.diagnostics.iter().any(Diagnostic::is_error) => Ok(out),
+            _ => Err(Error::Render(file.diagnostics)),
+        }
+    }
+
+    /// Renders a whole project in memory; every problem of every file, and
+    /// the walk's, in the result.
+    pub fn render_project_report(
+        &self,
+        root: &Path,
+        options: &RenderOptions,
+        out: Option<&Path>,
+    ) -> Result<ProjectRender> {
+        let selection = Selection::new(&options.include, &options.exclude)?;
+        let project = project::walk(root, &selection, out)?;
+        Ok(render_files(&self.engine(), &project, options))
+    }
+
+    /// Renders a whole project in memory; `Error::Render` with every
+    /// problem when any file fails.
+    pub fn render_project(
+        &self,
+        root: &Path,
+        options: &RenderOptions,
+    ) -> Result<Vec<RenderedFile>> {
+        let report = self.render_project_report(root, options, None)?;
+        if report.has_errors() {
+            return Err(Error::Render(report.diagnostics));
+        }
+        Ok(report.files)
+    }
+
+    /// The rendered, parsed `profile` of a project's `io_config.yaml`.
+    pub fn load_io_config(&self, root: &Path, profile: &str) -> Result<serde_yaml::Value> {
+        let rel = ["io_config.yaml", "io_config.yml"]
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| root.join(p).is_file())
+            .ok_or_else(|| Error::Usage(format!("no io_config.yaml in {}", root.display())))?;
+        let source = Zeroizing::new(read_text(root, &rel).map_err(|d| Error::Render(vec![*d]))?);
+        let file = self.engine().render(
+            &rel,
+            &source,
+            &project::scope_chain(&rel),
+            &RenderOptions::default(),
+            true,
+        );
+        let output = match file.output {
+            Some(out) if !file.diagnostics.iter().any(Diagnostic::is_error) => Zeroizing::new(out),
+            _ => return Err(Error::Render(file.diagnostics)),
+        };
+        let doc: serde_yaml::Value = serde_yaml::from_str(&output).map_err(|_| {
+            Error::Render(vec![Diagnostic::error(
+                Kind::Yaml,
+                "rendered YAML does not parse",
+            )
+            .in_file(&rel)])
+        })?;
+        match doc.get(profile) {
+            Some(v) => Ok(v.clone()),
+            None => {
+                let names: Vec<String> = doc
+                    .as_mapping()
+                    .map(|m| {
+                        m.keys()
+                            .filter_map(|k| k.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Err(Error::Usage(format!(
+                    "profile '{profile}' is not in {}; profiles: {}",
+                    rel.display(),
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                )))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folder_modes_follow_file_modes() {
+        assert_eq!(folder_mode(0o600), 0o700);
+        assert_eq!(folder_mode(0o640), 0o750);
+        assert_eq!(folder_mode(0o644), 0o755);
+    }
+
+    #[test]
+    fn unchanged_outputs_are_not_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(write_output(dir.path(), Path::new("a/b.yaml"), b"x", 0o600).unwrap());
+        let before = fs::metadata(dir.path().join("a/b.yaml"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(!write_output(dir.path(), Path::new("a/b.yaml"), b"x", 0o600).unwrap());
+        let after = fs::metadata(dir.path().join("a/b.yaml"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        assert_eq!(before, after);
+        assert!(write_output(dir.path(), Path::new("a/b.yaml"), b"y", 0o600).unwrap());
+        assert_eq!(
+            fs::metadata(dir.path().join("a"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o700
+        );
+    }
+
+    #[test]
+    fn out_may_not_be_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(check_out_dir(dir.path(), &dir.path().join(".")).is_err());
+        assert!(check_out_dir(dir.path(), &dir.path().join("build")).is_ok());
+    }
+}

@@ -1,0 +1,352 @@
+//! What a template contains, found from minijinja's lexer: where each
+//! `{{ … }}` is, which text is YAML, and every call to `mage_secret_var` and
+//! `env_var` with its literal name (or a note that the name is computed).
+//! Static, so references in branches a render would not take are found too.
+//!
+//! This is the crate's only use of minijinja's `unstable_machinery`; the
+//! minijinja version is pinned in Cargo.toml for that reason.
+
+use std::ops::Range;
+
+use minijinja::machinery::{Span, Token, Tokenizer};
+use minijinja::syntax::SyntaxConfig;
+
+use super::quoting::{expression_contexts, QuotingContext, Segment};
+
+/// A template function whose references are tracked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Function {
+    SecretVar,
+    EnvVar,
+}
+
+impl Function {
+    pub fn name(self) -> &'static str {
+        match self {
+            Function::SecretVar => "mage_secret_var",
+            Function::EnvVar => "env_var",
+        }
+    }
+
+    fn from_ident(ident: &str) -> Option<Function> {
+        match ident {
+            "mage_secret_var" => Some(Function::SecretVar),
+            "env_var" => Some(Function::EnvVar),
+            _ => None,
+        }
+    }
+}
+
+/// One call to a tracked function.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reference {
+    pub function: Function,
+    /// The literal name, or `None` when it is computed.
+    pub name: Option<String>,
+    /// `env_var` called with a default.
+    pub has_default: bool,
+    /// Byte offset of the function name in the source.
+    pub offset: usize,
+}
+
+/// One `{{ … }}` in the source.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExpressionSite {
+    /// From `{{` to `}}`, delimiters included.
+    pub outer: Range<usize>,
+    /// The expression between the delimiters.
+    pub inner: Range<usize>,
+    /// `{{-` / `-}}`.
+    pub trim_before: bool,
+    pub trim_after: bool,
+    pub context: QuotingContext,
+}
+
+/// The static facts about one template.
+#[derive(Clone, Debug, Default)]
+pub struct Analysis {
+    pub segments: Vec<Segment>,
+    pub expressions: Vec<ExpressionSite>,
+    pub references: Vec<Reference>,
+    /// Any `{% … %}` tag (other than raw blocks, which become text).
+    pub has_tags: bool,
+}
+
+/// A lexer error: message and byte offset.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LexError {
+    pub message: String,
+    pub offset: Option<usize>,
+}
+
+/// Whether a text has any template syntax at all.
+pub fn has_template_syntax(source: &str) -> bool {
+    source.contains("{{") || source.contains("{%") || source.contains("{#")
+}
+
+fn range(span: &Span) -> Range<usize> {
+    span.start_offset as usize..span.end_offset as usize
+}
+
+impl Analysis {
+    /// Analyses `source`.
+    pub fn of(source: &str) -> Result<Analysis, LexError> {
+        let mut tokenizer = Tokenizer::new(source, "<template>", false, SyntaxConfig::default());
+        let mut tokens: Vec<(Token<'_>, Span)> = Vec::new();
+        loop {
+            match tokenizer.next_token() {
+                Ok(Some(t)) => tokens.push(t),
+                Ok(None) => break,
+                Err(e) => {
+                    return Err(LexError {
+                        message: e.detail().unwrap_or("syntax error").to_string(),
+                        offset: e.range().map(|r| r.start),
+                    })
+                }
+            }
+        }
+        let mut analysis = Analysis::default();
+        let mut pos = 0usize;
+        let mut i = 0;
+        let gap = |analysis: &mut Analysis, pos: usize, start: usize| {
+            if start > pos {
+                analysis.segments.push(Segment::Tag(pos..start));
+            }
+        };
+        while i < tokens.len() {
+            let (token, span) = &tokens[i];
+            let r = range(span);
+            match token {
+                Token::TemplateData(_) => {
+                    gap(&mut analysis, pos, r.start);
+                    analysis.segments.push(Segment::Raw(r.clone()));
+                    pos = r.end;
+                    i += 1;
+                }
+                Token::VariableStart | Token::BlockStart => {
+                    let is_block = matches!(token, Token::BlockStart);
+                    let end_index = (i + 1..tokens.len())
+                        .find(|&j| {
+                            matches!(
+                                (&tokens[j].0, is_block),
+                                (Token::VariableEnd, false) | (Token::BlockEnd, true)
+                            )
+                        })
+                        .unwrap_or(tokens.len() - 1);
+                    let end = range(&tokens[end_index].1).end.max(r.end);
+                    gap(&mut analysis, pos, r.start);
+                    collect_references(&tokens[i + 1..end_index], &mut analysis.references);
+                    if is_block {
+                        analysis.has_tags = true;
+                        analysis.segments.push(Segment::Tag(r.start..end));
+                    } else {
+                        let end_span = range(&tokens[end_index].1);
+                        analysis.segments.push(Segment::Expression(r.start..end));
+                        analysis.expressions.push(ExpressionSite {
+                            outer: r.start..end,
+                            inner: r.end..end_span.start.max(r.end),
+                            trim_before: source[r.clone()].ends_with('-'),
+                            trim_after: source[end_span].starts_with('-'),
+                            context: QuotingContext::Plain,
+                        });
+                    }
+                    pos = end;
+                    i = end_index + 1;
+                }
+                _ => i += 1,
+            }
+        }
+        gap(&mut analysis, pos, source.len());
+        let contexts = expression_contexts(source, &analysis.segments);
+        for (site, context) in analysis.expressions.iter_mut().zip(contexts) {
+            site.context = context;
+        }
+        Ok(analysis)
+    }
+
+    /// The expression whose inner source contains `offset`.
+    pub fn expression_at(&self, offset: usize) -> Option<&ExpressionSite> {
+        let idx = self
+            .expressions
+            .partition_point(|e| e.inner.start <= offset)
+            .checked_sub(1)?;
+        let site = &self.expressions[idx];
+        (offset <= site.inner.end).then_some(site)
+    }
+
+    /// Secret names referenced literally inside `range` of the source.
+    pub fn secret_names_in(&self, range: Range<usize>) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .references
+            .iter()
+            .filter(|r| r.function == Function::SecretVar && range.contains(&r.offset))
+            .filter_map(|r| r.name.as_deref())
+            .collect();
+        names.dedup();
+        names
+    }
+}
+
+/// Finds `f(…)` calls to tracked functions in one tag's tokens.
+fn collect_references(tokens: &[(Token<'_>, Span)], out: &mut Vec<Reference>) {
+    for (i, (token, span)) in tokens.iter().enumerate() {
+        let Token::Ident(ident) = token else { continue };
+        let Some(function) = Function::from_ident(ident) else {
+            continue;
+        };
+        if i > 0 && matches!(tokens[i - 1].0, Token::Dot) {
+            continue; // an attribute such as `x.env_var(…)`
+        }
+        if !matches!(tokens.get(i + 1), Some((Token::ParenOpen, _))) {
+            continue; // a bare name, not a call
+        }
+        let args = call_arguments(&tokens[i + 2..]);
+        let first = args.first().map(|a| literal_argument(a)).unwrap_or(None);
+        let has_default = args.len() > 1
+            || args
+                .iter()
+                .any(|a| matches!(a, [(Token::Ident("default"), _), (Token::Assign, _), ..]));
+        out.push(Reference {
+            function,
+            name: first,
+            has_default: function == Function::EnvVar && has_default,
+            offset: span.start_offset as usize,
+        });
+    }
+}
+
+type Tokens<'a, 's> = &'a [(Token<'s>, Span)];
+
+/// The top-level arguments of a call, up to its closing parenthesis.
+fn call_arguments<'a, 's>(tokens: Tokens<'a, 's>) -> Vec<Tokens<'a, 's>> {
+    let mut args = Vec::new();
+    let mut depth = 0usize;
+    let mut start = 0;
+    for (j, (token, _)) in tokens.iter().enumerate() {
+        match token {
+            Token::ParenOpen | Token::BracketOpen | Token::BraceOpen => depth += 1,
+            Token::ParenClose | Token::BracketClose | Token::BraceClose if depth > 0 => depth -= 1,
+            Token::ParenClose => {
+                if j > start {
+                    args.push(&tokens[start..j]);
+                }
+                return args;
+            }
+            Token::Comma if depth == 0 => {
+                args.push(&tokens[start..j]);
+                start = j + 1;
+            }
+            _ => {}
+        }
+    }
+    args
+}
+
+/// The string an argument is, when it is a single literal (`'x'` or `name='x'`).
+fn literal_argument(arg: Tokens<'_, '_>) -> Option<String> {
+    let value = match arg {
+        [(Token::Ident(_), _), (Token::Assign, _), rest @ ..] => rest,
+        other => other,
+    };
+    match value {
+        [(Token::Str(s), _)] => Some((*s).to_string()),
+        [(Token::String(s), _)] => Some(s.to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refs(src: &str) -> Vec<(Function, Option<String>, bool, usize)> {
+        Analysis::of(src)
+            .unwrap()
+            .references
+            .into_iter()
+            .map(|r| (r.function, r.name, r.has_default, r.offset))
+            .collect()
+    }
+
+    #[test]
+    fn finds_literal_and_computed_references_everywhere() {
+        let src = "a: \"{{ mage_secret_var('pw') }}\"\n\
+                   {% if false %}b: {{ mage_secret_var(\"hidden\") }}{% endif %}\n\
+                   # c: {{ mage_secret_var('in_comment') }}\n\
+                   {# d: {{ mage_secret_var('jinja_comment') }} #}\n\
+                   e: {{ mage_secret_var(prefix ~ 'x') }}\n\
+                   f: {{ env_var('HOME') }} {{ env_var('X', 'd') }} {{ env_var('Y', default='d') }}\n\
+                   g: {% set v = mage_secret_var(name='kw') %}{{ obj.mage_secret_var('no') }}\n";
+        let found = refs(src);
+        let names: Vec<_> = found.iter().map(|r| (r.0, r.1.as_deref(), r.2)).collect();
+        assert_eq!(
+            names,
+            vec![
+                (Function::SecretVar, Some("pw"), false),
+                (Function::SecretVar, Some("hidden"), false),
+                (Function::SecretVar, Some("in_comment"), false),
+                (Function::SecretVar, None, false),
+                (Function::EnvVar, Some("HOME"), false),
+                (Function::EnvVar, Some("X"), true),
+                (Function::EnvVar, Some("Y"), true),
+                (Function::SecretVar, Some("kw"), false),
+            ]
+        );
+        assert_eq!(found[0].3, src.find("mage_secret_var").unwrap());
+    }
+
+    #[test]
+    fn expression_sites_and_contexts() {
+        let src =
+            "a: \"{{ x }}\"\nb: '{{- y -}}' \n{# c #}{% raw %}{{ z }}{% endraw %}\nd: {{ w }}\n";
+        let a = Analysis::of(src).unwrap();
+        let sites: Vec<_> = a
+            .expressions
+            .iter()
+            .map(|s| {
+                (
+                    &src[s.outer.clone()],
+                    &src[s.inner.clone()],
+                    s.trim_before,
+                    s.trim_after,
+                    s.context,
+                )
+            })
+            .collect();
+        assert_eq!(
+            sites,
+            vec![
+                ("{{ x }}", " x ", false, false, QuotingContext::DoubleQuoted),
+                ("{{- y -}}", " y ", true, true, QuotingContext::SingleQuoted),
+                ("{{ w }}", " w ", false, false, QuotingContext::Plain),
+            ]
+        );
+        assert!(!a.has_tags, "raw blocks and comments are not tags");
+        assert_eq!(
+            a.expression_at(src.find(" x ").unwrap() + 1).unwrap().outer,
+            sites_outer(src, "{{ x }}")
+        );
+        // Segments cover the source exactly.
+        let mut covered = String::new();
+        for s in &a.segments {
+            let r = match s {
+                Segment::Raw(r) | Segment::Expression(r) | Segment::Tag(r) => r.clone(),
+            };
+            covered.push_str(&src[r]);
+        }
+        assert_eq!(covered, src.trim_end_matches('\n').to_string() + "\n");
+    }
+
+    fn sites_outer(src: &str, needle: &str) -> Range<usize> {
+        let s = src.find(needle).unwrap();
+        s..s + needle.len()
+    }
+
+    #[test]
+    fn lexer_errors_have_offsets() {
+        let err = Analysis::of("a: {{ 'unterminated }}").unwrap_err();
+        assert!(err.offset.is_some());
+        assert!(!has_template_syntax("plain: yaml"));
+        assert!(has_template_syntax("{# c #}"));
+    }
+}

@@ -1,0 +1,321 @@
+//! Mage's template functions: `mage_secret_var`, `env_var` and
+//! `json_value`, with Mage's meaning. Lookups go through the render's
+//! [`RenderScope`], which knows the file's scope chain and records every
+//! missing value so that one run can report them all.
+
+use std::sync::{Arc, Mutex};
+
+use minijinja::value::{Kwargs, Object, Value};
+use minijinja::{Error as TemplateError, ErrorKind, State};
+
+use crate::environment::SecretValue;
+use crate::secret::{self, Scope};
+
+/// Where templates get secret values from.
+pub trait SecretSource: Send + Sync {
+    /// The value of `name` through `chain`, most specific scope first.
+    fn lookup(&self, chain: &[Scope], name: &str) -> crate::Result<Option<Arc<SecretValue>>>;
+    /// The environment uuid, for messages.
+    fn environment(&self) -> &str;
+}
+
+/// Where templates get process environment variables from.
+pub trait EnvVars: Send + Sync {
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+/// The real process environment.
+pub struct ProcessEnv;
+
+impl EnvVars for ProcessEnv {
+    fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+/// A value a render could not find.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Missing {
+    Secret(String),
+    EnvVar(String),
+}
+
+/// The per-render state the functions see: which scopes a file searches,
+/// and what was missing or used.
+#[derive(Debug)]
+pub struct RenderScope {
+    pub chain: Vec<Scope>,
+    state: Mutex<ScopeRecord>,
+}
+
+#[derive(Debug, Default)]
+struct ScopeRecord {
+    missing: Vec<Missing>,
+    used: Vec<(String, Arc<SecretValue>)>,
+    failure: Option<crate::Error>,
+}
+
+impl Object for RenderScope {}
+
+/// The context variable that carries the [`RenderScope`].
+pub const SCOPE_VAR: &str = "__mage_secrets_scope__";
+
+impl RenderScope {
+    pub fn new(chain: Vec<Scope>) -> Arc<RenderScope> {
+        Arc::new(RenderScope {
+            chain,
+            state: Mutex::new(ScopeRecord::default()),
+        })
+    }
+
+    fn record(&self) -> std::sync::MutexGuard<'_, ScopeRecord> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Missing values, in the order they were asked for, without repeats.
+    pub fn missing(&self) -> Vec<Missing> {
+        let mut out: Vec<Missing> = Vec::new();
+        for m in &self.record().missing {
+            if !out.contains(m) {
+                out.push(m.clone());
+            }
+        }
+        out
+    }
+
+    /// Secrets substituted, by name.
+    pub fn used(&self) -> Vec<(String, Arc<SecretValue>)> {
+        self.record().used.clone()
+    }
+
+    /// A store failure (I/O, tampered row) that stopped a lookup.
+    pub fn take_failure(&self) -> Option<crate::Error> {
+        self.record().failure.take()
+    }
+}
+
+fn scope_of(state: &State) -> Result<Arc<RenderScope>, TemplateError> {
+    state
+        .lookup(SCOPE_VAR)
+        .and_then(|v| v.downcast_object::<RenderScope>())
+        .ok_or_else(|| TemplateError::new(ErrorKind::InvalidOperation, "no render scope"))
+}
+
+/// `mage_secret_var(name)`: the secret's value, or none (recorded as missing).
+pub fn mage_secret_var(
+    source: Arc<dyn SecretSource>,
+) -> impl Fn(&State, Value, Kwargs) -> Result<Value, TemplateError> + Send + Sync + 'static {
+    move |state: &State, name: Value, kwargs: Kwargs| {
+        // Mage's helper takes extra keyword arguments (entity, pipeline_uuid…)
+        // that only its own store understands; they are accepted and ignored.
+        let _ = kwargs;
+        let scope = scope_of(state)?;
+        let Some(name) = name.as_str() else {
+            return Err(TemplateError::new(
+                ErrorKind::InvalidOperation,
+                format!(
+                    "mage_secret_var expects a name (a string), got {}",
+                    name.kind()
+                ),
+            ));
+        };
+        if secret::validate_name(name).is_err() {
+            scope
+                .record()
+                .missing
+                .push(Missing::Secret(name.to_string()));
+            return Ok(Value::from(()));
+        }
+        match source.lookup(&scope.chain, name) {
+            Ok(Some(value)) => {
+                let out = Value::from(value.as_str());
+                scope.record().used.push((name.to_string(), value));
+                Ok(out)
+            }
+            Ok(None) => {
+                scope
+                    .record()
+                    .missing
+                    .push(Missing::Secret(name.to_string()));
+                Ok(Value::from(()))
+            }
+            Err(e) => {
+                let message = e.to_string();
+                scope.record().failure.get_or_insert(e);
+                Err(TemplateError::new(ErrorKind::InvalidOperation, message))
+            }
+        }
+    }
+}
+
+/// `env_var(name, default=None)`: Python's `os.getenv`.
+pub fn env_var(
+    vars: Arc<dyn EnvVars>,
+) -> impl Fn(&State, String, Option<Value>, Kwargs) -> Result<Value, TemplateError> + Send + Sync + 'static
+{
+    move |state: &State, name: String, default: Option<Value>, kwargs: Kwargs| {
+        let default = match kwargs.get::<Option<Value>>("default")? {
+            Some(d) => Some(d),
+            None => default,
+        };
+        kwargs.assert_all_used()?;
+        match vars.get(&name) {
+            Some(v) => Ok(Value::from(v)),
+            None => match default {
+                Some(d) => Ok(d),
+                None => {
+                    scope_of(state)?
+                        .record()
+                        .missing
+                        .push(Missing::EnvVar(name));
+                    Ok(Value::from(()))
+                }
+            },
+        }
+    }
+}
+
+/// `json_value(text, path)`: Mage's helper. Parses `text` as JSON (on
+/// failure returns `text`), then follows a dotted `path` with `key[i]`
+/// indexing, raising where Python would.
+pub fn json_value(text: Value, path: Value) -> Result<Value, TemplateError> {
+    let Some(s) = text.as_str() else {
+        // `not None` / non-strings: json.loads fails or is skipped → returned as is.
+        return Ok(text);
+    };
+    if s.is_empty() {
+        return Ok(text);
+    }
+    let Ok(json) = serde_json::from_str::<serde_json::Value>(s) else {
+        return Ok(text);
+    };
+    let keys: Vec<String> = match path.as_str() {
+        Some(p) => p.split('.').map(|k| k.trim().to_string()).collect(),
+        None => path
+            .try_iter()
+            .map_err(|_| json_error("path must be a string"))?
+            .map(|k| k.to_string().trim().to_string())
+            .collect(),
+    };
+    let mut current = json;
+    for key in keys {
+        current = dig_step(current, &key)?;
+    }
+    Ok(Value::from(minijinja::value::Serde(&current)))
+}
+
+fn json_error(detail: impl Into<String>) -> TemplateError {
+    TemplateError::new(
+        ErrorKind::InvalidOperation,
+        format!("json_value: {}", detail.into()),
+    )
+}
+
+/// Splits `name[3]` into (`name`, 3) the way `re.split(r"\[(\d+)\]$")` does.
+fn split_index(key: &str) -> Option<(&str, usize)> {
+    let inner = key.strip_suffix(']')?;
+    let open = inner.rfind('[')?;
+    let digits = &inner[open + 1..];
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((&inner[..open], digits.parse().ok()?))
+}
+
+fn truthy(v: &serde_json::Value) -> bool {
+    use serde_json::Value as J;
+    match v {
+        J::Null => false,
+        J::Bool(b) => *b,
+        J::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        J::String(s) => !s.is_empty(),
+        J::Array(a) => !a.is_empty(),
+        J::Object(o) => !o.is_empty(),
+    }
+}
+
+fn dig_step(obj: serde_json::Value, key: &str) -> Result<serde_json::Value, TemplateError> {
+    use serde_json::Value as J;
+    if let Some((name, index)) = split_index(key) {
+        if name.is_empty() {
+            // Python: `key, index = filter(...)` has one value to unpack.
+            return Err(json_error(format!(
+                "cannot index with '{key}' (write it as name[{index}])"
+            )));
+        }
+        let J::Object(map) = obj else {
+            return Err(json_error(format!(
+                "cannot look up '{name}' in a non-object"
+            )));
+        };
+        let inner = map
+            .get(name)
+            .ok_or_else(|| json_error(format!("key '{name}' not found")))?;
+        return match inner {
+            J::Array(items) => items
+                .get(index)
+                .cloned()
+                .ok_or_else(|| json_error(format!("index {index} out of range for '{name}'"))),
+            _ => Err(json_error(format!("'{name}' is not a list"))),
+        };
+    }
+    if !truthy(&obj) {
+        return Ok(obj);
+    }
+    match obj {
+        J::Object(map) => Ok(map.get(key).cloned().unwrap_or(J::Null)),
+        _ => Err(json_error(format!(
+            "cannot look up '{key}' in a non-object"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jv(text: &str, path: &str) -> Result<String, String> {
+        json_value(Value::from(text), Value::from(path))
+            .map(|v| {
+                let mut s = String::new();
+                crate::template::python::write_value(&mut s, &v);
+                s
+            })
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn json_value_follows_mages_dig() {
+        let doc =
+            r#"{"user": "u", "hosts": ["a", "b"], "nested": {"port": 5432, "list": [{"x": 1}]}}"#;
+        assert_eq!(jv(doc, "user").unwrap(), "u");
+        assert_eq!(jv(doc, "hosts[1]").unwrap(), "b");
+        assert_eq!(jv(doc, "nested.port").unwrap(), "5432");
+        assert_eq!(jv(doc, "nested.list[0].x").unwrap(), "1");
+        assert_eq!(jv(doc, " nested . port ").unwrap(), "5432");
+        assert_eq!(jv(doc, "missing").unwrap(), "None");
+        assert_eq!(
+            jv(doc, "missing.deeper").unwrap(),
+            "None",
+            "None is falsy: returned as is"
+        );
+        assert_eq!(
+            jv(doc, "nested").unwrap(),
+            "{'port': 5432, 'list': [{'x': 1}]}"
+        );
+        assert_eq!(jv("not json", "a").unwrap(), "not json");
+        assert_eq!(jv("", "a").unwrap(), "");
+        assert!(jv(doc, "hosts[5]").is_err());
+        assert!(jv(doc, "nope[0]").is_err());
+        assert!(jv(doc, "user.x").is_err());
+    }
+
+    #[test]
+    fn index_suffixes_split_like_the_regex() {
+        assert_eq!(split_index("a[0]"), Some(("a", 0)));
+        assert_eq!(split_index("a[0][12]"), Some(("a[0]", 12)));
+        assert_eq!(split_index("[3]"), Some(("", 3)));
+        assert_eq!(split_index("a[x]"), None);
+        assert_eq!(split_index("a"), None);
+    }
+}
