@@ -391,23 +391,18 @@ fn an_unwritable_data_dir_is_a_clear_error() {
     fs::create_dir(ws.path("ro")).unwrap();
     fs::set_permissions(
         ws.path("ro"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o500),
+        std::os::unix::fs::PermissionsExt::from_mode(0o555),
     )
     .unwrap();
-    if fs::write(ws.path("ro/probe"), "x").is_ok() {
-        // Running as root: permissions do not stop us; a read-only mount would.
-        fs::remove_file(ws.path("ro/probe")).unwrap();
-        eprintln!("skipped: permissions are not enforced for this user");
-        return;
-    }
-    let out = ws
-        .run_with_stdin(&["--data-dir", "ro", "set", "a"], b"1")
-        .code(2);
+    let out = ws.run_unprivileged(&["--data-dir", "ro", "env"]).code(2);
     assert!(
-        out.stderr.contains("ro/mage-secrets") && out.stderr.contains("ermission"),
+        out.stderr.starts_with("error: cannot create folder ")
+            && out.stderr.contains("ro/mage-secrets: Permission denied"),
         "{}",
         out.stderr
     );
+    assert_eq!(out.stderr.lines().count(), 1);
+    assert_eq!(fs::read_dir(ws.path("ro")).unwrap().count(), 0);
 }
 
 #[test]

@@ -153,3 +153,38 @@ pub fn tree_contains(dir: &Path, needle: &[u8]) -> Option<PathBuf> {
         .find(|(_, bytes, _)| bytes.windows(needle.len()).any(|w| w == needle))
         .map(|(p, _, _)| p)
 }
+
+impl Workspace {
+    /// A command that runs without root's power to ignore permissions: as
+    /// `nobody` (through setpriv) when the tests run as root. The workspace
+    /// is opened to that user.
+    pub fn unprivileged(&self, args: &[&str]) -> Command {
+        let probe = self.path(".uid-probe");
+        fs::write(&probe, "").unwrap();
+        let root = std::os::unix::fs::MetadataExt::uid(&fs::metadata(&probe).unwrap()) == 0;
+        fs::remove_file(&probe).unwrap();
+        if !root {
+            return self.cmd(args);
+        }
+        fs::set_permissions(self.dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
+        let mut cmd = Command::new("setpriv");
+        cmd.current_dir(self.dir.path())
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(bin())
+            .env_remove("MAGE_DATA_DIR")
+            .env_remove("MAGE_SECRETS_DATABASE")
+            .env("HOME", self.dir.path().join("home"))
+            .env("NO_COLOR", "1")
+            .args(args);
+        cmd
+    }
+
+    pub fn run_unprivileged(&self, args: &[&str]) -> Run {
+        Run::from(
+            self.unprivileged(args)
+                .stdin(Stdio::null())
+                .output()
+                .expect("run"),
+        )
+    }
+}

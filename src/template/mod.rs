@@ -862,3 +862,49 @@ pub(crate) mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::tests::engine;
+    use super::*;
+    use proptest::prelude::*;
+    use std::path::Path;
+
+    fn adversarial() -> impl Strategy<Value = String> {
+        let pieces = prop::sample::select(vec![
+            "\"", "\\", "'", "\n", "\t", "#", ": ", " ", "{{", "}}", "{%", "é", "日本", "a", "Z9",
+            "\r", "- ", "%", "''", "\\n", "&x", "*y", "!t", "[", "]", ",", "null", "~",
+        ]);
+        prop::collection::vec(pieces, 0..12).prop_map(|v| v.concat())
+    }
+
+    fn field(output: &str, key: &str) -> String {
+        let doc: serde_yaml::Value = serde_yaml::from_str(output).expect("rendered YAML parses");
+        doc[key].as_str().expect("a string").to_string()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn quoted_values_read_back_exactly(value in adversarial()) {
+            let e = engine(&[("v", &value)]);
+            let render = |src: &str| e.render(Path::new("p.yaml"), src, &[Scope::Global], &RenderOptions::default(), true);
+
+            let dq = render("key: \"{{ mage_secret_var('v') }}\"\n");
+            prop_assert_eq!(field(dq.output.as_deref().unwrap(), "key"), value.clone());
+
+            let url = render("url: \"pre-{{ mage_secret_var('v') }}-post\"\n");
+            prop_assert_eq!(field(url.output.as_deref().unwrap(), "url"), format!("pre-{value}-post"));
+
+            let sq = render("key: '{{ mage_secret_var('v') }}'\n");
+            if value.contains(['\n', '\r']) {
+                prop_assert!(sq.output.is_none());
+                prop_assert_eq!(sq.diagnostics[0].kind, Kind::Quoting);
+                prop_assert!(sq.diagnostics[0].message.contains("use double quotes"));
+            } else {
+                prop_assert_eq!(field(sq.output.as_deref().unwrap(), "key"), value.clone());
+            }
+        }
+    }
+}

@@ -1,0 +1,600 @@
+//! `render`: resolved copies of a project, one file to stdout, Mage's
+//! output byte for byte, and every kind of bad input reported at once.
+
+use std::fs;
+use std::path::Path;
+
+use crate::support::{mode, snapshot, tree_contains, Workspace};
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+
+/// Copies a fixture folder into the workspace.
+fn copy_fixture(ws: &Workspace, from: &str, to: &str) {
+    let src = Path::new(FIXTURES).join(from);
+    for entry in walkdir::WalkDir::new(&src) {
+        let entry = entry.unwrap();
+        let rel = entry.path().strip_prefix(&src).unwrap();
+        let dest = ws.path(to).join(rel);
+        if entry.file_type().is_dir() {
+            fs::create_dir_all(&dest).unwrap();
+        } else {
+            fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+}
+
+fn set_pipeline(ws: &Workspace, data_dir: &str, pipeline: &str, name: &str, value: &str) {
+    ws.run_with_stdin(
+        &["--data-dir", data_dir, "set", name, "--pipeline", pipeline],
+        value.as_bytes(),
+    )
+    .ok();
+}
+
+#[test]
+fn output_is_byte_identical_to_mage_for_values_that_need_no_escaping() {
+    let ws = Workspace::new();
+    copy_fixture(&ws, "mage_compat", "compat");
+    let secrets: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&ws.read("compat/secrets.json")).unwrap();
+    for (name, value) in &secrets {
+        ws.run_with_stdin(
+            &["--data-dir", "d", "set", name],
+            value.as_str().unwrap().as_bytes(),
+        )
+        .ok();
+    }
+    let env: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&ws.read("compat/env.json")).unwrap();
+    let mut cases: Vec<_> = fs::read_dir(ws.path("compat/cases"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    cases.sort();
+    assert_eq!(cases.len(), 5);
+    for case in cases {
+        let name = case.file_name().unwrap().to_str().unwrap().to_string();
+        let expected = fs::read(ws.path("compat/expected").join(&name)).unwrap();
+        let case_arg = case.to_str().unwrap();
+        for lenient in [true, false] {
+            let mut args = vec!["--data-dir", "d", "render", case_arg];
+            if lenient {
+                args.push("--lenient");
+            }
+            let mut cmd = ws.cmd(&args);
+            for (k, v) in &env {
+                cmd.env(k, v.as_str().unwrap());
+            }
+            let out = cmd.output().unwrap();
+            if name == "missing.yaml" && !lenient {
+                assert_eq!(
+                    out.status.code(),
+                    Some(1),
+                    "strict render of missing values fails"
+                );
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                assert!(
+                    stderr.contains("secret 'not_set_anywhere' is not set"),
+                    "{stderr}"
+                );
+                assert!(
+                    stderr.contains("environment variable 'MAGE_COMPAT_UNSET' is not set"),
+                    "{stderr}"
+                );
+                assert!(
+                    stderr.contains("secret 'also_missing' is not set"),
+                    "{stderr}"
+                );
+                continue;
+            }
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{name}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&expected),
+                "{name} (lenient: {lenient}) differs from Mage's output"
+            );
+        }
+    }
+}
+
+#[test]
+fn demo_project_renders_with_runtime_expressions_untouched() {
+    let ws = Workspace::new();
+    copy_fixture(&ws, "demo", "demo");
+    let out = ws
+        .run(&[
+            "--data-dir",
+            "demo/mage_data",
+            "render",
+            "demo/project",
+            "--out",
+            "build",
+        ])
+        .ok();
+    assert!(
+        out.stderr
+            .contains("rendered 6 file(s) to build: 6 written, 0 unchanged"),
+        "{}",
+        out.stderr
+    );
+    let source = ws.read("build/pipelines/etl_orders/orders_source.yaml");
+    assert!(
+        source.contains("start_date: \"{{ n_days_ago(1) }}\""),
+        "{source}"
+    );
+    assert!(
+        source.contains("table: \"{{ variables('table_name') }}\""),
+        "{source}"
+    );
+    assert!(
+        source.contains("password: \"pa\\\"ss\\\\word\""),
+        "{source}"
+    );
+    assert!(
+        source.contains("api_token: 'tok_demo_42'"),
+        "pipeline scope: {source}"
+    );
+    let io: serde_yaml::Value = serde_yaml::from_str(&ws.read("build/io_config.yaml")).unwrap();
+    assert_eq!(
+        io["default"]["POSTGRES_PASSWORD"].as_str(),
+        Some("pa\"ss\\word")
+    );
+    assert_eq!(
+        io["default"]["SNOWFLAKE_PASSWORD"].as_str(),
+        Some("it's-a-secret")
+    );
+    assert_eq!(
+        io["default"]["GOOGLE_SERVICE_ACC_KEY"]["project_id"].as_str(),
+        Some("demo-analytics")
+    );
+    let pipeline = ws.read("build/pipelines/etl_orders/metadata.yaml");
+    assert!(
+        pipeline.contains("B000/etl-orders"),
+        "pipeline scope first: {pipeline}"
+    );
+    assert!(ws.read("build/metadata.yaml").contains("B000/global"));
+    assert_eq!(
+        ws.read("build/dbt/demo/dbt_project.yml"),
+        ws.read("demo/project/dbt/demo/dbt_project.yml")
+    );
+    assert_eq!(mode(&ws.path("build/io_config.yaml")), 0o600);
+    assert_eq!(mode(&ws.path("build/pipelines/etl_orders")), 0o700);
+
+    // A second run rewrites nothing.
+    let before = fs::metadata(ws.path("build/io_config.yaml"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let again = ws
+        .run(&[
+            "--data-dir",
+            "demo/mage_data",
+            "render",
+            "demo/project",
+            "--out",
+            "build",
+        ])
+        .ok();
+    assert!(
+        again.stderr.contains("0 written, 6 unchanged"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(
+        before,
+        fs::metadata(ws.path("build/io_config.yaml"))
+            .unwrap()
+            .modified()
+            .unwrap()
+    );
+
+    // --mode, and a changed secret rewrites exactly the files that use it.
+    ws.run_with_stdin(
+        &["--data-dir", "demo/mage_data", "set", "snowflake_password"],
+        b"new",
+    )
+    .ok();
+    let changed = ws
+        .run(&[
+            "--data-dir",
+            "demo/mage_data",
+            "render",
+            "demo/project",
+            "--out",
+            "build",
+            "--mode",
+            "0640",
+        ])
+        .ok();
+    assert!(
+        changed.stderr.contains("1 written, 5 unchanged"),
+        "{}",
+        changed.stderr
+    );
+    assert_eq!(mode(&ws.path("build/io_config.yaml")), 0o640);
+}
+
+#[test]
+fn a_secret_that_looks_like_a_template_is_output_literally() {
+    let ws = Workspace::new();
+    ws.set("d", None, "tricky", "{{ mage_secret_var('other') }}");
+    ws.set("d", None, "other", "MUST-NOT-APPEAR");
+    ws.write("p/a.yaml", "key: \"{{ mage_secret_var('tricky') }}\"\n");
+    let out = ws.run(&["--data-dir", "d", "render", "p/a.yaml"]).ok();
+    assert_eq!(out.stdout, "key: \"{{ mage_secret_var('other') }}\"");
+    assert!(!out.all().contains("MUST-NOT-APPEAR"));
+}
+
+#[test]
+fn adversarial_values_land_exactly_in_every_quoting_context() {
+    let ws = Workspace::new();
+    let values = [
+        "dq\"quote",
+        "back\\slash",
+        "it's",
+        "tab\there",
+        "hash # here",
+        "colon: space",
+        "{{ braces }}",
+        "  padded  ",
+        "ünïcödé 日本",
+        "",
+        "line\nbreak",
+        "x: [1, 2]",
+    ];
+    let mut template = String::new();
+    for (i, v) in values.iter().enumerate() {
+        ws.set("d", None, &format!("v{i}"), v);
+        template.push_str(&format!("dq{i}: \"{{{{ mage_secret_var('v{i}') }}}}\"\n"));
+        template.push_str(&format!(
+            "url{i}: \"pre-{{{{ mage_secret_var('v{i}') }}}}-post\"\n"
+        ));
+        if !v.contains('\n') {
+            template.push_str(&format!("sq{i}: '{{{{ mage_secret_var('v{i}') }}}}'\n"));
+        }
+    }
+    ws.write("p/a.yaml", &template);
+    let out = ws.run(&["--data-dir", "d", "render", "p/a.yaml"]).ok();
+    let doc: serde_yaml::Value = serde_yaml::from_str(&out.stdout).unwrap();
+    for (i, v) in values.iter().enumerate() {
+        assert_eq!(
+            doc[format!("dq{i}").as_str()].as_str(),
+            Some(*v),
+            "dq {v:?}"
+        );
+        assert_eq!(
+            doc[format!("url{i}").as_str()].as_str(),
+            Some(format!("pre-{v}-post").as_str())
+        );
+        if !v.contains('\n') {
+            assert_eq!(
+                doc[format!("sq{i}").as_str()].as_str(),
+                Some(*v),
+                "sq {v:?}"
+            );
+        }
+    }
+    ws.write("p/b.yaml", "key: '{{ mage_secret_var('v10') }}'\n");
+    let err = ws.run(&["--data-dir", "d", "render", "p/b.yaml"]).code(1);
+    assert!(
+        err.stderr.contains(
+            "p/b.yaml:1:10: error: cannot place this value in single quotes (secrets: v10)"
+        ),
+        "{}",
+        err.stderr
+    );
+    assert!(err.stderr.contains("use double quotes"), "{}", err.stderr);
+    assert!(!err.stderr.contains("line\nbreak"));
+}
+
+#[test]
+fn every_bad_file_is_reported_in_one_run_and_nothing_is_written() {
+    let ws = Workspace::new();
+    ws.set("d", None, "pw", "SENTINEL-VALUE: broken");
+    ws.write("p/good.yaml", "a: \"{{ mage_secret_var('pw') }}\"\n");
+    ws.write("p/syntax.yaml", "a: 1\nb: {{ mage_secret_var('pw' }}\n");
+    ws.write("p/yaml.yaml", "a: 1\nb: {{ mage_secret_var('pw') }}\n");
+    ws.write("p/latin1.yaml", b"a: caf\xe9\n");
+    ws.write("p/binary.yaml", b"a: \x00\x01\x02\n");
+    ws.write("p/missing.yaml", "a: {{ mage_secret_var('nope') }}\n");
+    std::os::unix::fs::symlink("loop.yaml", ws.path("p/loop.yaml")).unwrap();
+    ws.write("build/keep.txt", "previous output");
+    let before = snapshot(&ws.path("build"));
+
+    let out = ws
+        .run(&["--data-dir", "d", "render", "p", "--out", "build"])
+        .code(1);
+    let err = &out.stderr;
+    for expected in [
+        "binary.yaml: error: is a binary file (NUL byte at offset 3)",
+        "latin1.yaml:1:7: error: is not valid UTF-8 text",
+        "loop.yaml: error: is a symbolic link that loops",
+        "missing.yaml:1:7: error: secret 'nope' is not set in environment",
+        "syntax.yaml:2:",
+        "yaml.yaml:2:",
+        "rendered YAML does not parse",
+        "secrets substituted on this line: pw",
+        "error: 6 problem(s) found; nothing was written",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+    assert!(
+        err.contains("2 | b: {{ mage_secret_var('pw' }}"),
+        "caret snippet: {err}"
+    );
+    assert!(
+        !out.all().contains("SENTINEL"),
+        "a value leaked: {}",
+        out.all()
+    );
+    assert_eq!(
+        before,
+        snapshot(&ws.path("build")),
+        "the output folder is untouched"
+    );
+}
+
+#[test]
+fn unreadable_files_are_reported() {
+    let ws = Workspace::new();
+    ws.write("p/a.yaml", "a: 1\n");
+    ws.write("p/secret.yaml", "a: 1\n");
+    fs::create_dir_all(ws.path("d")).unwrap();
+    for dir in ["p", "d"] {
+        fs::set_permissions(
+            ws.path(dir),
+            std::os::unix::fs::PermissionsExt::from_mode(0o777),
+        )
+        .unwrap();
+    }
+    fs::set_permissions(
+        ws.path("p/secret.yaml"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o000),
+    )
+    .unwrap();
+    let out = ws
+        .run_unprivileged(&["--data-dir", "d", "render", "p", "--out", "p/../o"])
+        .code(1);
+    assert!(
+        out.stderr
+            .contains("secret.yaml: error: cannot read: Permission denied"),
+        "{}",
+        out.stderr
+    );
+    assert!(!ws.path("o").exists());
+}
+
+#[test]
+fn out_may_not_be_the_project_root_and_a_project_needs_out() {
+    let ws = Workspace::new();
+    ws.write("p/a.yaml", "a: 1\n");
+    for out in ["p", "p/.", "./p/"] {
+        let r = ws
+            .run(&["--data-dir", "d", "render", "p", "--out", out])
+            .code(2);
+        assert!(r.stderr.contains("is the project root"), "{}", r.stderr);
+    }
+    let r = ws.run(&["--data-dir", "d", "render", "p"]).code(2);
+    assert!(
+        r.stderr.contains("give an output folder with --out"),
+        "{}",
+        r.stderr
+    );
+    assert!(!ws.path("d").exists(), "usage errors touch nothing");
+    ws.run(&[
+        "--data-dir",
+        "d",
+        "render",
+        "p",
+        "--out",
+        "o",
+        "--mode",
+        "0999",
+    ])
+    .code(2);
+    ws.run(&[
+        "--data-dir",
+        "d",
+        "render",
+        "p",
+        "--out",
+        "o",
+        "--mode",
+        "0400",
+    ])
+    .code(2);
+    ws.run(&[
+        "--data-dir",
+        "d",
+        "render",
+        "p",
+        "--out",
+        "o",
+        "--include",
+        "a[",
+    ])
+    .code(2);
+    ws.run(&["--data-dir", "d", "render", "nowhere", "--out", "o"])
+        .code(2);
+}
+
+#[test]
+fn the_walk_skips_hidden_and_build_folders_and_the_output() {
+    let ws = Workspace::new();
+    for f in [
+        "p/io_config.yaml",
+        "p/pipelines/a/metadata.yaml",
+        "p/.git/x.yaml",
+        "p/.hidden.yaml",
+        "p/venv/x.yaml",
+        "p/node_modules/x.yaml",
+        "p/__pycache__/x.yaml",
+        "p/target/x.yaml",
+        "p/dbt/dbt_packages/x.yaml",
+        "p/logs/x.yaml",
+        "p/notes.txt",
+        "p/dbt/profiles.yml",
+        "p/skip/me.yaml",
+    ] {
+        ws.write(f, "k: v\n");
+    }
+    ws.write("p/build/old.yaml", "k: v\n");
+    let out = ws
+        .run(&[
+            "--data-dir",
+            "d",
+            "-v",
+            "render",
+            "p",
+            "--out",
+            "p/build",
+            "--exclude",
+            "skip/**",
+        ])
+        .ok();
+    assert!(out.stderr.contains("rendered 3 file(s)"), "{}", out.stderr);
+    let mut written: Vec<String> = snapshot(&ws.path("p/build"))
+        .into_iter()
+        .map(|(p, _, _)| {
+            p.strip_prefix(ws.path("p/build"))
+                .unwrap()
+                .display()
+                .to_string()
+        })
+        .collect();
+    written.sort();
+    assert_eq!(
+        written,
+        vec![
+            "dbt/profiles.yml",
+            "io_config.yaml",
+            "old.yaml",
+            "pipelines/a/metadata.yaml"
+        ]
+    );
+    let only_sql = ws
+        .run(&[
+            "--data-dir",
+            "d",
+            "render",
+            "p",
+            "--out",
+            "o2",
+            "--include",
+            "*.txt",
+        ])
+        .ok();
+    assert!(
+        only_sql.stderr.contains("rendered 1 file(s)"),
+        "{}",
+        only_sql.stderr
+    );
+    assert!(ws.path("o2/notes.txt").exists());
+}
+
+#[test]
+fn lenient_renders_missing_values_as_none_with_warnings() {
+    let ws = Workspace::new();
+    ws.write(
+        "p/a.yaml",
+        "a: \"{{ mage_secret_var('nope') }}\"\nb: {{ env_var('MAGE_SECRETS_TEST_UNSET') }}\n",
+    );
+    let out = ws
+        .run(&["--data-dir", "d", "render", "p", "--out", "o", "--lenient"])
+        .ok();
+    assert_eq!(ws.read("o/a.yaml"), "a: \"None\"\nb: None");
+    assert!(
+        out.stderr
+            .contains("a.yaml:1:8: warning: secret 'nope' is not set"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("a.yaml:2:7: warning: environment variable 'MAGE_SECRETS_TEST_UNSET'"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn library_renders_in_memory_and_loads_io_config() {
+    let ws = Workspace::new();
+    copy_fixture(&ws, "demo", "demo");
+    let env = mage_secrets::Environment::open(&mage_secrets::Settings::for_data_dir(
+        ws.path("demo/mage_data"),
+    ))
+    .unwrap();
+    let options = mage_secrets::template::RenderOptions::default();
+    let files = env
+        .render_project(&ws.path("demo/project"), &options)
+        .unwrap();
+    assert_eq!(files.len(), 6);
+    assert!(
+        !format!("{files:?}").contains("pa\\\"ss"),
+        "Debug hides contents"
+    );
+    let profile = env
+        .load_io_config(&ws.path("demo/project"), "default")
+        .unwrap();
+    assert_eq!(profile["POSTGRES_USER"].as_str(), Some("orders_app"));
+    let err = env
+        .load_io_config(&ws.path("demo/project"), "nope")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("profiles: version, default, staging"), "{err}");
+    assert_eq!(
+        env.render_str("u={{ mage_secret_var('pg_user') }}", &options)
+            .unwrap(),
+        "u=orders_app"
+    );
+    let scoped = mage_secrets::template::RenderOptions {
+        pipeline: Some("etl_orders".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        env.render_str("{{ mage_secret_var('orders_api_token') }}", &scoped)
+            .unwrap(),
+        "tok_demo_42"
+    );
+    assert!(env
+        .render_str("{{ mage_secret_var('orders_api_token') }}", &options)
+        .is_err());
+    assert!(tree_contains(&ws.path("demo/project"), b"orders_app").is_none());
+}
+
+#[test]
+fn pipeline_scoped_secrets_resolve_only_under_their_pipeline() {
+    let ws = Workspace::new();
+    set_pipeline(&ws, "d", "etl", "token", "etl-token");
+    ws.write(
+        "p/pipelines/etl/a.yaml",
+        "t: {{ mage_secret_var('token') }}\n",
+    );
+    ws.write(
+        "p/pipelines/other/a.yaml",
+        "t: {{ mage_secret_var('token') }}\n",
+    );
+    let out = ws
+        .run(&["--data-dir", "d", "render", "p", "--out", "o"])
+        .code(1);
+    assert!(
+        out.stderr.contains(
+            "pipelines/other/a.yaml:1:7: error: secret 'token' is not set in environment"
+        ) && out
+            .stderr
+            .contains("(scopes searched: pipeline:other, global)"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("pipelines/etl/a.yaml"),
+        "{}",
+        out.stderr
+    );
+}
