@@ -141,6 +141,19 @@ impl Environment {
         })
     }
 
+    /// Opens the environment of a data dir that already has one; never
+    /// creates a key or uuid (for commands that only read).
+    pub fn open_existing(settings: &Settings) -> Result<Environment> {
+        if !settings.uuid_path().is_file() {
+            return Err(Error::Usage(format!(
+                "data dir {} has no mage-secrets environment (no {}); pass the right --data-dir, or create it with `mage-secrets set`",
+                settings.data_dir.display(),
+                settings.uuid_path().display()
+            )));
+        }
+        Environment::open(settings)
+    }
+
     /// The environment uuid.
     pub fn uuid(&self) -> &str {
         &self.inner.uuid
@@ -156,7 +169,7 @@ impl Environment {
         &self.inner.warnings
     }
 
-    fn store(&self) -> MutexGuard<'_, Box<dyn SecretStore>> {
+    pub(crate) fn store(&self) -> MutexGuard<'_, Box<dyn SecretStore>> {
         self.inner.store.lock().unwrap_or_else(|p| p.into_inner())
     }
 

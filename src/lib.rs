@@ -8,6 +8,7 @@
 //! # Ok::<(), mage_secrets::Error>(())
 //! ```
 
+pub mod check;
 pub mod crypto;
 pub mod diagnostic;
 mod environment;

@@ -30,6 +30,30 @@ pub struct ProjectFiles {
     /// Paths relative to the root, sorted.
     pub files: Vec<PathBuf>,
     pub diagnostics: Vec<Diagnostic>,
+    /// One file named on the command line rather than a walked project:
+    /// its scope comes from its absolute path.
+    pub single_file: bool,
+}
+
+impl ProjectFiles {
+    /// One file, as named by the user.
+    pub fn single(path: &Path) -> ProjectFiles {
+        ProjectFiles {
+            root: PathBuf::new(),
+            files: vec![path.to_path_buf()],
+            diagnostics: Vec::new(),
+            single_file: true,
+        }
+    }
+
+    /// The scope chain of one of the files.
+    pub fn chain(&self, rel: &Path) -> Vec<Scope> {
+        if self.single_file {
+            scope_chain(&absolute(&self.root.join(rel)))
+        } else {
+            scope_chain(rel)
+        }
+    }
 }
 
 /// The rules that decide which files are selected.

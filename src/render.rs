@@ -91,7 +91,7 @@ pub fn render_files(
                 continue;
             }
         };
-        let chain = project::scope_chain(rel);
+        let chain = project.chain(rel);
         let file = engine.render(rel, &source, &chain, options, project::is_yaml(rel));
         result.diagnostics.extend(file.diagnostics);
         if let Some(output) = file.output {

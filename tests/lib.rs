@@ -3,5 +3,6 @@
 
 mod support;
 
+mod check;
 mod render;
 mod secrets;

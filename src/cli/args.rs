@@ -60,6 +60,13 @@ pub enum ListFormat {
     Json,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    Text,
+    Json,
+    Github,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Store a secret: the value comes from a pipe, a no-echo prompt, or --from-file
@@ -145,6 +152,34 @@ Examples:
         mode: u32,
     },
 
+    /// Prove that every referenced secret exists in an environment (never shows a value)
+    #[command(after_help = "\
+Examples:
+  mage-secrets check .                                      this data dir's environment
+  mage-secrets check . --format github                      annotations in GitHub Actions
+  mage-secrets --database prod.db check . --environment 1f0c…  another environment, no key needed
+  mage-secrets --database shared.db check . --all-environments
+
+Exit status: 0 nothing wrong, 1 problems found, 2 the check could not run.")]
+    Check {
+        /// A project folder, or one file
+        #[arg(default_value = ".")]
+        path: PathBuf,
+        /// Check this environment of the database by existence alone (no key needed)
+        #[arg(long, value_name = "UUID", conflicts_with = "all_environments")]
+        environment: Option<String>,
+        /// A table of each referenced secret in each environment of the database
+        #[arg(long)]
+        all_environments: bool,
+        /// Unset env_var()s without a default are errors, not warnings
+        #[arg(long)]
+        strict_env: bool,
+        #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
+        format: CheckFormat,
+        #[command(flatten)]
+        select: SelectFlags,
+    },
+
     /// Print a shell completion script
     #[command(after_help = "\
 Examples:
@@ -172,6 +207,13 @@ pub struct RenderFlags {
     /// Insert values raw, without YAML quote-aware escaping (Mage's bytes)
     #[arg(long)]
     pub raw: bool,
+    #[command(flatten)]
+    pub select: SelectFlags,
+}
+
+/// Which files of a project a command reads.
+#[derive(Args, Debug, Clone)]
+pub struct SelectFlags {
     /// Select files matching GLOB instead of *.yaml/*.yml (repeatable)
     #[arg(long, value_name = "GLOB")]
     pub include: Vec<String>,
@@ -186,8 +228,8 @@ impl RenderFlags {
             lenient: self.lenient,
             raw: self.raw,
             pipeline: None,
-            include: self.include.clone(),
-            exclude: self.exclude.clone(),
+            include: self.select.include.clone(),
+            exclude: self.select.exclude.clone(),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! `main`, with the code the error stands for.
 
 mod args;
+mod check;
 mod output;
 mod render;
 mod secrets;
@@ -85,6 +86,23 @@ fn run(cli: Cli, reporter: &Reporter) -> mage_secrets::Result<i32> {
             &flags.options(),
             mode,
         ),
+        Command::Check {
+            path,
+            environment,
+            all_environments,
+            strict_env,
+            format,
+            select,
+        } => {
+            let target = match (environment, all_environments) {
+                (Some(uuid), _) => check::Target::Other(uuid),
+                (None, true) => check::Target::All,
+                (None, false) => check::Target::Own,
+            };
+            check::check(
+                &settings, reporter, &path, &target, strict_env, format, &select,
+            )
+        }
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

@@ -63,7 +63,7 @@ fn render_file(
 ) -> Result<i32> {
     let env = open(settings, reporter)?;
     let source = render::read_text(Path::new(""), path).map_err(|d| Error::Render(vec![*d]))?;
-    let chain = project::scope_chain(&project::absolute(path));
+    let chain = project::ProjectFiles::single(path).chain(path);
     let file = env
         .engine()
         .render(path, &source, &chain, options, project::is_yaml(path));

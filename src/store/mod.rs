@@ -90,6 +90,20 @@ pub trait SecretStore: Send {
     fn change_counter(&self) -> Result<u64>;
 }
 
+/// Opens an existing store without creating anything (for commands that
+/// only read, such as `check --environment`).
+pub fn open_existing(location: &DatabaseLocation) -> Result<Box<dyn SecretStore>> {
+    if let DatabaseLocation::Sqlite(path) = location {
+        if !path.is_file() {
+            return Err(Error::Database {
+                location: path.display().to_string(),
+                message: "does not exist; pass the shared database with --database".into(),
+            });
+        }
+    }
+    open(location)
+}
+
 /// Opens the store a [`DatabaseLocation`] names, creating it if needed.
 pub fn open(location: &DatabaseLocation) -> Result<Box<dyn SecretStore>> {
     match location {

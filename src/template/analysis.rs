@@ -200,8 +200,13 @@ fn collect_references(tokens: &[(Token<'_>, Span)], out: &mut Vec<Reference>) {
         if !matches!(tokens.get(i + 1), Some((Token::ParenOpen, _))) {
             continue; // a bare name, not a call
         }
-        let args = call_arguments(&tokens[i + 2..]);
-        let first = args.first().map(|a| literal_argument(a)).unwrap_or(None);
+        let (args, closed) = call_arguments(&tokens[i + 2..]);
+        let first = match args.first() {
+            Some(arg) if closed => literal_argument(arg),
+            // An unclosed call: its leading string is the name meant.
+            Some(arg) => literal_argument(&arg[..arg.len().min(1)]),
+            None => None,
+        };
         let has_default = args.len() > 1
             || args
                 .iter()
@@ -217,8 +222,9 @@ fn collect_references(tokens: &[(Token<'_>, Span)], out: &mut Vec<Reference>) {
 
 type Tokens<'a, 's> = &'a [(Token<'s>, Span)];
 
-/// The top-level arguments of a call, up to its closing parenthesis.
-fn call_arguments<'a, 's>(tokens: Tokens<'a, 's>) -> Vec<Tokens<'a, 's>> {
+/// The top-level arguments of a call, up to its closing parenthesis, and
+/// whether that parenthesis was found.
+fn call_arguments<'a, 's>(tokens: Tokens<'a, 's>) -> (Vec<Tokens<'a, 's>>, bool) {
     let mut args = Vec::new();
     let mut depth = 0usize;
     let mut start = 0;
@@ -230,7 +236,7 @@ fn call_arguments<'a, 's>(tokens: Tokens<'a, 's>) -> Vec<Tokens<'a, 's>> {
                 if j > start {
                     args.push(&tokens[start..j]);
                 }
-                return args;
+                return (args, true);
             }
             Token::Comma if depth == 0 => {
                 args.push(&tokens[start..j]);
@@ -239,7 +245,11 @@ fn call_arguments<'a, 's>(tokens: Tokens<'a, 's>) -> Vec<Tokens<'a, 's>> {
             _ => {}
         }
     }
-    args
+    // An unclosed call (a syntax error the parser reports): keep what is there.
+    if start < tokens.len() {
+        args.push(&tokens[start..]);
+    }
+    (args, false)
 }
 
 /// The string an argument is, when it is a single literal (`'x'` or `name='x'`).

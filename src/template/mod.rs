@@ -510,6 +510,27 @@ struct FileSource<'a> {
     options: &'a RenderOptions,
 }
 
+/// Syntax errors of a template, placed in `path` (compiled by a bare
+/// environment: names need not exist for this).
+pub fn syntax_errors(path: &std::path::Path, source: &str) -> Vec<Diagnostic> {
+    if let Err(e) = Analysis::of(source) {
+        let d = Diagnostic::error(
+            Kind::Syntax,
+            format!("template syntax error: {}", e.message),
+        );
+        let d = match e.offset {
+            Some(o) => d.at_offset(source, o),
+            None => d,
+        };
+        return vec![d.in_file(path)];
+    }
+    let env = minijinja::Environment::new();
+    match env.template_from_str(source) {
+        Ok(_) => Vec::new(),
+        Err(e) => vec![template_error(source, 0, &e, Kind::Syntax).in_file(path)],
+    }
+}
+
 /// Collected while assembling one file's output.
 #[derive(Default)]
 struct Sink {

@@ -1,0 +1,420 @@
+//! `check`: proves, without printing a value, that every reference in a
+//! project resolves in an environment. References are found statically
+//! (branches a render would not take are checked too) and looked up by
+//! existence alone, so another environment of the same database can be
+//! checked without its key. With the environment's own key, each file is
+//! also rendered in memory and parsed as YAML.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::diagnostic::{line_col, Diagnostic, Kind};
+use crate::error::Result;
+use crate::project::ProjectFiles;
+use crate::render::read_text;
+use crate::secret::{describe_chain, Scope};
+use crate::store::{ScopeFilter, SecretStore};
+use crate::template::analysis::{self, Analysis, Function};
+use crate::template::{self, Engine, EnvVars, RenderOptions};
+
+/// Which (scope, name) pairs an environment holds.
+#[derive(Debug, Clone)]
+pub struct Presence {
+    pub environment: String,
+    names: HashSet<(Scope, String)>,
+}
+
+impl Presence {
+    /// Reads the names of one environment (one query, no decryption).
+    pub fn load(store: &dyn SecretStore, environment: &str) -> Result<Presence> {
+        let names = store
+            .list(environment, &ScopeFilter::All)?
+            .into_iter()
+            .map(|info| (info.scope, info.name))
+            .collect();
+        Ok(Presence {
+            environment: environment.to_string(),
+            names,
+        })
+    }
+
+    /// The first scope of `chain` that holds `name`.
+    pub fn resolve<'c>(&self, chain: &'c [Scope], name: &str) -> Option<&'c Scope> {
+        chain
+            .iter()
+            .find(|s| self.names.contains(&((*s).clone(), name.to_string())))
+    }
+}
+
+impl crate::Environment {
+    /// The names this environment holds, for [`check`].
+    pub fn presence(&self) -> Result<Presence> {
+        Presence::load(self.store().as_ref(), self.uuid())
+    }
+}
+
+/// How to check.
+#[derive(Clone, Debug, Default)]
+pub struct CheckOptions {
+    /// Unset `env_var`s without default are errors, not warnings.
+    pub strict_env: bool,
+}
+
+/// One reference as checked.
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckedReference {
+    pub function: &'static str,
+    /// `None` when computed.
+    pub name: Option<String>,
+    pub line: usize,
+    pub col: usize,
+    /// The scopes searched, most specific first.
+    pub scopes: Vec<String>,
+    /// The scope the secret was found in (for `mage_secret_var`).
+    pub found_in: Option<String>,
+    pub has_default: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FileReport {
+    pub path: PathBuf,
+    pub references: Vec<CheckedReference>,
+}
+
+/// The outcome of a check.
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckReport {
+    pub environment: String,
+    /// Whether rendered files were parsed as YAML (needs the environment's key).
+    pub yaml_checked: bool,
+    pub files: Vec<FileReport>,
+    /// Every problem, in file order: the same items the text output lists.
+    pub problems: Vec<Diagnostic>,
+}
+
+impl CheckReport {
+    pub fn errors(&self) -> usize {
+        self.problems.iter().filter(|d| d.is_error()).count()
+    }
+
+    pub fn warnings(&self) -> usize {
+        self.problems.len() - self.errors()
+    }
+
+    pub fn references(&self) -> usize {
+        self.files.iter().map(|f| f.references.len()).sum()
+    }
+}
+
+/// Checks every file of `project` against `presence`. `engine` (the
+/// environment's own, with its key) adds the in-memory render and YAML parse.
+pub fn check(
+    project: &ProjectFiles,
+    presence: &Presence,
+    engine: Option<&Engine>,
+    vars: &dyn EnvVars,
+    options: &CheckOptions,
+) -> CheckReport {
+    let mut report = CheckReport {
+        environment: presence.environment.clone(),
+        yaml_checked: engine.is_some(),
+        files: Vec::new(),
+        problems: project.diagnostics.clone(),
+    };
+    for rel in &project.files {
+        let source = match read_text(&project.root, rel) {
+            Ok(s) => zeroize::Zeroizing::new(s),
+            Err(d) => {
+                report.problems.push(*d);
+                continue;
+            }
+        };
+        let mut file = FileReport {
+            path: rel.clone(),
+            references: Vec::new(),
+        };
+        if !analysis::has_template_syntax(&source) {
+            report.files.push(file);
+            continue;
+        }
+        let syntax = template::syntax_errors(rel, &source);
+        let syntax_ok = syntax.is_empty();
+        report.problems.extend(syntax);
+        let chain = project.chain(rel);
+        if let Ok(analysis) = Analysis::of(&source) {
+            for r in &analysis.references {
+                let (checked, problem) =
+                    check_reference(r, &source, &chain, presence, vars, options);
+                file.references.push(checked);
+                report.problems.extend(problem.map(|d| d.in_file(rel)));
+            }
+        }
+        if let (Some(engine), true) = (engine, syntax_ok) {
+            // Rendered leniently: missing values are reported above; what is
+            // left is what only a render shows (YAML, quoting, helpers failing).
+            let lenient = RenderOptions {
+                lenient: true,
+                ..RenderOptions::default()
+            };
+            let rendered =
+                engine.render(rel, &source, &chain, &lenient, crate::project::is_yaml(rel));
+            report.problems.extend(
+                rendered
+                    .diagnostics
+                    .into_iter()
+                    .filter(|d| matches!(d.kind, Kind::Yaml | Kind::Quoting | Kind::Render)),
+            );
+            drop(rendered.output.map(zeroize::Zeroizing::new));
+        }
+        report.files.push(file);
+    }
+    report
+}
+
+fn check_reference(
+    r: &analysis::Reference,
+    source: &str,
+    chain: &[Scope],
+    presence: &Presence,
+    vars: &dyn EnvVars,
+    options: &CheckOptions,
+) -> (CheckedReference, Option<Diagnostic>) {
+    let (line, col) = line_col(source, r.offset);
+    let mut checked = CheckedReference {
+        function: r.function.name(),
+        name: r.name.clone(),
+        line,
+        col,
+        scopes: match r.function {
+            Function::SecretVar => chain.iter().map(Scope::to_string).collect(),
+            Function::EnvVar => Vec::new(),
+        },
+        found_in: None,
+        has_default: r.has_default,
+    };
+    let at = |d: Diagnostic| Some(d.at(source, line, col));
+    let problem = match (&r.name, r.function) {
+        (None, f) => at(Diagnostic::warning(
+            Kind::ComputedName,
+            format!(
+                "cannot be checked statically: the name passed to {} is computed",
+                f.name()
+            ),
+        )),
+        (Some(name), Function::SecretVar) => match presence.resolve(chain, name) {
+            Some(scope) => {
+                checked.found_in = Some(scope.to_string());
+                None
+            }
+            None => {
+                let scopes = if chain.len() > 1 {
+                    format!(" (scopes searched: {})", describe_chain(chain))
+                } else {
+                    String::new()
+                };
+                at(Diagnostic::error(
+                    Kind::MissingSecret,
+                    format!(
+                        "secret '{name}' is not set in environment {}{scopes}",
+                        presence.environment
+                    ),
+                )
+                .named(name))
+            }
+        },
+        (Some(name), Function::EnvVar) => {
+            if r.has_default || vars.get(name).is_some() {
+                None
+            } else {
+                let make = if options.strict_env {
+                    Diagnostic::error
+                } else {
+                    Diagnostic::warning
+                };
+                at(make(
+                    Kind::UnsetEnvVar,
+                    format!("environment variable '{name}' is not set and env_var has no default"),
+                )
+                .named(name))
+            }
+        }
+    };
+    (checked, problem)
+}
+
+/// One referenced secret (with the scopes it is looked up in) against every
+/// environment of a database.
+#[derive(Clone, Debug, Serialize)]
+pub struct PresenceRow {
+    pub name: String,
+    pub scopes: Vec<String>,
+    /// Environment uuid → present.
+    pub present: BTreeMap<String, bool>,
+    /// Where it is first referenced.
+    pub file: PathBuf,
+    pub line: usize,
+    pub col: usize,
+}
+
+/// Each referenced secret × each environment.
+#[derive(Clone, Debug, Serialize)]
+pub struct PresenceTable {
+    pub environments: Vec<String>,
+    pub secrets: Vec<PresenceRow>,
+    /// Problems that keep files from being analysed (unreadable, syntax).
+    pub problems: Vec<Diagnostic>,
+}
+
+impl PresenceTable {
+    /// Every secret present in every environment.
+    pub fn complete(&self) -> bool {
+        self.secrets.iter().all(|r| r.present.values().all(|p| *p))
+    }
+}
+
+/// Builds the table for `project` over every environment in `store`.
+pub fn presence_table(project: &ProjectFiles, store: &dyn SecretStore) -> Result<PresenceTable> {
+    let environments = store.environments()?;
+    let presences = environments
+        .iter()
+        .map(|e| Presence::load(store, e))
+        .collect::<Result<Vec<_>>>()?;
+    let mut table = PresenceTable {
+        environments,
+        secrets: Vec::new(),
+        problems: project.diagnostics.clone(),
+    };
+    let mut seen: HashSet<(String, Vec<Scope>)> = HashSet::new();
+    for rel in &project.files {
+        let source = match read_text(&project.root, rel) {
+            Ok(s) => s,
+            Err(d) => {
+                table.problems.push(*d);
+                continue;
+            }
+        };
+        if !analysis::has_template_syntax(&source) {
+            continue;
+        }
+        table.problems.extend(template::syntax_errors(rel, &source));
+        let Ok(analysis) = Analysis::of(&source) else {
+            continue;
+        };
+        let chain = project.chain(rel);
+        for r in &analysis.references {
+            let (Function::SecretVar, Some(name)) = (r.function, &r.name) else {
+                continue;
+            };
+            if !seen.insert((name.clone(), chain.clone())) {
+                continue;
+            }
+            let (line, col) = line_col(&source, r.offset);
+            table.secrets.push(PresenceRow {
+                name: name.clone(),
+                scopes: chain.iter().map(Scope::to_string).collect(),
+                present: presences
+                    .iter()
+                    .map(|p| (p.environment.clone(), p.resolve(&chain, name).is_some()))
+                    .collect(),
+                file: rel.clone(),
+                line,
+                col,
+            });
+        }
+    }
+    table
+        .secrets
+        .sort_by(|a, b| (&a.name, &a.scopes).cmp(&(&b.name, &b.scopes)));
+    Ok(table)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::path::Path;
+
+    struct Vars(HashMap<String, String>);
+    impl EnvVars for Vars {
+        fn get(&self, name: &str) -> Option<String> {
+            self.0.get(name).cloned()
+        }
+    }
+
+    fn presence(names: &[(&str, &str)]) -> Presence {
+        Presence {
+            environment: "env-1".into(),
+            names: names
+                .iter()
+                .map(|(s, n)| (Scope::parse(s).unwrap(), n.to_string()))
+                .collect(),
+        }
+    }
+
+    fn project_with(files: &[(&str, &str)]) -> (tempfile::TempDir, ProjectFiles) {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, text) in files {
+            let p = dir.path().join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        let project = crate::project::walk(
+            dir.path(),
+            &crate::project::Selection::new(&[], &[]).unwrap(),
+            None,
+        )
+        .unwrap();
+        (dir, project)
+    }
+
+    #[test]
+    fn static_check_finds_every_kind_of_problem() {
+        let (_dir, project) = project_with(&[
+            ("io_config.yaml", "a: {{ mage_secret_var('here') }}\n{% if false %}b: {{ mage_secret_var('gone') }}{% endif %}\n# c: {{ mage_secret_var('commented') }}\n"),
+            ("pipelines/etl/x.yaml", "t: {{ mage_secret_var('token') }}\nu: {{ mage_secret_var(p ~ 'x') }}\nv: {{ env_var('UNSET_VAR') }} {{ env_var('UNSET_VAR', 'd') }} {{ env_var('SET_VAR') }}\n"),
+            ("broken.yaml", "a: {{ mage_secret_var('x' }}\n"),
+        ]);
+        let p = presence(&[("global", "here"), ("pipeline:other", "token")]);
+        let vars = Vars(
+            [("SET_VAR".to_string(), "1".to_string())]
+                .into_iter()
+                .collect(),
+        );
+        let report = check(&project, &p, None, &vars, &CheckOptions::default());
+        let problems: Vec<String> = report.problems.iter().map(|d| d.to_string()).collect();
+        assert_eq!(
+            problems,
+            vec![
+                "broken.yaml:1:27: error: template syntax error: syntax error: unexpected `}`, expected `,`",
+                "broken.yaml:1:7: error: secret 'x' is not set in environment env-1",
+                "io_config.yaml:2:21: error: secret 'gone' is not set in environment env-1",
+                "io_config.yaml:3:9: error: secret 'commented' is not set in environment env-1",
+                "pipelines/etl/x.yaml:1:7: error: secret 'token' is not set in environment env-1 (scopes searched: pipeline:etl, global)",
+                "pipelines/etl/x.yaml:2:7: warning: cannot be checked statically: the name passed to mage_secret_var is computed",
+                "pipelines/etl/x.yaml:3:7: warning: environment variable 'UNSET_VAR' is not set and env_var has no default",
+            ]
+        );
+        assert!(!report.yaml_checked);
+        assert_eq!(report.references(), 9);
+        let strict = check(
+            &project,
+            &p,
+            None,
+            &vars,
+            &CheckOptions { strict_env: true },
+        );
+        assert_eq!(strict.errors(), report.errors() + 1);
+    }
+
+    #[test]
+    fn presence_resolves_through_the_chain() {
+        let p = presence(&[("global", "a"), ("pipeline:etl", "b")]);
+        let etl = Scope::Pipeline("etl".into()).chain();
+        assert_eq!(p.resolve(&etl, "a"), Some(&Scope::Global));
+        assert_eq!(p.resolve(&etl, "b"), Some(&Scope::Pipeline("etl".into())));
+        assert_eq!(p.resolve(&[Scope::Global], "b"), None);
+        let _ = Path::new("");
+    }
+}

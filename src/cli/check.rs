@@ -1,0 +1,279 @@
+//! `check`: text, JSON or GitHub Actions reports of what would not resolve.
+
+use std::io::Write;
+use std::path::Path;
+
+use mage_secrets::check::{self, CheckOptions, CheckReport, Presence, PresenceTable};
+use mage_secrets::diagnostic::Diagnostic;
+use mage_secrets::project::{self, ProjectFiles, Selection};
+use mage_secrets::template::ProcessEnv;
+use mage_secrets::{store, Environment, Error, Result, Settings};
+
+use super::args::{CheckFormat, SelectFlags};
+use super::output::Reporter;
+
+/// Which environment(s) to check.
+pub enum Target {
+    /// The data dir's own environment (key at hand: YAML is parsed too).
+    Own,
+    /// Another environment of the database, by existence alone.
+    Other(String),
+    /// Every environment of the database.
+    All,
+}
+
+pub fn check(
+    settings: &Settings,
+    reporter: &Reporter,
+    path: &Path,
+    target: &Target,
+    strict_env: bool,
+    format: CheckFormat,
+    select: &SelectFlags,
+) -> Result<i32> {
+    let selection = Selection::new(&select.include, &select.exclude)?;
+    let meta = std::fs::metadata(path).map_err(|e| Error::io("read", path, e))?;
+    let project = if meta.is_file() {
+        ProjectFiles::single(path)
+    } else {
+        project::walk(path, &selection, None)?
+    };
+    let options = CheckOptions { strict_env };
+    let report = match target {
+        Target::All => {
+            let store = store::open_existing(&settings.database_location()?)?;
+            let table = check::presence_table(&project, store.as_ref())?;
+            return print_table(reporter, &table, format);
+        }
+        Target::Other(uuid) => {
+            let uuid = uuid::Uuid::parse_str(uuid)
+                .map_err(|_| Error::Usage(format!("--environment '{uuid}' is not a uuid")))?
+                .hyphenated()
+                .to_string();
+            let location = settings.database_location()?;
+            let store = store::open_existing(&location)?;
+            let known = store.environments()?;
+            if !known.contains(&uuid) {
+                return Err(Error::Usage(format!(
+                    "environment {uuid} is not in database {}; environments there: {}",
+                    location.describe(),
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                )));
+            }
+            let presence = Presence::load(store.as_ref(), &uuid)?;
+            check::check(&project, &presence, None, &ProcessEnv, &options)
+        }
+        Target::Own => {
+            let env = Environment::open_existing(settings)?;
+            for w in env.warnings() {
+                reporter.warning(w);
+            }
+            let presence = env.presence()?;
+            let engine = env.engine();
+            check::check(&project, &presence, Some(&engine), &ProcessEnv, &options)
+        }
+    };
+    print_report(reporter, &report, project.files.len(), format)?;
+    Ok(if report.errors() > 0 { 1 } else { 0 })
+}
+
+fn stdout(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::io("write to", "standard output", e))
+}
+
+fn print_report(
+    reporter: &Reporter,
+    report: &CheckReport,
+    files: usize,
+    format: CheckFormat,
+) -> Result<()> {
+    match format {
+        CheckFormat::Json => {
+            let mut doc = serde_json::to_value(report).expect("serializable");
+            doc["errors"] = report.errors().into();
+            doc["warnings"] = report.warnings().into();
+            stdout(&format!(
+                "{}\n",
+                serde_json::to_string_pretty(&doc).expect("serializable")
+            ))
+        }
+        CheckFormat::Github => {
+            let text: String = report.problems.iter().map(github_line).collect();
+            stdout(&text)
+        }
+        CheckFormat::Text => {
+            for d in &report.problems {
+                reporter.diagnostic(d);
+            }
+            let yaml = if report.yaml_checked {
+                ""
+            } else {
+                "; rendered YAML not parsed (existence only, no key)"
+            };
+            let summary = format!(
+                "checked {files} file(s), {} reference(s) in environment {}: {} error(s), {} warning(s){yaml}",
+                report.references(),
+                report.environment,
+                report.errors(),
+                report.warnings()
+            );
+            if report.errors() > 0 {
+                eprintln!("{summary}");
+            } else {
+                reporter.info(&summary);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A GitHub Actions workflow command for one problem.
+pub fn github_line(d: &Diagnostic) -> String {
+    let level = if d.is_error() { "error" } else { "warning" };
+    let mut props = Vec::new();
+    if let Some(file) = &d.file {
+        props.push(format!(
+            "file={}",
+            escape_property(&file.display().to_string())
+        ));
+    }
+    if let Some(line) = d.line {
+        props.push(format!("line={line}"));
+    }
+    if let Some(col) = d.col {
+        props.push(format!("col={col}"));
+    }
+    let kind = serde_json::to_value(d.kind).expect("serializable");
+    props.push(format!(
+        "title={}",
+        escape_property(&format!(
+            "mage-secrets {}",
+            kind.as_str().unwrap_or("problem")
+        ))
+    ));
+    format!(
+        "::{level} {}::{}\n",
+        props.join(","),
+        escape_data(&d.message)
+    )
+}
+
+fn escape_data(s: &str) -> String {
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+fn escape_property(s: &str) -> String {
+    escape_data(s).replace(':', "%3A").replace(',', "%2C")
+}
+
+fn print_table(reporter: &Reporter, table: &PresenceTable, format: CheckFormat) -> Result<i32> {
+    let complete = table.complete();
+    let ok = complete && !table.problems.iter().any(Diagnostic::is_error);
+    match format {
+        CheckFormat::Json => {
+            let mut doc = serde_json::to_value(table).expect("serializable");
+            doc["complete"] = complete.into();
+            stdout(&format!(
+                "{}\n",
+                serde_json::to_string_pretty(&doc).expect("serializable")
+            ))?;
+        }
+        CheckFormat::Github => {
+            let mut text: String = table.problems.iter().map(github_line).collect();
+            for row in &table.secrets {
+                for (env, present) in &row.present {
+                    if !present {
+                        let d = Diagnostic::error(
+                            mage_secrets::diagnostic::Kind::MissingSecret,
+                            format!("secret '{}' is not set in environment {env}", row.name),
+                        );
+                        let mut d = d.in_file(&row.file);
+                        d.line = Some(row.line);
+                        d.col = Some(row.col);
+                        text.push_str(&github_line(&d));
+                    }
+                }
+            }
+            stdout(&text)?;
+        }
+        CheckFormat::Text => {
+            for d in &table.problems {
+                reporter.diagnostic(d);
+            }
+            let short: Vec<String> = table
+                .environments
+                .iter()
+                .map(|e| e.chars().take(8).collect())
+                .collect();
+            let name_w = table
+                .secrets
+                .iter()
+                .map(|r| r.name.len())
+                .max()
+                .unwrap_or(0)
+                .max(6);
+            let scope_w = table
+                .secrets
+                .iter()
+                .map(|r| r.scopes.join(", ").len())
+                .max()
+                .unwrap_or(0)
+                .max(6);
+            let mut out = format!("{:name_w$}  {:scope_w$}", "SECRET", "SCOPES");
+            for s in &short {
+                out.push_str(&format!("  {s:8}"));
+            }
+            out.push('\n');
+            for row in &table.secrets {
+                out.push_str(&format!(
+                    "{:name_w$}  {:scope_w$}",
+                    row.name,
+                    row.scopes.join(", ")
+                ));
+                for env in &table.environments {
+                    let cell = if row.present.get(env).copied().unwrap_or(false) {
+                        "yes"
+                    } else {
+                        "MISSING"
+                    };
+                    out.push_str(&format!("  {cell:8}"));
+                }
+                out.push('\n');
+            }
+            stdout(&out)?;
+            for (s, full) in short.iter().zip(&table.environments) {
+                reporter.info(&format!("{s} = {full}"));
+            }
+            let missing: usize = table
+                .secrets
+                .iter()
+                .map(|r| r.present.values().filter(|p| !**p).count())
+                .sum();
+            let summary = format!(
+                "{} referenced secret(s) in {} environment(s): {}",
+                table.secrets.len(),
+                table.environments.len(),
+                if complete {
+                    "all complete".to_string()
+                } else {
+                    format!("{missing} missing")
+                }
+            );
+            if ok {
+                reporter.info(&summary);
+            } else {
+                eprintln!("{summary}");
+            }
+        }
+    }
+    Ok(if ok { 0 } else { 1 })
+}

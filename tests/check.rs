@@ -1,0 +1,399 @@
+//! `check`: every missing reference at once, other environments without
+//! their key, three output formats, and never a value.
+
+use std::fs;
+use std::path::Path;
+
+use crate::support::{Run, Workspace};
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+
+fn check_fixture(ws: &Workspace, extra: &[&str]) -> Run {
+    let project = Path::new(FIXTURES).join("check_missing");
+    let project = project.to_str().unwrap();
+    ws.run(&[&["--data-dir", "d", "check", project][..], extra].concat())
+}
+
+fn fixture_env(ws: &Workspace) {
+    ws.set("d", None, "pg_user", "app");
+    ws.set("d", None, "slack_webhook_url", "https://hooks.example/x");
+}
+
+#[test]
+fn five_missing_secrets_across_three_files_in_one_run() {
+    let ws = Workspace::new();
+    fixture_env(&ws);
+    let uuid = ws.read("d/mage-secrets/uuid").trim().to_string();
+    let out = check_fixture(&ws, &[]).code(1);
+    let errors: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains(": error: "))
+        .collect();
+    assert_eq!(
+        errors,
+        vec![
+            format!("dbt/profiles.yml:5:21: error: secret 'dbt_password' is not set in environment {uuid}"),
+            format!("io_config.yaml:4:26: error: secret 'pg_password' is not set in environment {uuid}"),
+            format!("io_config.yaml:6:21: error: secret 'legacy_token' is not set in environment {uuid}"),
+            format!("io_config.yaml:8:26: error: secret 'backup_password' is not set in environment {uuid}"),
+            format!("pipelines/etl/metadata.yaml:7:16: error: secret 'etl_token' is not set in environment {uuid} (scopes searched: pipeline:etl, global)"),
+        ]
+    );
+    assert!(out.stderr.contains("4 |   POSTGRES_PASSWORD: \"{{ mage_secret_var('pg_password') }}\"\n  |                          ^"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("checked 3 file(s), 9 reference(s)"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("5 error(s), 0 warning(s)"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.stdout, "");
+}
+
+#[test]
+fn seed_scenario_checks_prod_and_dev_without_dev_key() {
+    let ws = Workspace::new();
+    ws.set(
+        "dev",
+        Some("shared.db"),
+        "secret1",
+        "sooper dooper secret string",
+    );
+    ws.set("dev", Some("shared.db"), "secret3", "dev only secret");
+    ws.set(
+        "prod",
+        Some("shared.db"),
+        "secret1",
+        "real production secret",
+    );
+    let dev_uuid = ws.read("dev/mage-secrets/uuid").trim().to_string();
+    fs::remove_dir_all(ws.path("dev")).unwrap();
+    ws.write(
+        "p/io_config.yaml",
+        "a: \"{{ mage_secret_var('secret1') }}\"\nb: \"{{ mage_secret_var('secret3') }}\"\n",
+    );
+    let prod = ws
+        .run(&[
+            "--data-dir",
+            "prod",
+            "--database",
+            "shared.db",
+            "check",
+            "p",
+        ])
+        .code(1);
+    let errors: Vec<&str> = prod
+        .stderr
+        .lines()
+        .filter(|l| l.contains("error:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", prod.stderr);
+    assert!(
+        errors[0].starts_with("io_config.yaml:2:8: error: secret 'secret3' is not set"),
+        "{}",
+        prod.stderr
+    );
+
+    let dev = ws
+        .run(&[
+            "--data-dir",
+            "prod",
+            "--database",
+            "shared.db",
+            "check",
+            "p",
+            "--environment",
+            &dev_uuid,
+        ])
+        .ok();
+    assert!(
+        dev.stderr.contains(&format!(
+            "in environment {dev_uuid}: 0 error(s), 0 warning(s)"
+        )),
+        "{}",
+        dev.stderr
+    );
+    assert!(
+        dev.stderr
+            .contains("rendered YAML not parsed (existence only, no key)"),
+        "{}",
+        dev.stderr
+    );
+    assert!(!ws.path("dev").exists(), "no dev key was needed or made");
+
+    let table = ws
+        .run(&[
+            "--data-dir",
+            "prod",
+            "--database",
+            "shared.db",
+            "check",
+            "p",
+            "--all-environments",
+        ])
+        .code(1);
+    assert!(
+        table.stdout.starts_with("SECRET   SCOPES"),
+        "{}",
+        table.stdout
+    );
+    let row3 = table
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("secret3"))
+        .unwrap();
+    assert_eq!(row3.matches("MISSING").count(), 1, "{}", table.stdout);
+    assert!(
+        table
+            .stderr
+            .contains("2 referenced secret(s) in 2 environment(s): 1 missing"),
+        "{}",
+        table.stderr
+    );
+    let json = ws
+        .run(&[
+            "--data-dir",
+            "prod",
+            "--database",
+            "shared.db",
+            "check",
+            "p",
+            "--all-environments",
+            "--format",
+            "json",
+        ])
+        .code(1);
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(doc["complete"], false);
+    assert_eq!(doc["secrets"][1]["present"][&dev_uuid], true);
+
+    ws.set("prod", Some("shared.db"), "secret3", "now in prod");
+    ws.run(&[
+        "--data-dir",
+        "prod",
+        "--database",
+        "shared.db",
+        "check",
+        "p",
+        "--all-environments",
+    ])
+    .ok();
+}
+
+#[test]
+fn json_matches_text_item_for_item_and_github_lines_are_workflow_commands() {
+    let ws = Workspace::new();
+    fixture_env(&ws);
+    let text = check_fixture(&ws, &[]).code(1);
+    let json = check_fixture(&ws, &["--format", "json"]).code(1);
+    let github = check_fixture(&ws, &["--format", "github"]).code(1);
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let problems = doc["problems"].as_array().unwrap();
+    let text_items: Vec<&str> = text
+        .stderr
+        .lines()
+        .filter(|l| l.contains(": error: ") || l.contains(": warning: "))
+        .collect();
+    assert_eq!(problems.len(), text_items.len());
+    for (p, line) in problems.iter().zip(&text_items) {
+        let rebuilt = format!(
+            "{}:{}:{}: {}: {}",
+            p["file"].as_str().unwrap(),
+            p["line"],
+            p["col"],
+            p["severity"].as_str().unwrap(),
+            p["message"].as_str().unwrap()
+        );
+        assert_eq!(&rebuilt, line);
+        assert_eq!(p["kind"], "missing_secret");
+        assert!(p["name"].is_string());
+    }
+    assert_eq!(doc["errors"], 5);
+    assert_eq!(
+        doc["environment"].as_str().unwrap(),
+        ws.read("d/mage-secrets/uuid").trim()
+    );
+    assert_eq!(doc["files"].as_array().unwrap().len(), 3);
+
+    let lines: Vec<&str> = github.stdout.lines().collect();
+    assert_eq!(lines.len(), 5);
+    for line in &lines {
+        let rest = line.strip_prefix("::error file=").expect(line);
+        let (props, message) = rest.split_once("::").expect(line);
+        let fields: Vec<&str> = props.split(',').collect();
+        assert!(
+            fields[1].starts_with("line=")
+                && fields[2].starts_with("col=")
+                && fields[3].starts_with("title="),
+            "{line}"
+        );
+        assert!(
+            !message.contains('\n') && message.starts_with("secret '"),
+            "{line}"
+        );
+    }
+    assert!(lines[0].starts_with("::error file=dbt/profiles.yml,line=5,col=21,title=mage-secrets missing_secret::secret 'dbt_password'"));
+}
+
+#[test]
+fn no_output_of_check_contains_a_value() {
+    let ws = Workspace::new();
+    let marker = "SENTINEL-3c9e1f";
+    for name in [
+        "pg_user",
+        "slack_webhook_url",
+        "pg_password",
+        "legacy_token",
+        "backup_password",
+        "dbt_password",
+    ] {
+        ws.set("d", None, name, &format!("{marker}: {name} \" '"));
+    }
+    ws.write("p/bad_yaml.yaml", "a: {{ mage_secret_var('pg_user') }}\n");
+    ws.write("p/quoting.yaml", "a: '{{ mage_secret_var('multi') }}'\n");
+    ws.run_with_stdin(
+        &["--data-dir", "d", "set", "multi"],
+        format!("{marker}\nline").as_bytes(),
+    )
+    .ok();
+    ws.write(
+        "p/json.yaml",
+        "a: {{ json_value(mage_secret_var('pg_user'), 'x') }}\n",
+    );
+    let project = Path::new(FIXTURES).join("check_missing");
+    let mut runs = Vec::new();
+    for format in ["text", "json", "github"] {
+        for path in [project.to_str().unwrap(), "p"] {
+            for extra in [&[][..], &["-v"], &["--strict-env"], &["--all-environments"]] {
+                runs.push(
+                    ws.run(
+                        &[
+                            &["--data-dir", "d", "check", path, "--format", format][..],
+                            extra,
+                        ]
+                        .concat(),
+                    ),
+                );
+            }
+        }
+    }
+    let failing_yaml = runs
+        .iter()
+        .any(|r| r.all().contains("rendered YAML does not parse"));
+    assert!(failing_yaml, "the YAML failure path was exercised");
+    assert!(runs
+        .iter()
+        .any(|r| r.all().contains("cannot place this value in single quotes")));
+    for run in &runs {
+        assert!(
+            !run.all().contains(marker),
+            "a value leaked:\n{}",
+            run.all()
+        );
+    }
+}
+
+#[test]
+fn computed_names_unset_env_vars_and_strict_env() {
+    let ws = Workspace::new();
+    ws.set("d", None, "a", "1");
+    ws.write("p/x.yaml", "a: {{ mage_secret_var('a') }}\nb: {{ mage_secret_var('pre' ~ 'fix') }}\nc: {{ env_var('MAGE_SECRETS_CHECK_UNSET') }}\n");
+    let out = ws.run(&["--data-dir", "d", "check", "p"]).ok();
+    assert!(out.stderr.contains("x.yaml:2:7: warning: cannot be checked statically: the name passed to mage_secret_var is computed"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "x.yaml:3:7: warning: environment variable 'MAGE_SECRETS_CHECK_UNSET' is not set"
+        ),
+        "{}",
+        out.stderr
+    );
+    let strict = ws
+        .run(&["--data-dir", "d", "check", "p", "--strict-env"])
+        .code(1);
+    assert!(
+        strict
+            .stderr
+            .contains("x.yaml:3:7: error: environment variable"),
+        "{}",
+        strict.stderr
+    );
+    let set = ws
+        .cmd(&["--data-dir", "d", "check", "p", "--strict-env"])
+        .env("MAGE_SECRETS_CHECK_UNSET", "x")
+        .output()
+        .unwrap();
+    assert_eq!(set.status.code(), Some(0));
+    // One file works too, with its pipeline scope from its path.
+    ws.write(
+        "p/pipelines/etl/y.yaml",
+        "t: {{ mage_secret_var('tok') }}\n",
+    );
+    let one = ws
+        .run(&["--data-dir", "d", "check", "p/pipelines/etl/y.yaml"])
+        .code(1);
+    assert!(
+        one.stderr
+            .contains("(scopes searched: pipeline:etl, global)"),
+        "{}",
+        one.stderr
+    );
+}
+
+#[test]
+fn a_check_that_cannot_run_exits_2() {
+    let ws = Workspace::new();
+    ws.write("p/x.yaml", "a: 1\n");
+    let fresh = ws.run(&["--data-dir", "fresh", "check", "p"]).code(2);
+    assert!(
+        fresh.stderr.contains("has no mage-secrets environment"),
+        "{}",
+        fresh.stderr
+    );
+    assert!(!ws.path("fresh").exists(), "check creates no environment");
+    ws.set("d", None, "a", "1");
+    let bad = ws
+        .run(&[
+            "--data-dir",
+            "d",
+            "check",
+            "p",
+            "--environment",
+            "not-a-uuid",
+        ])
+        .code(2);
+    assert!(bad.stderr.contains("is not a uuid"), "{}", bad.stderr);
+    let unknown = ws
+        .run(&[
+            "--data-dir",
+            "d",
+            "check",
+            "p",
+            "--environment",
+            "00000000-0000-4000-8000-000000000000",
+        ])
+        .code(2);
+    assert!(
+        unknown.stderr.contains("is not in database"),
+        "{}",
+        unknown.stderr
+    );
+    let nodb = ws
+        .run(&[
+            "--data-dir",
+            "d",
+            "--database",
+            "nope.db",
+            "check",
+            "p",
+            "--all-environments",
+        ])
+        .code(2);
+    assert!(nodb.stderr.contains("does not exist"), "{}", nodb.stderr);
+    assert!(!ws.path("nope.db").exists());
+    ws.run(&["--data-dir", "d", "check", "missing-folder"])
+        .code(2);
+}
