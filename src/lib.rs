@@ -20,6 +20,7 @@ pub mod secret;
 pub mod settings;
 pub mod store;
 pub mod template;
+pub mod watch;
 
 pub use environment::{Environment, EnvironmentInfo, Resolved, SecretValue};
 pub use error::{Error, Result};

@@ -6,3 +6,4 @@ mod support;
 mod check;
 mod render;
 mod secrets;
+mod watch;

@@ -180,6 +180,35 @@ Exit status: 0 nothing wrong, 1 problems found, 2 the check could not run.")]
         select: SelectFlags,
     },
 
+    /// Render once, then re-render on file changes and on secret-store changes
+    #[command(after_help = "\
+Examples:
+  mage-secrets watch . --out build/
+  mage-secrets watch . --out build/ --exec 'docker compose restart mage'
+  mage-secrets watch . --out build/ --debounce 200
+
+The changed output paths reach --exec in MAGE_SECRETS_CHANGED, one per line.
+Ctrl-C or SIGTERM stops it after the batch in progress.")]
+    Watch {
+        /// The project folder
+        #[arg(default_value = ".")]
+        path: PathBuf,
+        /// Output folder
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Quiet period (ms) that ends a batch of file events
+        #[arg(long, value_name = "MS", default_value_t = 50)]
+        debounce: u64,
+        /// Run this shell command after each batch that changed an output
+        #[arg(long, value_name = "CMD")]
+        exec: Option<String>,
+        #[command(flatten)]
+        render: RenderFlags,
+        /// Permissions of output files (octal); folders get x where r is set
+        #[arg(long, value_name = "MODE", default_value = "0600", value_parser = parse_mode)]
+        mode: u32,
+    },
+
     /// Print a shell completion script
     #[command(after_help = "\
 Examples:

@@ -7,6 +7,7 @@ mod check;
 mod output;
 mod render;
 mod secrets;
+mod watch;
 
 use clap::{CommandFactory, Parser};
 use mage_secrets::{Error, Settings};
@@ -102,6 +103,22 @@ fn run(cli: Cli, reporter: &Reporter) -> mage_secrets::Result<i32> {
             check::check(
                 &settings, reporter, &path, &target, strict_env, format, &select,
             )
+        }
+        Command::Watch {
+            path,
+            out,
+            debounce,
+            exec,
+            render: flags,
+            mode,
+        } => {
+            let options = mage_secrets::watch::WatchOptions {
+                render: flags.options(),
+                mode,
+                debounce: std::time::Duration::from_millis(debounce),
+                exec,
+            };
+            watch::watch(&settings, reporter, &path, &out, options)
         }
         Command::Completions { shell } => {
             clap_complete::generate(

@@ -83,6 +83,10 @@ pub struct FileRender {
     pub diagnostics: Vec<Diagnostic>,
     /// Secret names the output holds values of.
     pub secrets: Vec<String>,
+    /// Secret names the template references literally (rendered or not).
+    pub referenced: Vec<String>,
+    /// The template passes a computed name to `mage_secret_var`.
+    pub computed_names: bool,
 }
 
 /// One minijinja environment for a whole run.
@@ -127,6 +131,8 @@ impl Engine {
             mode: RenderMode::Copied,
             diagnostics: Vec::new(),
             secrets: Vec::new(),
+            referenced: Vec::new(),
+            computed_names: false,
         };
         if !analysis::has_template_syntax(source) {
             file.output = Some(source.to_string());
@@ -148,6 +154,15 @@ impl Engine {
                 return file;
             }
         };
+        for r in &analysis.references {
+            if r.function == Function::SecretVar {
+                match &r.name {
+                    Some(n) if !file.referenced.contains(n) => file.referenced.push(n.clone()),
+                    Some(_) => {}
+                    None => file.computed_names = true,
+                }
+            }
+        }
         let name = path.display().to_string();
         let template = match self.env.template_from_named_str(&name, source) {
             Ok(t) => t,

@@ -1,0 +1,306 @@
+//! `watch`: outputs follow template edits, creations, renames, deletions
+//! and secret-store changes made by other processes; failures keep the last
+//! good output; `--exec` runs once per batch that changed something.
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::support::Workspace;
+
+/// A `watch` process whose stderr is collected in the background.
+struct Watcher {
+    child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl Watcher {
+    fn start(ws: &Workspace, extra: &[&str]) -> Watcher {
+        let mut child = ws
+            .cmd(
+                &[
+                    &["--data-dir", "d", "watch", "p", "--out", "build"][..],
+                    extra,
+                ]
+                .concat(),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn watch");
+        let log = Arc::new(Mutex::new(String::new()));
+        for stream in [
+            Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stdout.take().unwrap()),
+        ] {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let mut l = log.lock().unwrap();
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            });
+        }
+        let w = Watcher { child, log };
+        w.wait_log("watching:");
+        w
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    #[track_caller]
+    fn wait_log(&self, needle: &str) {
+        let log = self.log.clone();
+        let needle = needle.to_string();
+        wait_for(
+            &format!("log line {needle:?}"),
+            || log.lock().unwrap().contains(&needle),
+            || self.log(),
+        );
+    }
+
+    fn stop(mut self) -> (i32, String) {
+        let pid = self.child.id().to_string();
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        let status = self.child.wait().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        (status.code().unwrap_or(-1), self.log())
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[track_caller]
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool, context: impl Fn() -> String) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(15) {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("timed out waiting for {what}; log:\n{}", context());
+}
+
+fn read(ws: &Workspace, rel: &str) -> Option<String> {
+    fs::read_to_string(ws.path(rel)).ok()
+}
+
+fn mtime(ws: &Workspace, rel: &str) -> SystemTime {
+    fs::metadata(ws.path(rel)).unwrap().modified().unwrap()
+}
+
+fn project(ws: &Workspace) {
+    ws.set("d", None, "pw", "one");
+    ws.set("d", None, "other", "x");
+    ws.write("p/a.yaml", "a: \"{{ mage_secret_var('pw') }}\"\n");
+    ws.write("p/b.yaml", "b: \"{{ mage_secret_var('other') }}\"\n");
+    ws.write("p/c.yaml", "c: plain\n");
+    ws.write(
+        "p/pipelines/etl/d.yaml",
+        "d: \"{{ mage_secret_var('pw') }}\"\n",
+    );
+}
+
+#[track_caller]
+fn wait_content(ws: &Workspace, w: &Watcher, rel: &str, want: Option<&str>) {
+    wait_for(
+        &format!("{rel} == {want:?}"),
+        || read(ws, rel).as_deref() == want,
+        || w.log(),
+    );
+}
+
+#[test]
+fn an_edit_rewrites_only_its_output() {
+    let ws = Workspace::new();
+    project(&ws);
+    let w = Watcher::start(&ws, &[]);
+    assert_eq!(read(&ws, "build/a.yaml").as_deref(), Some("a: \"one\""));
+    let before_b = mtime(&ws, "build/b.yaml");
+    let before_d = mtime(&ws, "build/pipelines/etl/d.yaml");
+    std::thread::sleep(Duration::from_millis(30));
+    ws.write(
+        "p/a.yaml",
+        "a: \"{{ mage_secret_var('pw') }}\"\nedited: true\n",
+    );
+    wait_content(&ws, &w, "build/a.yaml", Some("a: \"one\"\nedited: true"));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(before_b, mtime(&ws, "build/b.yaml"));
+    assert_eq!(before_d, mtime(&ws, "build/pipelines/etl/d.yaml"));
+    let (code, log) = w.stop();
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(log.matches("wrote build/a.yaml").count(), 2, "{log}");
+}
+
+#[test]
+fn created_renamed_and_deleted_templates_are_followed() {
+    let ws = Workspace::new();
+    project(&ws);
+    let w = Watcher::start(&ws, &[]);
+    ws.write("p/new.yaml", "n: \"{{ mage_secret_var('other') }}\"\n");
+    wait_content(&ws, &w, "build/new.yaml", Some("n: \"x\""));
+    fs::rename(ws.path("p/new.yaml"), ws.path("p/moved.yaml")).unwrap();
+    wait_content(&ws, &w, "build/moved.yaml", Some("n: \"x\""));
+    wait_content(&ws, &w, "build/new.yaml", None);
+    fs::create_dir_all(ws.path("p/pipelines/fresh")).unwrap();
+    ws.write("p/pipelines/fresh/f.yaml", "f: 1\n");
+    wait_content(&ws, &w, "build/pipelines/fresh/f.yaml", Some("f: 1\n"));
+    fs::rename(ws.path("p/pipelines/fresh"), ws.path("p/pipelines/renamed")).unwrap();
+    wait_content(&ws, &w, "build/pipelines/renamed/f.yaml", Some("f: 1\n"));
+    wait_content(&ws, &w, "build/pipelines/fresh/f.yaml", None);
+    fs::remove_file(ws.path("p/moved.yaml")).unwrap();
+    wait_content(&ws, &w, "build/moved.yaml", None);
+    // Files that are not selected, hidden or editor temp files do nothing.
+    ws.write("p/.a.yaml.swp", "x");
+    ws.write("p/notes.txt", "x");
+    ws.write("p/a.yaml~", "x");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!ws.path("build/.a.yaml.swp").exists() && !ws.path("build/notes.txt").exists());
+    let (code, log) = w.stop();
+    assert_eq!(code, 0, "{log}");
+}
+
+#[test]
+fn store_changes_from_another_process_rerender_exactly_the_referencing_files() {
+    let ws = Workspace::new();
+    project(&ws);
+    let w = Watcher::start(&ws, &[]);
+    let before_b = mtime(&ws, "build/b.yaml");
+    let before_c = mtime(&ws, "build/c.yaml");
+    ws.set("d", None, "pw", "two");
+    wait_content(&ws, &w, "build/a.yaml", Some("a: \"two\""));
+    wait_content(&ws, &w, "build/pipelines/etl/d.yaml", Some("d: \"two\""));
+    w.wait_log("secret store changed (pw): re-rendering 2 file(s)");
+    assert_eq!(before_b, mtime(&ws, "build/b.yaml"));
+    assert_eq!(before_c, mtime(&ws, "build/c.yaml"));
+
+    // A pipeline-scoped secret shadows the global one for d.yaml only.
+    ws.run_with_stdin(
+        &["--data-dir", "d", "set", "pw", "--pipeline", "etl"],
+        b"three",
+    )
+    .ok();
+    wait_content(&ws, &w, "build/pipelines/etl/d.yaml", Some("d: \"three\""));
+    assert_eq!(read(&ws, "build/a.yaml").as_deref(), Some("a: \"two\""));
+
+    ws.run(&["--data-dir", "d", "delete", "pw"]).ok();
+    w.wait_log("a.yaml failed; its last good output is kept");
+    w.wait_log("a.yaml:1:8: error: secret 'pw' is not set in environment");
+    assert_eq!(read(&ws, "build/a.yaml").as_deref(), Some("a: \"two\""));
+    assert_eq!(
+        read(&ws, "build/pipelines/etl/d.yaml").as_deref(),
+        Some("d: \"three\"")
+    );
+    ws.set("d", None, "pw", "back");
+    wait_content(&ws, &w, "build/a.yaml", Some("a: \"back\""));
+    w.wait_log("recovered: a.yaml renders again");
+    let (code, log) = w.stop();
+    assert_eq!(code, 0, "{log}");
+}
+
+#[test]
+fn a_broken_template_keeps_its_last_good_output_until_fixed() {
+    let ws = Workspace::new();
+    project(&ws);
+    let w = Watcher::start(&ws, &[]);
+    ws.write("p/a.yaml", "a: \"{{ mage_secret_var('pw' }}\"\n");
+    w.wait_log("a.yaml:1:");
+    w.wait_log("template syntax error");
+    assert_eq!(read(&ws, "build/a.yaml").as_deref(), Some("a: \"one\""));
+    // The same failure is reported once.
+    ws.write("p/a.yaml", "a: \"{{ mage_secret_var('pw' }}\"\n");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(w.log().matches("a.yaml failed").count(), 1, "{}", w.log());
+    ws.write("p/a.yaml", "a: \"{{ mage_secret_var('pw') }}\"\nfixed: 1\n");
+    wait_content(&ws, &w, "build/a.yaml", Some("a: \"one\"\nfixed: 1"));
+    w.wait_log("recovered: a.yaml renders again");
+    let (code, _) = w.stop();
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn exec_runs_once_per_changed_batch_and_not_for_a_no_op_save() {
+    let ws = Workspace::new();
+    project(&ws);
+    let w = Watcher::start(
+        &ws,
+        &[
+            "--debounce",
+            "300",
+            "--exec",
+            "printf '%s\\n---\\n' \"$MAGE_SECRETS_CHANGED\" >> exec.log",
+        ],
+    );
+    // Two files saved within one debounce window: one batch, one run.
+    ws.write("p/a.yaml", "a: 1\n");
+    ws.write("p/b.yaml", "b: 2\n");
+    wait_for(
+        "exec",
+        || read(&ws, "exec.log").is_some_and(|l| l.contains("---")),
+        || w.log(),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let log = read(&ws, "exec.log").unwrap();
+    assert_eq!(log.matches("---").count(), 1, "{log}");
+    assert!(log.contains("build/a.yaml\nbuild/b.yaml\n"), "{log}");
+    // A save that changes no output runs nothing.
+    ws.write("p/a.yaml", "a: 1\n");
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(read(&ws, "exec.log").unwrap().matches("---").count(), 1);
+    let (code, _) = w.stop();
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn a_failing_exec_is_reported_and_watching_continues() {
+    let ws = Workspace::new();
+    project(&ws);
+    let w = Watcher::start(&ws, &["--exec", "exit 3"]);
+    ws.write("p/c.yaml", "c: 2\n");
+    w.wait_log("--exec command failed (exit status: 3); still watching");
+    ws.write("p/c.yaml", "c: 3\n");
+    wait_content(&ws, &w, "build/c.yaml", Some("c: 3\n"));
+    let (code, _) = w.stop();
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn sigterm_stops_cleanly_without_temporary_files() {
+    let ws = Workspace::new();
+    project(&ws);
+    let w = Watcher::start(&ws, &[]);
+    for i in 0..20 {
+        ws.write("p/a.yaml", format!("a: {i}\n"));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (code, log) = w.stop();
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("stopped"), "{log}");
+    let leftovers: Vec<_> = walkdir::WalkDir::new(ws.path("build"))
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".mage-secrets-tmp")
+        })
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert!(Path::new(&ws.path("build/a.yaml")).exists());
+}
