@@ -9,7 +9,7 @@ use std::fs;
 use std::io::ErrorKind;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use zeroize::Zeroizing;
 
@@ -57,7 +57,11 @@ pub struct EnvironmentInfo {
     pub secrets: u64,
 }
 
-type CacheKey = (Scope, String);
+/// Per name, what each scope looked up so far holds (`None`: not set).
+type Cache = HashMap<String, Vec<(Scope, Option<Arc<SecretValue>>)>>;
+
+/// Every sealed row of the environment, read in one query before a render.
+type Preloaded = HashMap<(Scope, String), Vec<u8>>;
 
 /// An open environment. Cheap to clone and share between threads.
 #[derive(Clone)]
@@ -71,7 +75,8 @@ struct Inner {
     uuid: String,
     key: Key,
     store: Mutex<Box<dyn SecretStore>>,
-    cache: Mutex<HashMap<CacheKey, Option<Arc<SecretValue>>>>,
+    cache: RwLock<Cache>,
+    preloaded: Mutex<Option<Preloaded>>,
     warnings: Vec<String>,
 }
 
@@ -135,7 +140,8 @@ impl Environment {
                 uuid,
                 key,
                 store: Mutex::new(store),
-                cache: Mutex::new(HashMap::new()),
+                cache: RwLock::new(HashMap::new()),
+                preloaded: Mutex::new(None),
                 warnings,
             }),
         })
@@ -173,8 +179,8 @@ impl Environment {
         self.inner.store.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn cache(&self) -> MutexGuard<'_, HashMap<CacheKey, Option<Arc<SecretValue>>>> {
-        self.inner.cache.lock().unwrap_or_else(|p| p.into_inner())
+    fn cache(&self) -> std::sync::RwLockWriteGuard<'_, Cache> {
+        self.inner.cache.write().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Mage's `get_secret_value(name)`: the global secret, if set.
@@ -200,17 +206,62 @@ impl Environment {
     }
 
     fn lookup_one(&self, scope: &Scope, name: &str) -> Result<Option<Arc<SecretValue>>> {
-        let cache_key = (scope.clone(), name.to_string());
-        if let Some(hit) = self.cache().get(&cache_key) {
-            return Ok(hit.clone());
+        {
+            let cache = self.inner.cache.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(scopes) = cache.get(name) {
+                if let Some((_, hit)) = scopes.iter().find(|(s, _)| s == scope) {
+                    return Ok(hit.clone());
+                }
+            }
         }
-        let sealed = self.store().get(&self.inner.uuid, scope, name)?;
+        let preloaded = self
+            .inner
+            .preloaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|rows| rows.get(&(scope.clone(), name.to_string())).cloned());
+        let sealed = match preloaded {
+            Some(row) => row,
+            None => self.store().get(&self.inner.uuid, scope, name)?,
+        };
         let value = match sealed {
             None => None,
             Some(sealed) => Some(Arc::new(self.unseal(scope, name, &sealed)?)),
         };
-        self.cache().insert(cache_key, value.clone());
+        self.cache()
+            .entry(name.to_string())
+            .or_default()
+            .push((scope.clone(), value.clone()));
         Ok(value)
+    }
+
+    /// Reads every sealed row of the environment in one query, so that a
+    /// render reads the database once however many files and scopes it has.
+    /// Rows are unsealed only when used.
+    pub fn preload(&self) -> Result<()> {
+        let rows = self.store().rows(&self.inner.uuid)?;
+        let map = rows
+            .into_iter()
+            .map(|r| ((r.scope, r.name), r.sealed))
+            .collect();
+        *self
+            .inner
+            .preloaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(map);
+        Ok(())
+    }
+
+    fn forget(&self, scope: &Scope, name: &str) {
+        if let Some(scopes) = self.cache().get_mut(name) {
+            scopes.retain(|(s, _)| s != scope);
+        }
+        *self
+            .inner
+            .preloaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     fn unseal(&self, scope: &Scope, name: &str, sealed: &[u8]) -> Result<SecretValue> {
@@ -237,7 +288,7 @@ impl Environment {
                 .key
                 .seal(&self.inner.uuid, &scope.to_string(), name, value.as_bytes());
         self.store().put(&self.inner.uuid, scope, name, &sealed)?;
-        self.cache().remove(&(scope.clone(), name.to_string()));
+        self.forget(scope, name);
         Ok(())
     }
 
@@ -245,7 +296,7 @@ impl Environment {
     pub fn delete(&self, name: &str, scope: &Scope) -> Result<()> {
         secret::validate_name(name)?;
         let existed = self.store().delete(&self.inner.uuid, scope, name)?;
-        self.cache().remove(&(scope.clone(), name.to_string()));
+        self.forget(scope, name);
         if existed {
             Ok(())
         } else {
@@ -281,6 +332,11 @@ impl Environment {
     /// Forgets every cached value (after another process changed the store).
     pub fn clear_cache(&self) {
         self.cache().clear();
+        *self
+            .inner
+            .preloaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// A counter that moves when another process changes the database.

@@ -32,8 +32,26 @@ pub enum Existing {
     Keep,
 }
 
-/// Writes `bytes` to `path` atomically with permissions `mode`.
+/// Writes `bytes` to `path` atomically with permissions `mode`, synced to
+/// disk before the rename (for files that cannot be made again: keys).
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32, existing: Existing) -> Result<()> {
+    write_atomic_with(path, bytes, mode, existing, true)
+}
+
+/// Replaces `path` atomically with `bytes`, without waiting for the disk:
+/// for outputs that can be rendered again. A crash of the process still
+/// leaves the old or the new file; the rename is what makes it atomic.
+pub fn replace_atomic_unsynced(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    write_atomic_with(path, bytes, mode, Existing::Replace, false)
+}
+
+fn write_atomic_with(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    existing: Existing,
+    sync: bool,
+) -> Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -43,12 +61,21 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32, existing: Existing) ->
         .permissions(fs::Permissions::from_mode(mode))
         .tempfile_in(dir)
         .map_err(|e| Error::io("create a temporary file in", dir, e))?;
-    // The umask may have narrowed the mode given at creation; set it exactly.
-    tmp.as_file()
-        .set_permissions(fs::Permissions::from_mode(mode))
-        .map_err(|e| Error::io("set permissions of a temporary file in", dir, e))?;
+    // The umask may have narrowed the mode given at creation; set it exactly
+    // (a umask cannot narrow an owner-only mode such as 0600).
+    if mode & 0o077 != 0 {
+        tmp.as_file()
+            .set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::io("set permissions of a temporary file in", dir, e))?;
+    }
     tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
+        .and_then(|()| {
+            if sync {
+                tmp.as_file().sync_all()
+            } else {
+                Ok(())
+            }
+        })
         .map_err(|e| Error::io("write", path, e))?;
     match existing {
         Existing::Replace => tmp

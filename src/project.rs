@@ -166,7 +166,11 @@ pub fn walk(root: &Path, selection: &Selection, out: Option<&Path>) -> Result<Pr
     if !meta.is_dir() {
         return Err(Error::Usage(format!("{} is not a folder", root.display())));
     }
-    let out_abs = out.map(absolute);
+    // The output folder, as a path relative to the root (when inside it).
+    let root_abs = absolute(root);
+    let out_rel = out
+        .map(absolute)
+        .and_then(|o| o.strip_prefix(&root_abs).ok().map(Path::to_path_buf));
     let mut project = ProjectFiles {
         root: root.to_path_buf(),
         ..ProjectFiles::default()
@@ -202,9 +206,7 @@ pub fn walk(root: &Path, selection: &Selection, out: Option<&Path>) -> Result<Pr
             .to_path_buf();
         let file_type = entry.file_type();
         if file_type.is_dir() {
-            let is_out = out_abs
-                .as_ref()
-                .is_some_and(|o| fs::canonicalize(entry.path()).is_ok_and(|p| &p == o));
+            let is_out = out_rel.as_deref() == Some(rel.as_path());
             if is_skipped_name(&name) || is_out {
                 walker.skip_current_dir();
             }

@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 use crate::diagnostic::{Diagnostic, Kind};
 use crate::environment::Environment;
 use crate::error::{Error, Result};
-use crate::fsutil::{self, Existing};
+use crate::fsutil;
 use crate::project::{self, ProjectFiles, Selection};
 use crate::secret::Scope;
 use crate::template::{Engine, ProcessEnv, RenderMode, RenderOptions};
@@ -73,26 +73,64 @@ pub fn read_text(root: &Path, rel: &Path) -> std::result::Result<String, Box<Dia
     })
 }
 
-/// Renders every file of `project` with `engine`.
+/// Runs `job` over `0..count` on the machine's cores; results in order.
+pub fn in_parallel<T: Send>(count: usize, job: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8)
+        .min(count / 16 + 1);
+    if threads <= 1 {
+        return (0..count).map(job).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<(usize, T)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if i >= count {
+                            break done;
+                        }
+                        done.push((i, job(i)));
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("render worker panicked"))
+            .collect()
+    });
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
+/// Renders every file of `project` with `engine`, on every core.
 pub fn render_files(
     engine: &Engine,
     project: &ProjectFiles,
     options: &RenderOptions,
 ) -> ProjectRender {
+    let outcomes = in_parallel(project.files.len(), |i| {
+        let rel = &project.files[i];
+        let source = Zeroizing::new(read_text(&project.root, rel)?);
+        let chain = project.chain(rel);
+        Ok(engine.render(rel, &source, &chain, options, project::is_yaml(rel)))
+    });
     let mut result = ProjectRender {
         files: Vec::with_capacity(project.files.len()),
         diagnostics: project.diagnostics.clone(),
     };
-    for rel in &project.files {
-        let source = match read_text(&project.root, rel) {
-            Ok(s) => Zeroizing::new(s),
-            Err(d) => {
+    for (rel, outcome) in project.files.iter().zip(outcomes) {
+        let file: crate::template::FileRender = match outcome {
+            Err::<_, Box<Diagnostic>>(d) => {
                 result.diagnostics.push(*d);
                 continue;
             }
+            Ok(file) => file,
         };
-        let chain = project.chain(rel);
-        let file = engine.render(rel, &source, &chain, options, project::is_yaml(rel));
         result.diagnostics.extend(file.diagnostics);
         if let Some(output) = file.output {
             result.files.push(RenderedFile {
@@ -121,44 +159,80 @@ pub fn folder_mode(file_mode: u32) -> u32 {
 /// Writes one output atomically, unless its bytes are already there.
 /// Returns whether it was written.
 pub fn write_output(out_dir: &Path, rel: &Path, contents: &[u8], mode: u32) -> Result<bool> {
+    write_output_to(out_dir, rel, contents, mode, false)
+}
+
+/// [`write_output`]; `fresh` says the output folder was just created, so
+/// no earlier output can be there to compare with.
+fn write_output_to(
+    out_dir: &Path,
+    rel: &Path,
+    contents: &[u8],
+    mode: u32,
+    fresh: bool,
+) -> Result<bool> {
     let target = out_dir.join(rel);
-    if let Ok(meta) = fs::symlink_metadata(&target) {
-        if meta.is_dir() {
-            return Err(Error::Usage(format!(
-                "output {} is a folder; remove it or choose another --out",
-                target.display()
-            )));
-        }
-        if meta.is_file() && meta.len() == contents.len() as u64 {
-            if let Ok(existing) = fs::read(&target) {
-                let existing = Zeroizing::new(existing);
-                if existing.as_slice() == contents {
-                    if meta.permissions().mode() & 0o777 != mode {
-                        fs::set_permissions(&target, fs::Permissions::from_mode(mode))
-                            .map_err(|e| Error::io("set permissions of", &target, e))?;
+    if !fresh {
+        if let Ok(meta) = fs::symlink_metadata(&target) {
+            if meta.is_dir() {
+                return Err(Error::Usage(format!(
+                    "output {} is a folder; remove it or choose another --out",
+                    target.display()
+                )));
+            }
+            if meta.is_file() && meta.len() == contents.len() as u64 {
+                if let Ok(existing) = fs::read(&target) {
+                    let existing = Zeroizing::new(existing);
+                    if existing.as_slice() == contents {
+                        if meta.permissions().mode() & 0o777 != mode {
+                            fs::set_permissions(&target, fs::Permissions::from_mode(mode))
+                                .map_err(|e| Error::io("set permissions of", &target, e))?;
+                        }
+                        return Ok(false);
                     }
-                    return Ok(false);
                 }
             }
         }
     }
-    if let Some(parent) = target.parent() {
-        if !parent.is_dir() {
-            fsutil::create_dir_all(parent, folder_mode(mode))?;
+    match fsutil::replace_atomic_unsynced(&target, contents, mode) {
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            // The folder is not there yet.
+            if let Some(parent) = target.parent() {
+                fsutil::create_dir_all(parent, folder_mode(mode))?;
+            }
+            fsutil::replace_atomic_unsynced(&target, contents, mode)?;
         }
+        other => other?,
     }
-    fsutil::write_atomic(&target, contents, mode, Existing::Replace)?;
     Ok(true)
 }
 
-/// Writes every rendered file below `out_dir`.
+/// Writes every rendered file below `out_dir`, on every core.
 pub fn write_outputs(out_dir: &Path, files: &[RenderedFile], mode: u32) -> Result<WriteSummary> {
-    if !out_dir.is_dir() {
+    let fresh = !out_dir.exists();
+    if fresh {
         fsutil::create_dir_all(out_dir, folder_mode(mode))?;
+        // Every folder once, before the writers start.
+        let folders: std::collections::BTreeSet<&Path> =
+            files.iter().filter_map(|f| f.path.parent()).collect();
+        for folder in folders {
+            if !folder.as_os_str().is_empty() {
+                fsutil::create_dir_all(&out_dir.join(folder), folder_mode(mode))?;
+            }
+        }
     }
+    let written = in_parallel(files.len(), |i| {
+        write_output_to(
+            out_dir,
+            &files[i].path,
+            files[i].contents.as_bytes(),
+            mode,
+            fresh,
+        )
+    });
     let mut summary = WriteSummary::default();
-    for file in files {
-        if write_output(out_dir, &file.path, file.contents.as_bytes(), mode)? {
+    for w in written {
+        if w? {
             summary.written += 1;
         } else {
             summary.unchanged += 1;
@@ -207,6 +281,7 @@ impl Environment {
     ) -> Result<ProjectRender> {
         let selection = Selection::new(&options.include, &options.exclude)?;
         let project = project::walk(root, &selection, out)?;
+        self.preload()?;
         Ok(render_files(&self.engine(), &project, options))
     }
 

@@ -153,6 +153,7 @@ impl<'o> Watch<'o> {
 
     /// Renders every file once.
     pub fn render_all(&mut self) -> Result<()> {
+        self.env.preload()?;
         let project = project::walk(&self.root, &self.selection, Some(&self.out))?;
         for d in &project.diagnostics {
             self.observer.event(WatchEvent::Failed(
@@ -299,6 +300,7 @@ impl<'o> Watch<'o> {
             return Ok(());
         }
         self.env.clear_cache();
+        self.env.preload()?;
         let affected: Vec<PathBuf> = self
             .files
             .iter()

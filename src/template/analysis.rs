@@ -60,16 +60,67 @@ pub struct ExpressionSite {
     pub trim_before: bool,
     pub trim_after: bool,
     pub context: QuotingContext,
+    /// The expression is exactly a call of ours with literal arguments,
+    /// which can be evaluated without compiling it.
+    pub call: Option<SimpleCall>,
 }
 
+/// `mage_secret_var('name')`, `env_var('NAME')` or `env_var('NAME', default)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimpleCall {
+    pub function: Function,
+    pub name: String,
+    pub default: Option<Literal>,
+}
+
+/// A literal default of `env_var`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Literal {
+    Str(String),
+    Int(u64),
+}
+
+/// Recognises a [`SimpleCall`] in the tokens between `{{` and `}}`.
+fn simple_call(tokens: &[(Token<'_>, Span)]) -> Option<SimpleCall> {
+    let string = |t: &Token<'_>| match t {
+        Token::Str(s) => Some((*s).to_string()),
+        Token::String(s) => Some(s.to_string()),
+        _ => None,
+    };
+    match tokens {
+        [(Token::Ident(f), _), (Token::ParenOpen, _), (name, _), (Token::ParenClose, _)] => {
+            Some(SimpleCall {
+                function: Function::from_ident(f)?,
+                name: string(name)?,
+                default: None,
+            })
+        }
+        [(Token::Ident("env_var"), _), (Token::ParenOpen, _), (name, _), (Token::Comma, _), (default, _), (Token::ParenClose, _)] =>
+        {
+            let default = match default {
+                Token::Int(i) => Literal::Int(*i),
+                other => Literal::Str(string(other)?),
+            };
+            Some(SimpleCall {
+                function: Function::EnvVar,
+                name: string(name)?,
+                default: Some(default),
+            })
+        }
+        _ => None,
+    }
+}
 /// The static facts about one template.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Analysis {
     pub segments: Vec<Segment>,
     pub expressions: Vec<ExpressionSite>,
     pub references: Vec<Reference>,
     /// Any `{% … %}` tag (other than raw blocks, which become text).
     pub has_tags: bool,
+    /// Every identifier inside `{{ }}` and `{% %}` (names, attributes,
+    /// keywords, filters): a superset of the variables the template uses.
+    pub identifiers: std::collections::HashSet<String>,
 }
 
 /// A lexer error: message and byte offset.
@@ -89,8 +140,33 @@ fn range(span: &Span) -> Range<usize> {
 }
 
 impl Analysis {
+    /// Whether the template is text and simple calls only (besides the final
+    /// newline the lexer drops), so that it renders without the engine.
+    pub fn is_simple(&self, source: &str) -> bool {
+        let last = self.segments.len().saturating_sub(1);
+        self.expressions
+            .iter()
+            .all(|e| e.call.is_some() && !e.trim_before && !e.trim_after)
+            && self.segments.iter().enumerate().all(|(i, s)| match s {
+                Segment::Tag(r) => {
+                    i == last
+                        && r.end == source.len()
+                        && matches!(&source[r.clone()], "\n" | "\r\n")
+                }
+                _ => true,
+            })
+    }
+
     /// Analyses `source`.
     pub fn of(source: &str) -> Result<Analysis, LexError> {
+        if let Some(analysis) = scan_simple(source) {
+            return Ok(analysis);
+        }
+        Analysis::lex(source)
+    }
+
+    /// Analyses `source` with minijinja's lexer.
+    fn lex(source: &str) -> Result<Analysis, LexError> {
         let mut tokenizer = Tokenizer::new(source, "<template>", false, SyntaxConfig::default());
         let mut tokens: Vec<(Token<'_>, Span)> = Vec::new();
         loop {
@@ -136,18 +212,30 @@ impl Analysis {
                     let end = range(&tokens[end_index].1).end.max(r.end);
                     gap(&mut analysis, pos, r.start);
                     collect_references(&tokens[i + 1..end_index], &mut analysis.references);
+                    for (t, _) in &tokens[i + 1..end_index] {
+                        if let Token::Ident(name) = t {
+                            if !analysis.identifiers.contains(*name) {
+                                analysis.identifiers.insert((*name).to_string());
+                            }
+                        }
+                    }
                     if is_block {
                         analysis.has_tags = true;
                         analysis.segments.push(Segment::Tag(r.start..end));
                     } else {
                         let end_span = range(&tokens[end_index].1);
                         analysis.segments.push(Segment::Expression(r.start..end));
+                        let inner = match &tokens[i + 1..end_index] {
+                            [] => r.end..r.end,
+                            inner => range(&inner[0].1).start..range(&inner[inner.len() - 1].1).end,
+                        };
                         analysis.expressions.push(ExpressionSite {
                             outer: r.start..end,
-                            inner: r.end..end_span.start.max(r.end),
+                            inner,
                             trim_before: source[r.clone()].ends_with('-'),
                             trim_after: source[end_span].starts_with('-'),
                             context: QuotingContext::Plain,
+                            call: simple_call(&tokens[i + 1..end_index]),
                         });
                     }
                     pos = end;
@@ -185,6 +273,139 @@ impl Analysis {
         names.dedup();
         names
     }
+}
+
+/// The analysis of the most common template, text and `{{ f('literal') }}`
+/// expressions only, found without the lexer. Returns `None` for anything
+/// else (tags, comments, whitespace control, other expressions, quotes or
+/// braces inside literals), which the lexer then handles. Gives exactly what
+/// [`Analysis::lex`] gives for the templates it accepts.
+fn scan_simple(source: &str) -> Option<Analysis> {
+    if source.contains("{%") || source.contains("{#") {
+        return None;
+    }
+    // The lexer drops one trailing newline.
+    let end = source
+        .strip_suffix('\n')
+        .map_or(source.len(), |s| s.strip_suffix('\r').unwrap_or(s).len());
+    let mut analysis = Analysis::default();
+    let mut pos = 0;
+    while let Some(found) = source[pos..end].find("{{") {
+        let open = pos + found;
+        if open > pos {
+            analysis.segments.push(Segment::Raw(pos..open));
+        }
+        let body_start = open + 2;
+        let close = body_start + source[body_start..end].find("}}")?;
+        let body = &source[body_start..close];
+        if body.starts_with(['-', '+']) || body.ends_with(['-', '+']) {
+            return None;
+        }
+        let (call, inner, ident_offset) = parse_simple_call(body)?;
+        let inner = body_start + inner.start..body_start + inner.end;
+        analysis.references.push(Reference {
+            function: call.function,
+            name: Some(call.name.clone()),
+            has_default: call.default.is_some(),
+            offset: body_start + ident_offset,
+        });
+        if !analysis.identifiers.contains(call.function.name()) {
+            analysis
+                .identifiers
+                .insert(call.function.name().to_string());
+        }
+        analysis.segments.push(Segment::Expression(open..close + 2));
+        analysis.expressions.push(ExpressionSite {
+            outer: open..close + 2,
+            inner,
+            trim_before: false,
+            trim_after: false,
+            context: QuotingContext::Plain,
+            call: Some(call),
+        });
+        pos = close + 2;
+    }
+    if end > pos {
+        analysis.segments.push(Segment::Raw(pos..end));
+    }
+    if source.len() > end {
+        analysis.segments.push(Segment::Tag(end..source.len()));
+    }
+    let contexts = expression_contexts(source, &analysis.segments);
+    for (site, context) in analysis.expressions.iter_mut().zip(contexts) {
+        site.context = context;
+    }
+    Some(analysis)
+}
+
+/// Parses `f('a')`, `env_var('A', 'd')` or `env_var('A', 3)` with spaces or
+/// tabs between tokens: the call, the range from its first to its last
+/// token, and the offset of the function name.
+fn parse_simple_call(body: &str) -> Option<(SimpleCall, Range<usize>, usize)> {
+    let bytes = body.as_bytes();
+    let mut i = 0;
+    let skip_ws = |i: &mut usize| {
+        while *i < bytes.len() && (bytes[*i] == b' ' || bytes[*i] == b'\t') {
+            *i += 1;
+        }
+    };
+    let expect = |i: &mut usize, b: u8| -> Option<()> {
+        skip_ws(i);
+        (bytes.get(*i) == Some(&b)).then(|| *i += 1)
+    };
+    let string = |i: &mut usize| -> Option<String> {
+        skip_ws(i);
+        let quote = *bytes.get(*i).filter(|q| **q == b'\'' || **q == b'"')?;
+        let start = *i + 1;
+        let len = body[start..].find(quote as char)?;
+        let text = &body[start..start + len];
+        if text.contains(['\\', '\'', '"', '{', '}', '\n', '\r']) {
+            return None;
+        }
+        *i = start + len + 1;
+        Some(text.to_string())
+    };
+    skip_ws(&mut i);
+    let ident_start = i;
+    while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+        i += 1;
+    }
+    let function = Function::from_ident(&body[ident_start..i])?;
+    expect(&mut i, b'(')?;
+    let name = string(&mut i)?;
+    skip_ws(&mut i);
+    let default = if bytes.get(i) == Some(&b',') && function == Function::EnvVar {
+        i += 1;
+        skip_ws(&mut i);
+        let digits = bytes[i..].iter().take_while(|b| b.is_ascii_digit()).count();
+        if digits > 0 {
+            let text = &body[i..i + digits];
+            if text.len() > 1 && text.starts_with('0') {
+                return None;
+            }
+            i += digits;
+            Some(Literal::Int(text.parse().ok()?))
+        } else {
+            Some(Literal::Str(string(&mut i)?))
+        }
+    } else {
+        None
+    };
+    expect(&mut i, b')')?;
+    let last = i;
+    skip_ws(&mut i);
+    if i != bytes.len() {
+        return None;
+    }
+    Some((
+        SimpleCall {
+            function,
+            name,
+            default,
+        },
+        ident_start..last,
+        ident_start,
+    ))
 }
 
 /// Finds `f(…)` calls to tracked functions in one tag's tokens.
@@ -326,9 +547,9 @@ mod tests {
         assert_eq!(
             sites,
             vec![
-                ("{{ x }}", " x ", false, false, QuotingContext::DoubleQuoted),
-                ("{{- y -}}", " y ", true, true, QuotingContext::SingleQuoted),
-                ("{{ w }}", " w ", false, false, QuotingContext::Plain),
+                ("{{ x }}", "x", false, false, QuotingContext::DoubleQuoted),
+                ("{{- y -}}", "y", true, true, QuotingContext::SingleQuoted),
+                ("{{ w }}", "w", false, false, QuotingContext::Plain),
             ]
         );
         assert!(!a.has_tags, "raw blocks and comments are not tags");
@@ -350,6 +571,34 @@ mod tests {
     fn sites_outer(src: &str, needle: &str) -> Range<usize> {
         let s = src.find(needle).unwrap();
         s..s + needle.len()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(500))]
+
+        /// The lexer-free scan gives exactly the lexer's analysis.
+        #[test]
+        fn simple_scan_agrees_with_the_lexer(pieces in proptest::collection::vec(proptest::sample::select(vec![
+            "a: ", "\"", "'", "\n", "\r\n", " ", "\t", "# ", "- ", "key:", "|\n  ", "é", "{", "}", "%",
+            "{{ mage_secret_var('pw') }}", "{{mage_secret_var(\"x_1\")}}", "{{ env_var('HOME') }}",
+            "{{ env_var( 'A' , 'd' ) }}", "{{ env_var('P', 5432) }}", "{{\tmage_secret_var('t')\t}}",
+            "{{ other('x') }}", "{{- mage_secret_var('a') }}", "{{ mage_secret_var('a') -}}",
+            "{# c #}", "{% if x %}", "{{ env_var('A', 012) }}", "{{ mage_secret_var('a}}') }}",
+        ]), 0..14)) {
+            let src = pieces.concat();
+            if let Some(fast) = scan_simple(&src) {
+                proptest::prop_assert_eq!(Some(fast), Analysis::lex(&src).ok(), "{:?}", src);
+            }
+        }
+    }
+
+    #[test]
+    fn simple_scan_takes_the_common_case_only() {
+        assert!(scan_simple("a: \"{{ mage_secret_var('pw') }}\"\n").is_some());
+        assert!(scan_simple("a: {{ env_var('P', 5432) }}").is_some());
+        assert!(scan_simple("a: {{ mage_secret_var('pw') | upper }}").is_none());
+        assert!(scan_simple("{% if x %}{% endif %}").is_none());
+        assert!(scan_simple("a: {{- mage_secret_var('pw') }}").is_none());
     }
 
     #[test]

@@ -8,8 +8,11 @@ use std::sync::{Arc, Mutex};
 use minijinja::value::{Kwargs, Object, Value};
 use minijinja::{Error as TemplateError, ErrorKind, State};
 
+use zeroize::Zeroizing;
+
 use crate::environment::SecretValue;
 use crate::secret::{self, Scope};
+use crate::template::analysis::{Function, Literal, SimpleCall};
 
 /// Where templates get secret values from.
 pub trait SecretSource: Send + Sync {
@@ -88,6 +91,11 @@ impl RenderScope {
         self.record().used.clone()
     }
 
+    /// Records a store failure that stops the render.
+    pub(crate) fn fail(&self, e: crate::Error) {
+        self.record().failure.get_or_insert(e);
+    }
+
     /// A store failure (I/O, tampered row) that stopped a lookup.
     pub fn take_failure(&self) -> Option<crate::Error> {
         self.record().failure.take()
@@ -145,6 +153,71 @@ pub fn mage_secret_var(
                 Err(TemplateError::new(ErrorKind::InvalidOperation, message))
             }
         }
+    }
+}
+
+/// What a literal call prints.
+pub(crate) enum Printed {
+    Secret(Arc<SecretValue>),
+    Text(Zeroizing<String>),
+}
+
+impl Printed {
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            Printed::Secret(v) => v.as_str(),
+            Printed::Text(t) => t,
+        }
+    }
+
+    fn none() -> Printed {
+        Printed::Text(Zeroizing::new("None".into()))
+    }
+}
+
+/// Evaluates a literal call of ours to the text Jinja2 would print,
+/// recording what was missing or used, exactly as the functions below do.
+pub(crate) fn eval_simple(
+    call: &SimpleCall,
+    scope: &RenderScope,
+    secrets: &dyn SecretSource,
+    vars: &dyn EnvVars,
+) -> crate::Result<Printed> {
+    match call.function {
+        Function::SecretVar => {
+            if secret::validate_name(&call.name).is_err() {
+                scope
+                    .record()
+                    .missing
+                    .push(Missing::Secret(call.name.clone()));
+                return Ok(Printed::none());
+            }
+            match secrets.lookup(&scope.chain, &call.name)? {
+                Some(value) => {
+                    scope.record().used.push((call.name.clone(), value.clone()));
+                    Ok(Printed::Secret(value))
+                }
+                None => {
+                    scope
+                        .record()
+                        .missing
+                        .push(Missing::Secret(call.name.clone()));
+                    Ok(Printed::none())
+                }
+            }
+        }
+        Function::EnvVar => Ok(match (vars.get(&call.name), &call.default) {
+            (Some(v), _) => Printed::Text(Zeroizing::new(v)),
+            (None, Some(Literal::Str(d))) => Printed::Text(Zeroizing::new(d.clone())),
+            (None, Some(Literal::Int(i))) => Printed::Text(Zeroizing::new(i.to_string())),
+            (None, None) => {
+                scope
+                    .record()
+                    .missing
+                    .push(Missing::EnvVar(call.name.clone()));
+                Printed::none()
+            }
+        }),
     }
 }
 
