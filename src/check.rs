@@ -117,60 +117,78 @@ pub fn check(
     vars: &dyn EnvVars,
     options: &CheckOptions,
 ) -> CheckReport {
+    let per_file = crate::render::in_parallel(project.files.len(), |i| {
+        check_file(project, &project.files[i], presence, engine, vars, options)
+    });
     let mut report = CheckReport {
         environment: presence.environment.clone(),
         yaml_checked: engine.is_some(),
-        files: Vec::new(),
+        files: Vec::with_capacity(per_file.len()),
         problems: project.diagnostics.clone(),
     };
-    for rel in &project.files {
-        let source = match read_text(&project.root, rel) {
-            Ok(s) => zeroize::Zeroizing::new(s),
-            Err(d) => {
-                report.problems.push(*d);
-                continue;
-            }
-        };
-        let mut file = FileReport {
-            path: rel.clone(),
-            references: Vec::new(),
-        };
-        if !analysis::has_template_syntax(&source) {
-            report.files.push(file);
-            continue;
-        }
-        let syntax = template::syntax_errors(rel, &source);
-        let syntax_ok = syntax.is_empty();
-        report.problems.extend(syntax);
-        let chain = project.chain(rel);
-        if let Ok(analysis) = Analysis::of(&source) {
-            for r in &analysis.references {
-                let (checked, problem) =
-                    check_reference(r, &source, &chain, presence, vars, options);
-                file.references.push(checked);
-                report.problems.extend(problem.map(|d| d.in_file(rel)));
-            }
-        }
-        if let (Some(engine), true) = (engine, syntax_ok) {
-            // Rendered leniently: missing values are reported above; what is
-            // left is what only a render shows (YAML, quoting, helpers failing).
+    for (file, problems) in per_file {
+        report.problems.extend(problems);
+        report.files.extend(file);
+    }
+    report
+}
+
+/// Checks one file: its report (none when it cannot be read) and problems.
+fn check_file(
+    project: &ProjectFiles,
+    rel: &std::path::Path,
+    presence: &Presence,
+    engine: Option<&Engine>,
+    vars: &dyn EnvVars,
+    options: &CheckOptions,
+) -> (Option<FileReport>, Vec<Diagnostic>) {
+    let mut problems = Vec::new();
+    let source = match read_text(&project.root, rel) {
+        Ok(s) => zeroize::Zeroizing::new(s),
+        Err(d) => return (None, vec![*d]),
+    };
+    let mut file = FileReport {
+        path: rel.to_path_buf(),
+        references: Vec::new(),
+    };
+    if !analysis::has_template_syntax(&source) {
+        return (Some(file), problems);
+    }
+    let chain = project.chain(rel);
+    let references = match engine {
+        // With the key: one render (leniently: missing values are reported
+        // from the references below) gives the syntax errors, the
+        // references, and what only a render shows (YAML, quoting, helpers
+        // failing).
+        Some(engine) => {
             let lenient = RenderOptions {
                 lenient: true,
                 ..RenderOptions::default()
             };
             let rendered =
                 engine.render(rel, &source, &chain, &lenient, crate::project::is_yaml(rel));
-            report.problems.extend(
-                rendered
-                    .diagnostics
-                    .into_iter()
-                    .filter(|d| matches!(d.kind, Kind::Yaml | Kind::Quoting | Kind::Render)),
-            );
             drop(rendered.output.map(zeroize::Zeroizing::new));
+            problems.extend(rendered.diagnostics.into_iter().filter(|d| {
+                matches!(
+                    d.kind,
+                    Kind::Syntax | Kind::Yaml | Kind::Quoting | Kind::Render
+                )
+            }));
+            rendered.references
         }
-        report.files.push(file);
+        None => {
+            problems.extend(template::syntax_errors(rel, &source));
+            Analysis::of(&source)
+                .map(|a| a.references)
+                .unwrap_or_default()
+        }
+    };
+    for r in &references {
+        let (checked, problem) = check_reference(r, &source, &chain, presence, vars, options);
+        file.references.push(checked);
+        problems.extend(problem.map(|d| d.in_file(rel)));
     }
-    report
+    (Some(file), problems)
 }
 
 fn check_reference(

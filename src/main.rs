@@ -3,6 +3,11 @@
 
 mod cli;
 
+/// A faster allocator: rendering allocates many small strings (YAML
+/// scalars above all) on several threads.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     std::process::exit(cli::main());
 }

@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::project::{self, ProjectFiles, Selection};
 use crate::render::{self, read_text};
 use crate::secret::Scope;
+use crate::template::analysis::Function;
 use crate::template::{Engine, RenderOptions};
 
 /// How to watch.
@@ -194,8 +195,20 @@ impl<'o> Watch<'o> {
             &self.options.render,
             project::is_yaml(rel),
         );
-        state.referenced = file.referenced.iter().cloned().collect();
-        state.computed_names = file.computed_names;
+        state.referenced.clear();
+        state.computed_names = false;
+        for r in file
+            .references
+            .iter()
+            .filter(|r| r.function == Function::SecretVar)
+        {
+            match &r.name {
+                Some(name) => {
+                    state.referenced.insert(name.clone());
+                }
+                None => state.computed_names = true,
+            }
+        }
         let failed = file.output.is_none() || file.diagnostics.iter().any(Diagnostic::is_error);
         if failed {
             report_failure(self.observer, state, rel, &file.diagnostics);

@@ -73,6 +73,7 @@ pub fn check(
                 reporter.warning(w);
             }
             let presence = env.presence()?;
+            env.preload()?;
             let engine = env.engine();
             check::check(&project, &presence, Some(&engine), &ProcessEnv, &options)
         }

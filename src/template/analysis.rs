@@ -281,8 +281,14 @@ impl Analysis {
 /// braces inside literals), which the lexer then handles. Gives exactly what
 /// [`Analysis::lex`] gives for the templates it accepts.
 fn scan_simple(source: &str) -> Option<Analysis> {
-    if source.contains("{%") || source.contains("{#") {
-        return None;
+    let bytes = source.as_bytes();
+    let mut opens = Vec::new();
+    for i in memchr::memchr_iter(b'{', bytes) {
+        match bytes.get(i + 1) {
+            Some(b'%' | b'#') => return None,
+            Some(b'{') if opens.last().is_none_or(|&last| last + 1 != i) => opens.push(i),
+            _ => {}
+        }
     }
     // The lexer drops one trailing newline.
     let end = source
@@ -290,13 +296,18 @@ fn scan_simple(source: &str) -> Option<Analysis> {
         .map_or(source.len(), |s| s.strip_suffix('\r').unwrap_or(s).len());
     let mut analysis = Analysis::default();
     let mut pos = 0;
-    while let Some(found) = source[pos..end].find("{{") {
-        let open = pos + found;
+    for open in opens {
+        if open < pos {
+            continue; // inside the previous expression
+        }
+        if open + 2 > end {
+            break;
+        }
         if open > pos {
             analysis.segments.push(Segment::Raw(pos..open));
         }
         let body_start = open + 2;
-        let close = body_start + source[body_start..end].find("}}")?;
+        let close = memchr::memmem::find(&bytes[body_start..end], b"}}")? + body_start;
         let body = &source[body_start..close];
         if body.starts_with(['-', '+']) || body.ends_with(['-', '+']) {
             return None;

@@ -83,10 +83,9 @@ pub struct FileRender {
     pub diagnostics: Vec<Diagnostic>,
     /// Secret names the output holds values of.
     pub secrets: Vec<String>,
-    /// Secret names the template references literally (rendered or not).
-    pub referenced: Vec<String>,
-    /// The template passes a computed name to `mage_secret_var`.
-    pub computed_names: bool,
+    /// Every call to `mage_secret_var` and `env_var` in the template,
+    /// rendered or not (empty when the template does not lex).
+    pub references: Vec<analysis::Reference>,
 }
 
 /// One minijinja environment for a whole run.
@@ -138,8 +137,7 @@ impl Engine {
             mode: RenderMode::Copied,
             diagnostics: Vec::new(),
             secrets: Vec::new(),
-            referenced: Vec::new(),
-            computed_names: false,
+            references: Vec::new(),
         };
         if !analysis::has_template_syntax(source) {
             file.output = Some(source.to_string());
@@ -161,15 +159,7 @@ impl Engine {
                 return file;
             }
         };
-        for r in &analysis.references {
-            if r.function == Function::SecretVar {
-                match &r.name {
-                    Some(n) if !file.referenced.contains(n) => file.referenced.push(n.clone()),
-                    Some(_) => {}
-                    None => file.computed_names = true,
-                }
-            }
-        }
+        file.references = analysis.references.clone();
         let scope = RenderScope::new(chain.to_vec());
         let mut sink = Sink::default();
         let rendered = if analysis.is_simple(source) {
