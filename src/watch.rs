@@ -153,7 +153,7 @@ impl<'o> Watch<'o> {
     }
 
     /// Renders every file once.
-    pub fn render_all(&mut self) -> Result<()> {
+    fn render_all(&mut self) -> Result<()> {
         self.env.preload()?;
         let project = project::walk(&self.root, &self.selection, Some(&self.out))?;
         for d in &project.diagnostics {
@@ -366,7 +366,9 @@ impl<'o> Watch<'o> {
         }
     }
 
-    /// Watches until `stop` is set; the batch in progress is finished first.
+    /// Renders every file, then watches until `stop` is set; the batch in
+    /// progress is finished first. The watch starts before the first render,
+    /// so no edit made meanwhile is missed.
     pub fn run(&mut self, stop: &AtomicBool) -> Result<()> {
         let (tx, rx) = mpsc::channel();
         let mut watcher = notify::recommended_watcher(move |res| {
@@ -376,6 +378,7 @@ impl<'o> Watch<'o> {
         watcher
             .watch(&self.root_abs, RecursiveMode::Recursive)
             .map_err(|e| Error::Usage(format!("cannot watch {}: {e}", self.root.display())))?;
+        self.render_all()?;
         let tick = self.options.debounce.max(Duration::from_millis(10));
         while !stop.load(Ordering::SeqCst) {
             let mut batch: BTreeSet<PathBuf> = BTreeSet::new();

@@ -30,7 +30,6 @@ pub fn watch(
         reporter: *reporter,
     };
     let mut w = Watch::new(env, root, out, options, &mut printer)?;
-    w.render_all()?;
     w.run(&stop)?;
     reporter.info(&format!("{} stopped", stamp()));
     Ok(0)
