@@ -63,7 +63,7 @@ fn file_body(rng: &mut Lcg, index: usize, refs: usize, secrets: usize) -> String
     for k in 0..refs {
         let _ = writeln!(text, "  {}", reference(rng, secrets, k));
     }
-    if index % 10 == 0 {
+    if index.is_multiple_of(10) {
         text.push_str("runtime:\n  start_date: \"{{ n_days_ago(1) }}\"\n  table: \"{{ variables('table') }}\"\n");
     }
     text

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::io::ErrorKind;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
@@ -70,6 +70,7 @@ pub struct Environment {
 }
 
 struct Inner {
+    key_check: Vec<u8>,
     settings: Settings,
     database: DatabaseLocation,
     uuid: String,
@@ -98,40 +99,18 @@ impl Environment {
         let mut warnings = Vec::new();
         prepare_data_dir(settings)?;
         let store = store::open(&database)?;
-        let key_text = read_optional(&settings.key_path(), "read key file")?;
-        let key = match &key_text {
-            Some(text) => Some(Key::from_file_text(text).map_err(|e| Error::KeyFile {
-                path: settings.key_path(),
-                problem: format!("{e}; restore this data dir's key file"),
-            })?),
-            None => None,
-        };
-        let uuid = read_or_create_uuid(settings, key.as_ref(), store.as_ref(), &mut warnings)?;
-        let key = match key {
-            Some(key) => {
-                match store.key_check(&uuid)? {
-                    Some(check) if !key.opens_key_check(&uuid, &check) => {
-                        return Err(Error::WrongKey {
-                            key_path: settings.key_path(),
-                            env_uuid: uuid,
-                        })
-                    }
-                    Some(_) => {}
-                    None => store.register_environment(&uuid, &key.key_check(&uuid), false)?,
+        recover_rotation(settings, store.as_ref(), &mut warnings)?;
+        let (uuid, key, key_check) = match load_key(settings, store.as_ref(), &mut warnings) {
+            // A rotation may be committing right now: wait for it, then
+            // read the key again.
+            Err(Error::WrongKey { .. }) => {
+                if settings.key_new_path().exists() {
+                    let _lock = RotationLock::acquire(settings)?;
+                    recover_rotation_locked(settings, store.as_ref(), &mut warnings)?;
                 }
-                if let Ok(meta) = fs::metadata(settings.key_path()) {
-                    if fsutil::is_shared(meta.mode()) {
-                        warnings.push(format!(
-                            "key file {} is readable by group or others (mode {:o}); run: chmod 600 {}",
-                            settings.key_path().display(),
-                            meta.mode() & 0o777,
-                            settings.key_path().display()
-                        ));
-                    }
-                }
-                key
+                load_key(settings, store.as_ref(), &mut warnings)?
             }
-            None => create_key(settings, &uuid, store.as_ref())?,
+            other => other?,
         };
         Ok(Environment {
             inner: Arc::new(Inner {
@@ -139,6 +118,7 @@ impl Environment {
                 database,
                 uuid,
                 key,
+                key_check,
                 store: Mutex::new(store),
                 cache: RwLock::new(HashMap::new()),
                 preloaded: Mutex::new(None),
@@ -287,7 +267,13 @@ impl Environment {
             self.inner
                 .key
                 .seal(&self.inner.uuid, &scope.to_string(), name, value.as_bytes());
-        self.store().put(&self.inner.uuid, scope, name, &sealed)?;
+        self.store().put(
+            &self.inner.uuid,
+            scope,
+            name,
+            &sealed,
+            &self.inner.key_check,
+        )?;
         self.forget(scope, name);
         Ok(())
     }
@@ -329,6 +315,72 @@ impl Environment {
         })
     }
 
+    /// Whether another process rotated this environment's key since it was
+    /// opened (this `Environment` can then no longer read or write).
+    pub fn key_rotated(&self) -> Result<bool> {
+        Ok(self.store().key_check(&self.inner.uuid)?.as_deref()
+            != Some(self.inner.key_check.as_slice()))
+    }
+
+    /// Number of secrets of the environment, all scopes.
+    pub fn count(&self) -> Result<u64> {
+        self.store().count(&self.inner.uuid)
+    }
+
+    /// Re-seals every secret of the environment (all scopes) under a new
+    /// key, crash-safely: the new key is written to `key.new`, the rows and
+    /// the key check are replaced in one transaction, then `key.new` is
+    /// renamed over `key`. A crash at any point leaves every secret readable
+    /// with the key file on disk (the next open finishes or undoes the
+    /// rotation). Returns the number of secrets re-sealed. This
+    /// `Environment` holds the old key afterwards: open the data dir again.
+    pub fn rotate_key(&self) -> Result<usize> {
+        let settings = &self.inner.settings;
+        let uuid = &self.inner.uuid;
+        let _lock = RotationLock::acquire(settings)?;
+        let new_key = Key::generate();
+        let new_path = settings.key_new_path();
+        fsutil::write_atomic(
+            &new_path,
+            new_key.to_file_text().as_bytes(),
+            0o600,
+            Existing::Replace,
+        )?;
+        fault_point("rotate-after-key-new");
+        let old_key = &self.inner.key;
+        let count = self.store().rotate(
+            uuid,
+            &self.inner.key_check,
+            &new_key.key_check(uuid),
+            &mut |row| {
+                let scope = row.scope.to_string();
+                let plain = old_key
+                    .open(uuid, &scope, &row.name, &row.sealed)
+                    .ok_or_else(|| Error::Tampered {
+                        name: row.name.clone(),
+                        scope: scope.clone(),
+                        env_uuid: uuid.clone(),
+                    })?;
+                Ok(new_key.seal(uuid, &scope, &row.name, &plain))
+            },
+        );
+        let count = match count {
+            Ok(n) => n,
+            Err(e) => {
+                // Nothing was committed: the old key stays.
+                let _ = fs::remove_file(&new_path);
+                return Err(e);
+            }
+        };
+        fault_point("rotate-after-commit");
+        fs::rename(&new_path, settings.key_path())
+            .map_err(|e| Error::io("rename", &new_path, e))?;
+        fault_point("rotate-after-rename");
+        fsutil::sync_dir(&settings.own_dir())?;
+        self.clear_cache();
+        Ok(count)
+    }
+
     /// Forgets every cached value (after another process changed the store).
     pub fn clear_cache(&self) {
         self.cache().clear();
@@ -342,6 +394,144 @@ impl Environment {
     /// A counter that moves when another process changes the database.
     pub fn store_change_counter(&self) -> Result<u64> {
         self.store().change_counter()
+    }
+}
+
+/// Reads (or, on first use, creates) the uuid and key, and checks the key
+/// against the environment's key check.
+fn load_key(
+    settings: &Settings,
+    store: &dyn SecretStore,
+    warnings: &mut Vec<String>,
+) -> Result<(String, Key, Vec<u8>)> {
+    let key_text = read_optional(&settings.key_path(), "read key file")?;
+    let key = match &key_text {
+        Some(text) => Some(Key::from_file_text(text).map_err(|e| Error::KeyFile {
+            path: settings.key_path(),
+            problem: format!("{e}; restore this data dir's key file"),
+        })?),
+        None => None,
+    };
+    let uuid = read_or_create_uuid(settings, key.as_ref(), store, warnings)?;
+    let key = match key {
+        Some(key) => {
+            match store.key_check(&uuid)? {
+                Some(check) if !key.opens_key_check(&uuid, &check) => {
+                    return Err(Error::WrongKey {
+                        key_path: settings.key_path(),
+                        env_uuid: uuid,
+                    })
+                }
+                Some(_) => {}
+                None => store.register_environment(&uuid, &key.key_check(&uuid), false)?,
+            }
+            if let Ok(meta) = fs::metadata(settings.key_path()) {
+                if fsutil::is_shared(meta.mode()) {
+                    warnings.push(format!(
+                        "key file {} is readable by group or others (mode {:o}); run: chmod 600 {}",
+                        settings.key_path().display(),
+                        meta.mode() & 0o777,
+                        settings.key_path().display()
+                    ));
+                }
+            }
+            key
+        }
+        None => create_key(settings, &uuid, store)?,
+    };
+    // The check this key opens: every write verifies it is still current.
+    let key_check = match store.key_check(&uuid)? {
+        Some(check) if key.opens_key_check(&uuid, &check) => check,
+        _ => {
+            return Err(Error::WrongKey {
+                key_path: settings.key_path(),
+                env_uuid: uuid,
+            })
+        }
+    };
+    Ok((uuid, key, key_check))
+}
+
+/// Stops the process at a named step when `MAGE_SECRETS_FAULT` names it:
+/// how the tests show that a crash between any two steps of a key rotation
+/// loses nothing.
+fn fault_point(step: &str) {
+    if std::env::var("MAGE_SECRETS_FAULT").is_ok_and(|v| v == step) {
+        std::process::exit(86);
+    }
+}
+
+/// Finishes or undoes a key rotation that a crash interrupted: a leftover
+/// `key.new` is the key when it opens the environment's key check (the
+/// transaction committed), and is discarded otherwise.
+fn recover_rotation(
+    settings: &Settings,
+    store: &dyn SecretStore,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    if !settings.key_new_path().exists() {
+        return Ok(());
+    }
+    // A rotation in progress holds the lock: wait for it rather than judge
+    // its key.new half-way.
+    let _lock = RotationLock::acquire(settings)?;
+    recover_rotation_locked(settings, store, warnings)
+}
+
+fn recover_rotation_locked(
+    settings: &Settings,
+    store: &dyn SecretStore,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    let new_path = settings.key_new_path();
+    let Some(text) = read_optional(&new_path, "read key file")? else {
+        return Ok(());
+    };
+    let uuid = match read_optional(&settings.uuid_path(), "read uuid file")? {
+        Some(u) => parse_uuid(&settings.uuid_path(), &u)?,
+        None => return Ok(()),
+    };
+    let committed = match (Key::from_file_text(&text), store.key_check(&uuid)?) {
+        (Ok(key), Some(check)) => key.opens_key_check(&uuid, &check),
+        _ => false,
+    };
+    if committed {
+        fs::rename(&new_path, settings.key_path())
+            .map_err(|e| Error::io("rename", &new_path, e))?;
+        fsutil::sync_dir(&settings.own_dir())?;
+        warnings.push(format!(
+            "finished an interrupted key rotation: {} is now the key",
+            new_path.display()
+        ));
+    } else {
+        fs::remove_file(&new_path).map_err(|e| Error::io("remove", &new_path, e))?;
+        warnings.push(format!(
+            "removed {} left by an interrupted key rotation; the key was not changed",
+            new_path.display()
+        ));
+    }
+    Ok(())
+}
+
+/// An exclusive lock on `<data dir>/mage-secrets/lock`, held by a key
+/// rotation from start to end and by anyone judging a leftover `key.new`.
+/// The operating system releases it when the holder dies.
+struct RotationLock {
+    _file: fs::File,
+}
+
+impl RotationLock {
+    fn acquire(settings: &Settings) -> Result<RotationLock> {
+        let path = settings.own_dir().join("lock");
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| Error::io("open lock file", &path, e))?;
+        file.lock().map_err(|e| Error::io("lock", &path, e))?;
+        Ok(RotationLock { _file: file })
     }
 }
 

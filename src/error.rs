@@ -49,6 +49,9 @@ pub enum Error {
         env_uuid: String,
     },
 
+    #[error("the key of environment {env_uuid} was rotated by another process while this one ran; nothing was written. Run the command again")]
+    KeyRotated { env_uuid: String },
+
     #[error("key file {}: {problem}", .path.display())]
     KeyFile { path: PathBuf, problem: String },
 

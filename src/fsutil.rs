@@ -81,12 +81,23 @@ fn write_atomic_with(
         Existing::Replace => tmp
             .persist(path)
             .map(drop)
-            .map_err(|e| Error::io("replace", path, e.error)),
+            .map_err(|e| Error::io("replace", path, e.error))?,
         Existing::Keep => tmp
             .persist_noclobber(path)
             .map(drop)
-            .map_err(|e| Error::io("create", path, e.error)),
+            .map_err(|e| Error::io("create", path, e.error))?,
     }
+    if sync {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Syncs a folder, so that renames in it survive a crash of the machine.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    fs::File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io("sync folder", dir, e))
 }
 
 /// Whether `mode` lets group or others read or write.

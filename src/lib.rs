@@ -11,6 +11,7 @@
 pub mod check;
 pub mod crypto;
 pub mod diagnostic;
+pub mod doctor;
 mod environment;
 pub mod error;
 pub mod fsutil;

@@ -207,9 +207,33 @@ fn write_output_to(
     Ok(true)
 }
 
+/// Removes temporary files that a killed run left in an output folder.
+pub fn remove_stale_temp_files(out_dir: &Path) -> Result<usize> {
+    let mut removed = 0;
+    for entry in walkdir::WalkDir::new(out_dir)
+        .follow_links(false)
+        .into_iter()
+        .flatten()
+    {
+        if entry.file_type().is_file()
+            && entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(fsutil::TEMP_PREFIX)
+        {
+            fs::remove_file(entry.path()).map_err(|e| Error::io("remove", entry.path(), e))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// Writes every rendered file below `out_dir`, on every core.
 pub fn write_outputs(out_dir: &Path, files: &[RenderedFile], mode: u32) -> Result<WriteSummary> {
     let fresh = !out_dir.exists();
+    if !fresh {
+        remove_stale_temp_files(out_dir)?;
+    }
     if fresh {
         fsutil::create_dir_all(out_dir, folder_mode(mode))?;
         // Every folder once, before the writers start.

@@ -62,6 +62,11 @@ impl Settings {
         self.own_dir().join("key")
     }
 
+    /// Where a rotation writes the new key before it commits.
+    pub fn key_new_path(&self) -> PathBuf {
+        self.own_dir().join("key.new")
+    }
+
     pub fn uuid_path(&self) -> PathBuf {
         self.own_dir().join("uuid")
     }

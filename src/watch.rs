@@ -154,6 +154,9 @@ impl<'o> Watch<'o> {
 
     /// Renders every file once.
     fn render_all(&mut self) -> Result<()> {
+        if self.out.is_dir() {
+            render::remove_stale_temp_files(&self.out)?;
+        }
         self.env.preload()?;
         let project = project::walk(&self.root, &self.selection, Some(&self.out))?;
         for d in &project.diagnostics {
@@ -311,6 +314,12 @@ impl<'o> Watch<'o> {
         self.store = after;
         if names.is_empty() {
             return Ok(());
+        }
+        if self.env.key_rotated()? {
+            // Another process rotated the key: open the environment again.
+            self.env = Environment::open(self.env.settings())?;
+            self.engine = self.env.engine();
+            self.store = snapshot(&self.env)?;
         }
         self.env.clear_cache();
         self.env.preload()?;

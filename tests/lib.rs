@@ -4,6 +4,8 @@
 mod support;
 
 mod check;
+mod hostile;
+mod reliability;
 mod render;
 mod secrets;
 mod watch;

@@ -131,6 +131,31 @@ Examples:
   mage-secrets --data-dir ~/.mage_prod env")]
     Env,
 
+    /// Re-seal every secret of the environment under a new key (crash-safe)
+    #[command(
+        name = "rotate-key",
+        after_help = "\
+Examples:
+  mage-secrets rotate-key --dry-run        how many secrets would be re-sealed
+  mage-secrets rotate-key
+
+The new key replaces <data dir>/mage-secrets/key; back it up afterwards."
+    )]
+    RotateKey {
+        /// Say how many secrets would be re-sealed, change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+
+    /// Check permissions, key, uuid, database and that every secret opens
+    #[command(after_help = "\
+Examples:
+  mage-secrets doctor
+  mage-secrets --data-dir ~/.mage_prod doctor
+
+Exit status: 0 all good, 1 a problem was found (each with its fix).")]
+    Doctor,
+
     /// Render a project's YAML into resolved copies, or one file to stdout
     #[command(after_help = "\
 Examples:

@@ -74,6 +74,8 @@ fn run(cli: Cli, reporter: &Reporter) -> mage_secrets::Result<i32> {
             secrets::delete(&settings, reporter, &name, scope.pipeline.as_deref())
         }
         Command::Env => secrets::env(&settings, reporter),
+        Command::RotateKey { dry_run } => secrets::rotate_key(&settings, reporter, dry_run),
+        Command::Doctor => secrets::doctor(&settings, reporter),
         Command::Render {
             path,
             out,

@@ -160,6 +160,53 @@ pub fn env(settings: &Settings, reporter: &Reporter) -> Result<i32> {
     Ok(0)
 }
 
+pub fn rotate_key(settings: &Settings, reporter: &Reporter, dry_run: bool) -> Result<i32> {
+    let env = Environment::open_existing(settings)?;
+    for w in env.warnings() {
+        reporter.warning(w);
+    }
+    if dry_run {
+        print_stdout(&format!(
+            "would re-seal {} secret(s) of environment {} under a new key\n",
+            env.count()?,
+            env.uuid()
+        ))?;
+        return Ok(0);
+    }
+    let count = env.rotate_key()?;
+    print_stdout(&format!(
+        "re-sealed {count} secret(s) of environment {} under a new key in {}; back up the new key file\n",
+        env.uuid(),
+        settings.key_path().display()
+    ))?;
+    Ok(0)
+}
+
+pub fn doctor(settings: &Settings, reporter: &Reporter) -> Result<i32> {
+    let findings = mage_secrets::doctor::doctor(settings);
+    let mut text = String::new();
+    for f in &findings {
+        if f.ok {
+            text.push_str(&format!("ok       {}: {}\n", f.check, f.detail));
+        } else {
+            text.push_str(&format!(
+                "PROBLEM  {}: {}\n         fix: {}\n",
+                f.check,
+                f.detail,
+                f.fix.as_deref().unwrap_or("")
+            ));
+        }
+    }
+    print_stdout(&text)?;
+    let problems = findings.iter().filter(|f| !f.ok).count();
+    if problems > 0 {
+        reporter.error(&format!("{problems} problem(s) found"));
+        Ok(1)
+    } else {
+        Ok(0)
+    }
+}
+
 fn print_stdout(text: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())

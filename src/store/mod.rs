@@ -65,8 +65,18 @@ pub trait SecretStore: Send {
     /// The sealed value of one secret.
     fn get(&self, env_uuid: &str, scope: &Scope, name: &str) -> Result<Option<Vec<u8>>>;
 
-    /// Inserts or overwrites one secret.
-    fn put(&self, env_uuid: &str, scope: &Scope, name: &str, sealed: &[u8]) -> Result<()>;
+    /// Inserts or overwrites one secret, in a transaction that first checks
+    /// that the environment's key check is still `key_check` (the one the
+    /// caller's key opened): a value sealed with a key that was rotated away
+    /// meanwhile would be unreadable, so it is refused with `KeyRotated`.
+    fn put(
+        &self,
+        env_uuid: &str,
+        scope: &Scope,
+        name: &str,
+        sealed: &[u8],
+        key_check: &[u8],
+    ) -> Result<()>;
 
     /// Deletes one secret; whether it existed.
     fn delete(&self, env_uuid: &str, scope: &Scope, name: &str) -> Result<bool>;
@@ -83,8 +93,19 @@ pub trait SecretStore: Send {
     /// Uuids of the registered environments, sorted.
     fn environments(&self) -> Result<Vec<String>>;
 
-    /// Replaces the key check and every listed row in one transaction.
-    fn reseal(&self, env_uuid: &str, key_check: &[u8], rows: &[SealedRow]) -> Result<()>;
+    /// Re-seals every row of an environment and replaces its key check, in
+    /// one transaction that first checks the key check is still `old_check`.
+    /// `reseal` maps each row to its new sealed value. Returns the row count.
+    fn rotate(
+        &self,
+        env_uuid: &str,
+        old_check: &[u8],
+        new_check: &[u8],
+        reseal: &mut dyn FnMut(&SealedRow) -> Result<Vec<u8>>,
+    ) -> Result<usize>;
+
+    /// The database's own consistency check: `None` when it is sound.
+    fn integrity_problem(&self) -> Result<Option<String>>;
 
     /// A value that changes whenever another connection commits a change.
     fn change_counter(&self) -> Result<u64>;

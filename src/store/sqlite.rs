@@ -143,6 +143,30 @@ impl SqliteStore {
         tx.commit().map_err(|e| self.err(e))
     }
 
+    /// Inside a write transaction: the environment's key check must still
+    /// be the one the caller's key opened.
+    fn expect_key_check(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        env_uuid: &str,
+        expected: &[u8],
+    ) -> Result<()> {
+        let current: Option<Vec<u8>> = tx
+            .query_row(
+                "SELECT key_check FROM environments WHERE uuid = ?1",
+                [env_uuid],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        if current.as_deref() != Some(expected) {
+            return Err(Error::KeyRotated {
+                env_uuid: env_uuid.to_string(),
+            });
+        }
+        Ok(())
+    }
+
     fn write_tx(&self) -> Result<rusqlite::Transaction<'_>> {
         rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
             .map_err(|e| self.err(e))
@@ -219,8 +243,16 @@ impl SecretStore for SqliteStore {
             .map_err(|e| self.err(e))
     }
 
-    fn put(&self, env_uuid: &str, scope: &Scope, name: &str, sealed: &[u8]) -> Result<()> {
+    fn put(
+        &self,
+        env_uuid: &str,
+        scope: &Scope,
+        name: &str,
+        sealed: &[u8],
+        key_check: &[u8],
+    ) -> Result<()> {
         let tx = self.write_tx()?;
+        self.expect_key_check(&tx, env_uuid, key_check)?;
         tx.execute(
             "INSERT INTO secrets (env_uuid, scope, name, value) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(env_uuid, scope, name) DO UPDATE
@@ -315,30 +347,56 @@ impl SecretStore for SqliteStore {
         Ok(rows)
     }
 
-    fn reseal(&self, env_uuid: &str, key_check: &[u8], rows: &[SealedRow]) -> Result<()> {
+    fn rotate(
+        &self,
+        env_uuid: &str,
+        old_check: &[u8],
+        new_check: &[u8],
+        reseal: &mut dyn FnMut(&SealedRow) -> Result<Vec<u8>>,
+    ) -> Result<usize> {
         let tx = self.write_tx()?;
-        tx.execute(
-            "UPDATE environments SET key_check = ?2 WHERE uuid = ?1",
-            params![env_uuid, key_check],
-        )
-        .map_err(|e| self.err(e))?;
+        self.expect_key_check(&tx, env_uuid, old_check)?;
+        let rows = {
+            let mut st = tx
+                .prepare("SELECT scope, name, value FROM secrets WHERE env_uuid = ?1")
+                .map_err(|e| self.err(e))?;
+            let rows = st
+                .query_map([env_uuid], |r| {
+                    Ok(SealedRow {
+                        scope: scope_column(r, 0)?,
+                        name: r.get(1)?,
+                        sealed: r.get(2)?,
+                    })
+                })
+                .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+                .map_err(|e| self.err(e))?;
+            rows
+        };
         {
             let mut st = tx
-                .prepare_cached(
-                    "UPDATE secrets SET value = ?4 WHERE env_uuid = ?1 AND scope = ?2 AND name = ?3",
-                )
+                .prepare("UPDATE secrets SET value = ?4 WHERE env_uuid = ?1 AND scope = ?2 AND name = ?3")
                 .map_err(|e| self.err(e))?;
-            for row in rows {
-                st.execute(params![
-                    env_uuid,
-                    row.scope.to_string(),
-                    row.name,
-                    row.sealed
-                ])
-                .map_err(|e| self.err(e))?;
+            for row in &rows {
+                let sealed = reseal(row)?;
+                st.execute(params![env_uuid, row.scope.to_string(), row.name, sealed])
+                    .map_err(|e| self.err(e))?;
             }
         }
-        tx.commit().map_err(|e| self.err(e))
+        tx.execute(
+            "UPDATE environments SET key_check = ?2 WHERE uuid = ?1",
+            params![env_uuid, new_check],
+        )
+        .map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(rows.len())
+    }
+
+    fn integrity_problem(&self) -> Result<Option<String>> {
+        let result: String = self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        Ok((result != "ok").then_some(result))
     }
 
     fn change_counter(&self) -> Result<u64> {
@@ -359,10 +417,21 @@ mod tests {
         let store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
         let p = Scope::Pipeline("etl".into());
         store.register_environment("e1", b"check", false).unwrap();
-        store.put("e1", &Scope::Global, "a", b"1").unwrap();
-        store.put("e1", &Scope::Global, "a", b"2").unwrap();
-        store.put("e1", &p, "b", b"3").unwrap();
-        store.put("e2", &Scope::Global, "a", b"4").unwrap();
+        store.register_environment("e2", b"check2", false).unwrap();
+        store
+            .put("e1", &Scope::Global, "a", b"1", b"check")
+            .unwrap();
+        store
+            .put("e1", &Scope::Global, "a", b"2", b"check")
+            .unwrap();
+        store.put("e1", &p, "b", b"3", b"check").unwrap();
+        store
+            .put("e2", &Scope::Global, "a", b"4", b"check2")
+            .unwrap();
+        assert!(matches!(
+            store.put("e1", &Scope::Global, "a", b"5", b"stale"),
+            Err(Error::KeyRotated { .. })
+        ));
         assert_eq!(store.get("e1", &Scope::Global, "a").unwrap().unwrap(), b"2");
         assert_eq!(store.get("e2", &Scope::Global, "a").unwrap().unwrap(), b"4");
         assert!(store.get("e1", &Scope::Global, "b").unwrap().is_none());
@@ -384,6 +453,35 @@ mod tests {
         assert!(store.delete("e1", &p, "b").unwrap());
         assert!(!store.delete("e1", &p, "b").unwrap());
         assert_eq!(store.environments().unwrap(), vec!["e1", "e2"]);
+    }
+
+    #[test]
+    fn rotation_reseals_every_row_in_one_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
+        store.register_environment("e", b"old", false).unwrap();
+        store.put("e", &Scope::Global, "a", b"1", b"old").unwrap();
+        store
+            .put("e", &Scope::Pipeline("p".into()), "b", b"2", b"old")
+            .unwrap();
+        // A failing reseal rolls everything back.
+        let err = store.rotate("e", b"old", b"new", &mut |_| {
+            Err(Error::Usage("boom".into()))
+        });
+        assert!(err.is_err());
+        assert_eq!(store.key_check("e").unwrap().unwrap(), b"old");
+        let n = store
+            .rotate("e", b"old", b"new", &mut |row| {
+                Ok([b"x".as_slice(), &row.sealed].concat())
+            })
+            .unwrap();
+        assert_eq!(n, 2);
+        assert_eq!(store.key_check("e").unwrap().unwrap(), b"new");
+        assert_eq!(store.get("e", &Scope::Global, "a").unwrap().unwrap(), b"x1");
+        assert!(store
+            .rotate("e", b"old", b"newer", &mut |r| Ok(r.sealed.clone()))
+            .is_err());
+        assert_eq!(store.integrity_problem().unwrap(), None);
     }
 
     #[test]
@@ -420,8 +518,9 @@ mod tests {
         let path = dir.path().join("s.db");
         let a = SqliteStore::open(&path).unwrap();
         let b = SqliteStore::open(&path).unwrap();
+        b.register_environment("e", b"c", false).unwrap();
         let before = a.change_counter().unwrap();
-        b.put("e", &Scope::Global, "x", b"1").unwrap();
+        b.put("e", &Scope::Global, "x", b"1", b"c").unwrap();
         assert_ne!(a.change_counter().unwrap(), before);
     }
 }

@@ -1,0 +1,253 @@
+//! `doctor`: checks an environment end to end without changing anything:
+//! permissions, the uuid and key files, a leftover `key.new`, the database's
+//! integrity, the key check, and that every row opens. Each problem comes
+//! with its fix. Names and counts only, never a value.
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use crate::crypto::Key;
+use crate::settings::{DatabaseLocation, Settings};
+use crate::store;
+
+/// One check's outcome.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Finding {
+    pub ok: bool,
+    pub check: &'static str,
+    pub detail: String,
+    /// What to do, for a problem.
+    pub fix: Option<String>,
+}
+
+fn ok(check: &'static str, detail: impl Into<String>) -> Finding {
+    Finding {
+        ok: true,
+        check,
+        detail: detail.into(),
+        fix: None,
+    }
+}
+
+fn problem(check: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Finding {
+    Finding {
+        ok: false,
+        check,
+        detail: detail.into(),
+        fix: Some(fix.into()),
+    }
+}
+
+fn mode_of(path: &Path) -> Option<u32> {
+    fs::metadata(path).ok().map(|m| m.mode() & 0o777)
+}
+
+/// Runs every check; later checks are skipped when what they need is broken.
+pub fn doctor(settings: &Settings) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let data_dir = &settings.data_dir;
+    match mode_of(data_dir) {
+        None => {
+            out.push(problem(
+                "data dir",
+                format!("{} does not exist", data_dir.display()),
+                "pass the right --data-dir (or MAGE_DATA_DIR); `mage-secrets set` creates a new environment",
+            ));
+            return out;
+        }
+        Some(m) if m & 0o022 != 0 => out.push(problem(
+            "data dir",
+            format!(
+                "{} is writable by group or others ({m:o})",
+                data_dir.display()
+            ),
+            format!("chmod go-w {}", data_dir.display()),
+        )),
+        Some(m) => out.push(ok("data dir", format!("{} ({m:o})", data_dir.display()))),
+    }
+    let own = settings.own_dir();
+    match mode_of(&own) {
+        None => {
+            out.push(problem(
+                "environment folder",
+                format!("{} does not exist", own.display()),
+                "this data dir has no mage-secrets environment; `mage-secrets set` creates one",
+            ));
+            return out;
+        }
+        Some(m) if m & 0o077 != 0 => out.push(problem(
+            "environment folder",
+            format!("{} is open to group or others ({m:o})", own.display()),
+            format!("chmod 700 {}", own.display()),
+        )),
+        Some(m) => out.push(ok(
+            "environment folder",
+            format!("{} ({m:o})", own.display()),
+        )),
+    }
+
+    let uuid = match fs::read_to_string(settings.uuid_path())
+        .ok()
+        .and_then(|t| uuid::Uuid::parse_str(t.trim()).ok())
+    {
+        Some(u) => {
+            let u = u.hyphenated().to_string();
+            out.push(ok(
+                "uuid file",
+                format!("{} ({u})", settings.uuid_path().display()),
+            ));
+            Some(u)
+        }
+        None => {
+            out.push(problem(
+                "uuid file",
+                format!("{} is missing or does not hold a uuid", settings.uuid_path().display()),
+                "restore it from a backup of this data dir (any command restores it when exactly one environment in the database opens with this key)",
+            ));
+            None
+        }
+    };
+
+    let key_path = settings.key_path();
+    let key = match fs::read_to_string(&key_path) {
+        Err(_) => {
+            out.push(problem(
+                "key file",
+                format!("{} is missing or unreadable", key_path.display()),
+                "restore it from a backup of this data dir; without it the environment's secrets cannot be read",
+            ));
+            None
+        }
+        Ok(text) => match Key::from_file_text(&text) {
+            Err(e) => {
+                out.push(problem(
+                    "key file",
+                    format!("{}: {e}", key_path.display()),
+                    "restore it from a backup of this data dir",
+                ));
+                None
+            }
+            Ok(key) => {
+                match mode_of(&key_path) {
+                    Some(m) if m & 0o077 != 0 => out.push(problem(
+                        "key file",
+                        format!(
+                            "{} is readable by group or others ({m:o})",
+                            key_path.display()
+                        ),
+                        format!("chmod 600 {}", key_path.display()),
+                    )),
+                    Some(m) => out.push(ok("key file", format!("{} ({m:o})", key_path.display()))),
+                    None => {}
+                }
+                Some(key)
+            }
+        },
+    };
+    if settings.key_new_path().exists() {
+        out.push(problem(
+            "interrupted rotation",
+            format!(
+                "{} is left from an interrupted key rotation",
+                settings.key_new_path().display()
+            ),
+            "run any command (e.g. `mage-secrets env`): it finishes or undoes the rotation",
+        ));
+    }
+
+    let location = match settings.database_location() {
+        Ok(l) => l,
+        Err(e) => {
+            out.push(problem(
+                "database",
+                e.to_string(),
+                "pass a SQLite path with --database",
+            ));
+            return out;
+        }
+    };
+    if let DatabaseLocation::Sqlite(path) = &location {
+        match mode_of(path) {
+            Some(m) if m & 0o077 != 0 => out.push(problem(
+                "database file",
+                format!("{} is open to group or others ({m:o})", path.display()),
+                format!("chmod 600 {}", path.display()),
+            )),
+            Some(m) => out.push(ok("database file", format!("{} ({m:o})", path.display()))),
+            None => {}
+        }
+    }
+    let store = match store::open_existing(&location) {
+        Ok(s) => s,
+        Err(e) => {
+            out.push(problem(
+                "database",
+                e.to_string(),
+                "pass the right database with --database",
+            ));
+            return out;
+        }
+    };
+    match store.integrity_problem() {
+        Ok(None) => out.push(ok("database integrity", "PRAGMA integrity_check: ok")),
+        Ok(Some(p)) => out.push(problem(
+            "database integrity",
+            format!("PRAGMA integrity_check: {p}"),
+            "restore the database from a backup",
+        )),
+        Err(e) => out.push(problem(
+            "database integrity",
+            e.to_string(),
+            "restore the database from a backup",
+        )),
+    }
+    let (Some(uuid), Some(key)) = (uuid, key) else {
+        return out;
+    };
+    match store.key_check(&uuid) {
+        Ok(None) => out.push(problem(
+            "key check",
+            format!(
+                "environment {uuid} is not registered in {}",
+                location.describe()
+            ),
+            "pass the database this environment uses with --database",
+        )),
+        Ok(Some(check)) if !key.opens_key_check(&uuid, &check) => {
+            out.push(problem(
+                "key check",
+                format!("the key file does not open environment {uuid}'s key check (another environment's key, or replaced)"),
+                "restore this data dir's own key file",
+            ));
+            return out;
+        }
+        Ok(Some(_)) => out.push(ok("key check", format!("the key opens environment {uuid}"))),
+        Err(e) => {
+            out.push(problem("key check", e.to_string(), "check the database"));
+            return out;
+        }
+    }
+    match store.rows(&uuid) {
+        Err(e) => out.push(problem("secrets", e.to_string(), "check the database")),
+        Ok(rows) => {
+            let failing = rows
+                .iter()
+                .filter(|r| {
+                    key.open(&uuid, &r.scope.to_string(), &r.name, &r.sealed)
+                        .is_none()
+                })
+                .count();
+            if failing == 0 {
+                out.push(ok("secrets", format!("all {} secret(s) open", rows.len())));
+            } else {
+                out.push(problem(
+                    "secrets",
+                    format!("{failing} of {} secret(s) do not open: their rows were modified or copied", rows.len()),
+                    "set each again with `mage-secrets set NAME` (`mage-secrets list --all-scopes` shows names; `get` names the failing ones)",
+                ));
+            }
+        }
+    }
+    out
+}
