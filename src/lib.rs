@@ -15,6 +15,7 @@ pub mod doctor;
 mod environment;
 pub mod error;
 pub mod fsutil;
+pub mod mage_import;
 pub mod project;
 pub mod render;
 pub mod secret;

@@ -5,6 +5,7 @@ mod support;
 
 mod check;
 mod hostile;
+mod mage_import;
 mod reliability;
 mod render;
 mod secrets;

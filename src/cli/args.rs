@@ -156,6 +156,32 @@ Examples:
 Exit status: 0 all good, 1 a problem was found (each with its fix).")]
     Doctor,
 
+    /// Bring secrets over from a Mage installation (its database and key)
+    #[command(
+        name = "import-mage",
+        after_help = "\
+Examples:
+  mage-secrets import-mage --dry-run                  names and scopes that would be imported
+  mage-secrets import-mage                            from ~/.mage_data (Mage's default)
+  mage-secrets import-mage --mage-data-dir /srv/mage --mage-database /srv/mage/proj/mage-ai.db
+
+Rows of other Mage environments, or that do not open with Mage's key, are listed and skipped."
+    )]
+    ImportMage {
+        /// Mage's data dir (holds secrets/key) [default: this data dir]
+        #[arg(long, value_name = "DIR")]
+        mage_data_dir: Option<PathBuf>,
+        /// Mage's database: a SQLite path or sqlite:/// URL [default: MAGE_DATABASE_CONNECTION_URL, else <mage data dir>/<project>/mage-ai.db]
+        #[arg(long, value_name = "URL")]
+        mage_database: Option<String>,
+        /// List what would be imported; change nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Replace secrets that are already set here
+        #[arg(long)]
+        overwrite: bool,
+    },
+
     /// Render a project's YAML into resolved copies, or one file to stdout
     #[command(after_help = "\
 Examples:

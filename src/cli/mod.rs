@@ -76,6 +76,18 @@ fn run(cli: Cli, reporter: &Reporter) -> mage_secrets::Result<i32> {
         Command::Env => secrets::env(&settings, reporter),
         Command::RotateKey { dry_run } => secrets::rotate_key(&settings, reporter, dry_run),
         Command::Doctor => secrets::doctor(&settings, reporter),
+        Command::ImportMage {
+            mage_data_dir,
+            mage_database,
+            dry_run,
+            overwrite,
+        } => {
+            let source = mage_secrets::mage_import::MageSource {
+                data_dir: mage_data_dir.unwrap_or_else(|| settings.data_dir.clone()),
+                database: mage_database,
+            };
+            secrets::import_mage(&settings, reporter, &source, dry_run, overwrite)
+        }
         Command::Render {
             path,
             out,

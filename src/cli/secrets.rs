@@ -207,6 +207,65 @@ pub fn doctor(settings: &Settings, reporter: &Reporter) -> Result<i32> {
     }
 }
 
+pub fn import_mage(
+    settings: &Settings,
+    reporter: &Reporter,
+    source: &mage_secrets::mage_import::MageSource,
+    dry_run: bool,
+    overwrite: bool,
+) -> Result<i32> {
+    use mage_secrets::mage_import::RowOutcome;
+    let env = open(settings, reporter)?;
+    let report = mage_secrets::mage_import::import(&env, source, dry_run, overwrite)?;
+    let verb = if dry_run { "would import" } else { "imported" };
+    let mut text = String::new();
+    for row in &report.rows {
+        text.push_str(&match row {
+            RowOutcome::Imported {
+                name,
+                scope,
+                legacy,
+            } => format!(
+                "{verb:<13} {name} ({scope}{})\n",
+                if *legacy {
+                    ", legacy row without key_uuid"
+                } else {
+                    ""
+                }
+            ),
+            RowOutcome::Exists { name, scope } => {
+                format!(
+                    "{:<13} {name} ({scope}): already set here; --overwrite replaces it\n",
+                    "skipped"
+                )
+            }
+            RowOutcome::OtherEnvironment { name, key_uuid } => {
+                format!(
+                    "{:<13} {name}: belongs to another Mage environment (key uuid {key_uuid})\n",
+                    "skipped"
+                )
+            }
+            RowOutcome::DoesNotOpen { name, scope } => {
+                format!(
+                    "{:<13} {name} ({scope}): does not open with Mage's key\n",
+                    "skipped"
+                )
+            }
+            RowOutcome::Invalid { name, reason } => format!("{:<13} {name}: {reason}\n", "skipped"),
+        });
+    }
+    print_stdout(&text)?;
+    reporter.info(&format!(
+        "{verb} {} secret(s) from Mage environment {} ({}) into environment {}; {} skipped",
+        report.imported(),
+        report.mage_environment,
+        report.database,
+        env.uuid(),
+        report.rows.len() - report.imported()
+    ));
+    Ok(0)
+}
+
 fn print_stdout(text: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())

@@ -208,11 +208,19 @@ impl Analysis {
                                 (Token::VariableEnd, false) | (Token::BlockEnd, true)
                             )
                         })
-                        .unwrap_or(tokens.len() - 1);
-                    let end = range(&tokens[end_index].1).end.max(r.end);
+                        // Unclosed (the parser reports it): up to the end.
+                        .unwrap_or(tokens.len());
+                    let closing = tokens.get(end_index).map(|(_, span)| range(span));
+                    let body = &tokens[i + 1..end_index];
+                    let end = match (&closing, body.last()) {
+                        (Some(c), _) => c.end,
+                        (None, Some((_, last))) => range(last).end,
+                        (None, None) => r.end,
+                    }
+                    .max(r.end);
                     gap(&mut analysis, pos, r.start);
-                    collect_references(&tokens[i + 1..end_index], &mut analysis.references);
-                    for (t, _) in &tokens[i + 1..end_index] {
+                    collect_references(body, &mut analysis.references);
+                    for (t, _) in body {
                         if let Token::Ident(name) = t {
                             if !analysis.identifiers.contains(*name) {
                                 analysis.identifiers.insert((*name).to_string());
@@ -223,9 +231,8 @@ impl Analysis {
                         analysis.has_tags = true;
                         analysis.segments.push(Segment::Tag(r.start..end));
                     } else {
-                        let end_span = range(&tokens[end_index].1);
                         analysis.segments.push(Segment::Expression(r.start..end));
-                        let inner = match &tokens[i + 1..end_index] {
+                        let inner = match body {
                             [] => r.end..r.end,
                             inner => range(&inner[0].1).start..range(&inner[inner.len() - 1].1).end,
                         };
@@ -233,9 +240,9 @@ impl Analysis {
                             outer: r.start..end,
                             inner,
                             trim_before: source[r.clone()].ends_with('-'),
-                            trim_after: source[end_span].starts_with('-'),
+                            trim_after: closing.is_some_and(|c| source[c].starts_with('-')),
                             context: QuotingContext::Plain,
-                            call: simple_call(&tokens[i + 1..end_index]),
+                            call: simple_call(body),
                         });
                     }
                     pos = end;
@@ -610,6 +617,14 @@ mod tests {
         assert!(scan_simple("a: {{ mage_secret_var('pw') | upper }}").is_none());
         assert!(scan_simple("{% if x %}{% endif %}").is_none());
         assert!(scan_simple("a: {{- mage_secret_var('pw') }}").is_none());
+    }
+
+    #[test]
+    fn unclosed_tags_do_not_panic() {
+        // Found by the fuzzer: the lexer ends an unclosed `{{` without an error.
+        for src in ["\0{{", "{{", "a {%", "{{ x", "{% if"] {
+            let _ = Analysis::of(src);
+        }
     }
 
     #[test]
