@@ -190,10 +190,13 @@ pub fn doctor(settings: &Settings) -> Vec<Finding> {
         }
     };
     match store.integrity_problem() {
-        Ok(None) => out.push(ok("database integrity", "PRAGMA integrity_check: ok")),
+        Ok(None) => out.push(ok(
+            "database integrity",
+            format!("{}: ok", location.describe()),
+        )),
         Ok(Some(p)) => out.push(problem(
             "database integrity",
-            format!("PRAGMA integrity_check: {p}"),
+            format!("{}: {p}", location.describe()),
             "restore the database from a backup",
         )),
         Err(e) => out.push(problem(

@@ -97,8 +97,19 @@ impl Environment {
     pub fn open(settings: &Settings) -> Result<Environment> {
         let database = settings.database_location()?;
         let mut warnings = Vec::new();
-        prepare_data_dir(settings)?;
-        let store = store::open(&database)?;
+        // A server database is reached before anything is created, so that
+        // a server that is down leaves no trace.
+        let store = match &database {
+            DatabaseLocation::Postgres(_) => {
+                let store = store::open(&database)?;
+                prepare_data_dir(settings)?;
+                store
+            }
+            DatabaseLocation::Sqlite(_) => {
+                prepare_data_dir(settings)?;
+                store::open(&database)?
+            }
+        };
         recover_rotation(settings, store.as_ref(), &mut warnings)?;
         let (uuid, key, key_check) = match load_key(settings, store.as_ref(), &mut warnings) {
             // A rotation may be committing right now: wait for it, then

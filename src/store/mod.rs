@@ -3,8 +3,10 @@
 //! key or a plaintext. SQLite is the default backend; a server backend
 //! implements the same trait without touching callers.
 
+mod postgres;
 mod sqlite;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use crate::error::{Error, Result};
@@ -129,10 +131,183 @@ pub fn open_existing(location: &DatabaseLocation) -> Result<Box<dyn SecretStore>
 pub fn open(location: &DatabaseLocation) -> Result<Box<dyn SecretStore>> {
     match location {
         DatabaseLocation::Sqlite(path) => Ok(Box::new(SqliteStore::open(path)?)),
-        DatabaseLocation::Postgres(url) => Err(Error::Database {
-            location: url.redacted(),
-            message: "PostgreSQL databases are not supported by this build; use a SQLite path"
-                .into(),
-        }),
+        DatabaseLocation::Postgres(url) => Ok(Box::new(PostgresStore::open(url)?)),
+    }
+}
+
+/// For tests: a fresh, empty PostgreSQL database on the server named by
+/// `MAGE_SECRETS_TEST_POSTGRES_URL`, or `None` (with a note) when it is not
+/// set. When `MAGE_SECRETS_REQUIRE_POSTGRES` is set (CI), a missing server is
+/// a failure rather than a skip.
+#[doc(hidden)]
+pub fn test_postgres_database(test: &str) -> Option<crate::settings::PostgresUrl> {
+    let Ok(base) = std::env::var("MAGE_SECRETS_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var_os("MAGE_SECRETS_REQUIRE_POSTGRES").is_none(),
+            "MAGE_SECRETS_REQUIRE_POSTGRES is set but MAGE_SECRETS_TEST_POSTGRES_URL is not"
+        );
+        eprintln!("skipped {test}: MAGE_SECRETS_TEST_POSTGRES_URL is not set (see README: PostgreSQL tests)");
+        return None;
+    };
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let name = format!(
+        "ms_test_{}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
+        test.chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(20)
+            .collect::<String>()
+            .to_lowercase()
+    );
+    let mut admin =
+        ::postgres::Client::connect(&base, ::postgres::NoTls).expect("connect to the test server");
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+        .and_then(|()| admin.batch_execute(&format!("CREATE DATABASE {name}")))
+        .expect("create a test database");
+    let cut = base.rfind('/').expect("a database in the URL");
+    let query = base[cut..]
+        .find('?')
+        .map(|q| base[cut + q..].to_string())
+        .unwrap_or_default();
+    Some(crate::settings::PostgresUrl(format!(
+        "{}/{name}{query}",
+        &base[..cut]
+    )))
+}
+
+#[cfg(test)]
+mod conformance {
+    //! One suite for every backend: what callers rely on.
+    use super::*;
+
+    fn suite(store: &dyn SecretStore) {
+        let p = Scope::Pipeline("etl".into());
+        assert!(store.environments().unwrap().is_empty());
+        store.register_environment("e1", b"check-1", false).unwrap();
+        store.register_environment("e1", b"ignored", false).unwrap();
+        assert_eq!(store.key_check("e1").unwrap().unwrap(), b"check-1");
+        store.register_environment("e2", b"check-2", false).unwrap();
+        assert_eq!(store.key_check("nope").unwrap(), None);
+
+        let before = store.change_counter().unwrap();
+        store
+            .put("e1", &Scope::Global, "a", b"1", b"check-1")
+            .unwrap();
+        store
+            .put("e1", &Scope::Global, "a", b"2", b"check-1")
+            .unwrap();
+        store.put("e1", &p, "b", b"\x00\xff", b"check-1").unwrap();
+        store
+            .put("e2", &Scope::Global, "a", b"4", b"check-2")
+            .unwrap();
+        assert!(matches!(
+            store.put("e1", &Scope::Global, "x", b"5", b"stale"),
+            Err(Error::KeyRotated { .. })
+        ));
+        assert_eq!(store.get("e1", &Scope::Global, "a").unwrap().unwrap(), b"2");
+        assert_eq!(store.get("e1", &p, "b").unwrap().unwrap(), b"\x00\xff");
+        assert_eq!(store.get("e2", &Scope::Global, "a").unwrap().unwrap(), b"4");
+        assert_eq!(store.get("e1", &Scope::Global, "b").unwrap(), None);
+        assert_eq!(store.get("e1", &Scope::Global, "x").unwrap(), None);
+        assert_eq!(store.count("e1").unwrap(), 2);
+
+        let listed: Vec<(String, String)> = store
+            .list("e1", &ScopeFilter::All)
+            .unwrap()
+            .into_iter()
+            .map(|i| (i.scope.to_string(), i.name))
+            .collect();
+        assert_eq!(
+            listed,
+            vec![
+                ("global".into(), "a".into()),
+                ("pipeline:etl".into(), "b".into())
+            ]
+        );
+        let one = store.list("e1", &ScopeFilter::One(p.clone())).unwrap();
+        assert_eq!(one.len(), 1);
+        assert!(
+            one[0].updated_at.ends_with('Z') && one[0].updated_at.len() == 20,
+            "{}",
+            one[0].updated_at
+        );
+        assert_eq!(store.rows("e1").unwrap().len(), 2);
+        assert_eq!(store.environments().unwrap(), vec!["e1", "e2"]);
+
+        assert!(store.delete("e1", &p, "b").unwrap());
+        assert!(!store.delete("e1", &p, "b").unwrap());
+
+        let failed = store.rotate("e1", b"check-1", b"check-1b", &mut |_| {
+            Err(Error::Usage("boom".into()))
+        });
+        assert!(failed.is_err());
+        assert_eq!(
+            store.key_check("e1").unwrap().unwrap(),
+            b"check-1",
+            "a failed rotation changes nothing"
+        );
+        let n = store
+            .rotate("e1", b"check-1", b"check-1b", &mut |row| {
+                Ok([b"r".as_slice(), &row.sealed].concat())
+            })
+            .unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(
+            store.get("e1", &Scope::Global, "a").unwrap().unwrap(),
+            b"r2"
+        );
+        assert_eq!(store.key_check("e1").unwrap().unwrap(), b"check-1b");
+        assert!(matches!(
+            store.rotate("e1", b"check-1", b"x", &mut |r| Ok(r.sealed.clone())),
+            Err(Error::KeyRotated { .. })
+        ));
+        assert_eq!(
+            store.get("e2", &Scope::Global, "a").unwrap().unwrap(),
+            b"4",
+            "other environments untouched"
+        );
+        assert_eq!(store.integrity_problem().unwrap(), None);
+        let _ = before;
+    }
+
+    /// Another connection's write moves the change counter.
+    fn sees_other_writers(a: &dyn SecretStore, b: &dyn SecretStore) {
+        b.register_environment("w", b"c", false).unwrap();
+        let before = a.change_counter().unwrap();
+        b.put("w", &Scope::Global, "x", b"1", b"c").unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while a.change_counter().unwrap() == before {
+            assert!(std::time::Instant::now() < deadline, "no change seen");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn sqlite_conforms() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        suite(&SqliteStore::open(&path).unwrap());
+        let other = dir.path().join("w.db");
+        sees_other_writers(
+            &SqliteStore::open(&other).unwrap(),
+            &SqliteStore::open(&other).unwrap(),
+        );
+    }
+
+    #[test]
+    fn postgres_conforms() {
+        let Some(url) = test_postgres_database("conformance") else {
+            return;
+        };
+        suite(&PostgresStore::open(&url).unwrap());
+        let Some(url) = test_postgres_database("watchers") else {
+            return;
+        };
+        sees_other_writers(
+            &PostgresStore::open(&url).unwrap(),
+            &PostgresStore::open(&url).unwrap(),
+        );
     }
 }
