@@ -55,11 +55,7 @@ pub fn get(
     match env.lookup(&chain, name)? {
         Some(resolved) => {
             reporter.detail(&format!("found in scope {}", resolved.scope));
-            let mut out = std::io::stdout().lock();
-            out.write_all(resolved.value.as_str().as_bytes())
-                .and_then(|()| out.write_all(b"\n"))
-                .and_then(|()| out.flush())
-                .map_err(|e| Error::io("write to", "standard output", e))?;
+            write_stdout(&[resolved.value.as_str().as_bytes(), b"\n"])?;
             Ok(0)
         }
         None => Err(env.not_set(name, &chain)),
@@ -267,8 +263,15 @@ pub fn import_mage(
 }
 
 fn print_stdout(text: &str) -> Result<()> {
+    write_stdout(&[text.as_bytes()])
+}
+
+/// Writes the parts to stdout (without joining them: a value is never copied).
+fn write_stdout(parts: &[&[u8]]) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())
+    parts
+        .iter()
+        .try_for_each(|p| out.write_all(p))
         .and_then(|()| out.flush())
         .map_err(|e| Error::io("write to", "standard output", e))
 }
