@@ -267,6 +267,35 @@ fn watch_follows_sets_through_postgres_and_survives_a_restart() {
 }
 
 #[test]
+fn tls_is_used_when_asked_for_and_its_absence_is_a_clear_error() {
+    let _server = SERVER.read().unwrap();
+    let Some(db) = database("tls") else { return };
+    let ws = Workspace::new();
+    // The test server has no TLS: `prefer` (the default) falls back, `require` refuses.
+    set(&ws, "d", &format!("{db}?sslmode=prefer"), "a", "1");
+    let out = ws
+        .run_with_stdin(
+            &[
+                "--data-dir",
+                "e",
+                "--database",
+                &format!("{db}?sslmode=require"),
+                "set",
+                "a",
+            ],
+            b"1",
+        )
+        .code(2);
+    assert!(out.stderr.contains("TLS"), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("test-password-not-secret"),
+        "{}",
+        out.stderr
+    );
+    assert!(!ws.path("e").exists());
+}
+
+#[test]
 fn a_server_that_is_down_is_a_clear_error_and_nothing_is_written() {
     let ws = Workspace::new();
     let url = "postgres://someone:hunter2-password@127.0.0.1:9/mage";

@@ -8,6 +8,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
+use postgres::config::SslMode;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, Config, NoTls};
 
@@ -160,10 +161,34 @@ impl PostgresStore {
     }
 }
 
+/// Connects, with TLS unless `sslmode=disable`: `prefer` (the default)
+/// falls back to plain text when the server has no TLS, `require` does not.
+/// The server's certificate is verified against the system's CA store
+/// (stricter than libpq's `require`, which checks nothing).
 fn connect(config: &Config, location: &str) -> Result<Client> {
-    config
-        .connect(NoTls)
-        .map_err(|e| db_error(location, config, e))
+    let result = match config.get_ssl_mode() {
+        SslMode::Disable => config.connect(NoTls),
+        _ => config.connect(tls_connector()),
+    };
+    result.map_err(|e| db_error(location, config, e))
+}
+
+fn tls_connector() -> tokio_postgres_rustls::MakeRustlsConnect {
+    static CONFIG: std::sync::OnceLock<rustls::ClientConfig> = std::sync::OnceLock::new();
+    let config = CONFIG.get_or_init(|| {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_native_certs::load_native_certs().certs {
+            let _ = roots.add(cert);
+        }
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+    });
+    tokio_postgres_rustls::MakeRustlsConnect::new(config.clone())
 }
 
 fn db_error(location: &str, config: &Config, e: postgres::Error) -> Error {
