@@ -87,25 +87,96 @@ fn read_mage_key(dir: &Path) -> Result<Option<MageKey>> {
     Ok(Some(MageKey { key_uuid, fernet }))
 }
 
-/// Mage's database file.
-fn find_database(source: &MageSource) -> Result<PathBuf> {
+/// Mage's database.
+enum MageDatabase {
+    Sqlite(PathBuf),
+    Postgres(crate::settings::PostgresUrl),
+}
+
+impl MageDatabase {
+    fn describe(&self) -> String {
+        match self {
+            MageDatabase::Sqlite(p) => p.display().to_string(),
+            MageDatabase::Postgres(u) => u.redacted(),
+        }
+    }
+
+    /// Every row of Mage's `secret` table: name, token, key uuid.
+    fn rows(&self) -> Result<Vec<(String, Option<String>, Option<String>)>> {
+        let location = self.describe();
+        let not_mage = |e: String| Error::Database {
+            location: location.clone(),
+            message: format!("{e} (is this Mage's database?)"),
+        };
+        match self {
+            MageDatabase::Sqlite(path) => {
+                let conn =
+                    rusqlite::Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+                        .map_err(|e| Error::Database {
+                        location: location.clone(),
+                        message: e.to_string(),
+                    })?;
+                let mut st = conn
+                    .prepare("SELECT name, value, key_uuid FROM secret ORDER BY id")
+                    .map_err(|e| not_mage(e.to_string()))?;
+                let rows = st
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .and_then(|rows| rows.collect())
+                    .map_err(|e| not_mage(e.to_string()));
+                rows
+            }
+            MageDatabase::Postgres(url) => {
+                let mut client = crate::store::connect_postgres(url)?;
+                let rows = client
+                    .query("SELECT name, value, key_uuid FROM secret ORDER BY id", &[])
+                    .map_err(|e| {
+                        not_mage(
+                            e.as_db_error()
+                                .map_or_else(|| e.to_string(), |d| d.message().to_string()),
+                        )
+                    })?;
+                Ok(rows
+                    .into_iter()
+                    .map(|r| (r.get(0), r.get(1), r.get(2)))
+                    .collect())
+            }
+        }
+    }
+}
+
+/// Mage's database: `--mage-database`, else `MAGE_DATABASE_CONNECTION_URL`
+/// (SQLAlchemy URLs: `sqlite:///…`, `postgresql+psycopg2://…`), else the
+/// `mage-ai.db` in the data dir's project folder.
+fn find_database(source: &MageSource) -> Result<MageDatabase> {
     let given = source.database.clone().or_else(|| {
         std::env::var("MAGE_DATABASE_CONNECTION_URL")
             .ok()
             .filter(|v| !v.is_empty())
     });
     if let Some(url) = given {
-        if url.starts_with("postgres") {
-            return Err(Error::Usage(
-                "Mage databases on PostgreSQL are not supported by this build; export it to SQLite or pass a SQLite path with --mage-database".into(),
-            ));
+        if let Some((scheme, rest)) = url.split_once("://") {
+            let dialect = scheme.split('+').next().unwrap_or(scheme);
+            match dialect {
+                "postgres" | "postgresql" => {
+                    return Ok(MageDatabase::Postgres(crate::settings::PostgresUrl(
+                        format!("postgresql://{rest}"),
+                    )));
+                }
+                // SQLAlchemy: sqlite:///relative.db, sqlite:////absolute.db
+                "sqlite" => {
+                    return Ok(MageDatabase::Sqlite(PathBuf::from(
+                        rest.strip_prefix('/').unwrap_or(rest),
+                    )))
+                }
+                _ => {
+                    return Err(Error::Usage(format!(
+                        "unsupported Mage database '{}': give a SQLite path or a PostgreSQL URL",
+                        crate::settings::PostgresUrl(url.clone()).redacted()
+                    )))
+                }
+            }
         }
-        let path = url
-            .strip_prefix("sqlite:///")
-            .map(|p| format!("/{p}"))
-            .or_else(|| url.strip_prefix("sqlite://").map(str::to_string))
-            .unwrap_or(url);
-        return Ok(PathBuf::from(path));
+        return Ok(MageDatabase::Sqlite(PathBuf::from(url)));
     }
     let mut found: Vec<PathBuf> = fs::read_dir(&source.data_dir)
         .map_err(|e| Error::io("read Mage's data dir", &source.data_dir, e))?
@@ -115,7 +186,7 @@ fn find_database(source: &MageSource) -> Result<PathBuf> {
         .collect();
     found.sort();
     match found.len() {
-        1 => Ok(found.remove(0)),
+        1 => Ok(MageDatabase::Sqlite(found.remove(0))),
         0 => Err(Error::Usage(format!(
             "no Mage database (mage-ai.db) in the project folders of {}; pass it with --mage-database",
             source.data_dir.display()
@@ -160,27 +231,12 @@ pub fn import(
             }
         }
     }
-    let db_path = find_database(source)?;
-    let conn = rusqlite::Connection::open_with_flags(&db_path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| Error::Database {
-            location: db_path.display().to_string(),
-            message: e.to_string(),
-        })?;
-    let db_err = |e: rusqlite::Error| Error::Database {
-        location: db_path.display().to_string(),
-        message: format!("{e} (is this Mage's database?)"),
-    };
-    let mut st = conn
-        .prepare("SELECT name, value, key_uuid FROM secret ORDER BY id")
-        .map_err(db_err)?;
-    let rows: Vec<(String, Option<String>, Option<String>)> = st
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .and_then(|rows| rows.collect())
-        .map_err(db_err)?;
+    let database = find_database(source)?;
+    let rows = database.rows()?;
 
     let mut report = ImportReport {
         mage_environment: global.key_uuid.clone(),
-        database: db_path.display().to_string(),
+        database: database.describe(),
         rows: Vec::new(),
     };
     for (name, token, key_uuid) in rows {

@@ -279,3 +279,60 @@ fn missing_or_wrong_mage_files_are_clear_errors() {
     assert!(!pg.stderr.contains("u:p@"), "{}", pg.stderr);
     assert!(Path::new(&ws.path("mage/mage-ai.db")).exists());
 }
+
+#[test]
+fn a_mage_database_on_postgresql_imports_the_same() {
+    let Some(url) = mage_secrets::store::test_postgres_database("mage_import") else {
+        return;
+    };
+    let ws = Workspace::new();
+    copy_fixture(&ws);
+    // Mage's `secret` table, with the fixture's rows, on the server.
+    let sqlite = rusqlite::Connection::open(ws.path("mage/mage-ai.db")).unwrap();
+    let mut st = sqlite
+        .prepare("SELECT id, name, value, repo_name, key_uuid FROM secret ORDER BY id")
+        .unwrap();
+    let rows: Vec<(i64, String, String, Option<String>, Option<String>)> = st
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut pg = postgres::Client::connect(&url.0, postgres::NoTls).unwrap();
+    pg.batch_execute(
+        "CREATE TABLE secret (id SERIAL PRIMARY KEY, name VARCHAR(255) NOT NULL, value TEXT,
+         repo_name VARCHAR(255), key_uuid VARCHAR(255), created_at TIMESTAMP, updated_at TIMESTAMP,
+         CONSTRAINT name_key_uuid_uc UNIQUE (name, key_uuid))",
+    )
+    .unwrap();
+    for (id, name, value, repo, key_uuid) in rows {
+        pg.execute(
+            "INSERT INTO secret (id, name, value, repo_name, key_uuid) VALUES ($1, $2, $3, $4, $5)",
+            &[&(id as i32), &name, &value, &repo, &key_uuid],
+        )
+        .unwrap();
+    }
+    // As Mage names it in MAGE_DATABASE_CONNECTION_URL (SQLAlchemy style).
+    let sqlalchemy = url.0.replacen("postgres://", "postgresql+psycopg2://", 1);
+    let out = ws
+        .cmd(&[
+            "--data-dir",
+            "ours",
+            "import-mage",
+            "--mage-data-dir",
+            "mage/dev_data",
+        ])
+        .env("MAGE_DATABASE_CONNECTION_URL", &sqlalchemy)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("imported 9 secret(s)"), "{stderr}");
+    assert!(!stderr.contains("test-password-not-secret"), "{stderr}");
+    assert_eq!(value(&ws, "pem_key", None).unwrap().lines().count(), 4);
+    assert_eq!(
+        value(&ws, "etl_token", Some("etl")).as_deref(),
+        Some("etl pipeline token")
+    );
+}

@@ -11,7 +11,7 @@ pub use sqlite::SqliteStore;
 
 use crate::error::{Error, Result};
 use crate::secret::Scope;
-use crate::settings::DatabaseLocation;
+use crate::settings::{DatabaseLocation, PostgresUrl};
 
 /// A stored row, still sealed.
 #[derive(Clone)]
@@ -111,6 +111,11 @@ pub trait SecretStore: Send {
 
     /// A value that changes whenever another connection commits a change.
     fn change_counter(&self) -> Result<u64>;
+}
+
+/// A plain connection to a PostgreSQL server (TLS as for the store).
+pub fn connect_postgres(url: &PostgresUrl) -> Result<::postgres::Client> {
+    postgres::connect_url(url)
 }
 
 /// Opens an existing store without creating anything (for commands that

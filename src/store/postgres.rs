@@ -71,17 +71,7 @@ fn describe_endpoint(config: &Config) -> String {
 
 impl PostgresStore {
     pub fn open(url: &PostgresUrl) -> Result<PostgresStore> {
-        let location = url.redacted();
-        let mut config: Config = url
-            .0
-            .parse()
-            .map_err(|e: postgres::Error| Error::Database {
-                location: location.clone(),
-                message: format!("is not a valid PostgreSQL URL: {e}"),
-            })?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(Duration::from_secs(5));
-        }
+        let (config, location) = parse_config(url)?;
         let client = connect(&config, &location)?;
         let store = PostgresStore {
             config,
@@ -171,6 +161,29 @@ fn connect(config: &Config, location: &str) -> Result<Client> {
         _ => config.connect(tls_connector()),
     };
     result.map_err(|e| db_error(location, config, e))
+}
+
+/// A URL's connection settings (with a 5 s connect timeout unless it sets
+/// one) and its description without the password.
+fn parse_config(url: &PostgresUrl) -> Result<(Config, String)> {
+    let location = url.redacted();
+    let mut config: Config = url
+        .0
+        .parse()
+        .map_err(|e: postgres::Error| Error::Database {
+            location: location.clone(),
+            message: format!("is not a valid PostgreSQL URL: {e}"),
+        })?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(5));
+    }
+    Ok((config, location))
+}
+
+/// Connects to the server a URL names.
+pub(crate) fn connect_url(url: &PostgresUrl) -> Result<Client> {
+    let (config, location) = parse_config(url)?;
+    connect(&config, &location)
 }
 
 fn tls_connector() -> tokio_postgres_rustls::MakeRustlsConnect {
