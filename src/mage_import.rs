@@ -87,6 +87,9 @@ fn read_mage_key(dir: &Path) -> Result<Option<MageKey>> {
     Ok(Some(MageKey { key_uuid, fernet }))
 }
 
+/// One row of Mage's `secret` table: name, Fernet token, key uuid.
+type MageRow = (String, Option<String>, Option<String>);
+
 /// Mage's database.
 enum MageDatabase {
     Sqlite(PathBuf),
@@ -102,7 +105,7 @@ impl MageDatabase {
     }
 
     /// Every row of Mage's `secret` table: name, token, key uuid.
-    fn rows(&self) -> Result<Vec<(String, Option<String>, Option<String>)>> {
+    fn rows(&self) -> Result<Vec<MageRow>> {
         let location = self.describe();
         let not_mage = |e: String| Error::Database {
             location: location.clone(),
