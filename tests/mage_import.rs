@@ -292,7 +292,8 @@ fn a_mage_database_on_postgresql_imports_the_same() {
     let mut st = sqlite
         .prepare("SELECT id, name, value, repo_name, key_uuid FROM secret ORDER BY id")
         .unwrap();
-    let rows: Vec<(i64, String, String, Option<String>, Option<String>)> = st
+    type Row = (i64, String, String, Option<String>, Option<String>);
+    let rows: Vec<Row> = st
         .query_map([], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })
