@@ -179,8 +179,10 @@ impl Engine {
                     .undeclared_variables(false)
                     .iter()
                     .all(|n| KNOWN_NAMES.contains(&n.as_str()));
-            let ctx = minijinja::context! { __mage_secrets_scope__ => Value::from_dyn_object(scope.clone()) };
-            debug_assert_eq!(SCOPE_VAR, "__mage_secrets_scope__");
+            let ctx = Value::from(std::collections::BTreeMap::from([(
+                SCOPE_VAR,
+                Value::from_dyn_object(scope.clone()),
+            )]));
             if whole {
                 file.mode = RenderMode::Whole;
                 self.render_whole(&template, ctx, source, &analysis, options, &mut sink)
