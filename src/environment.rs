@@ -653,6 +653,14 @@ fn create_key(settings: &Settings, uuid: &str, store: &dyn SecretStore) -> Resul
     let key_path = settings.key_path();
     let count = store.count(uuid)?;
     if count > 0 {
+        // Another process may have made the key (and stored secrets with it)
+        // since this one looked: then it is there now.
+        if let Some(text) = read_optional(&key_path, "read key file")? {
+            return Key::from_file_text(&text).map_err(|e| Error::KeyFile {
+                path: key_path.clone(),
+                problem: e.to_string(),
+            });
+        }
         return Err(Error::KeyLost {
             data_dir: settings.data_dir.clone(),
             key_path,
@@ -668,9 +676,15 @@ fn create_key(settings: &Settings, uuid: &str, store: &dyn SecretStore) -> Resul
         Existing::Keep,
     ) {
         Ok(()) => {
-            // No secret depends on an earlier key (count was 0): the new key's
-            // check replaces any stale registration.
-            store.register_environment(uuid, &key.key_check(uuid), true)?;
+            // Register; a process that read this key file already may have
+            // registered it first, and its check stays. A check left by an
+            // earlier, lost key (no secret depends on it: the count was 0)
+            // is replaced.
+            store.register_environment(uuid, &key.key_check(uuid), false)?;
+            let current = store.key_check(uuid)?;
+            if !current.is_some_and(|c| key.opens_key_check(uuid, &c)) {
+                store.register_environment(uuid, &key.key_check(uuid), true)?;
+            }
             Ok(key)
         }
         Err(Error::Io { source, .. }) if source.kind() == ErrorKind::AlreadyExists => {

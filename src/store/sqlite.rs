@@ -62,85 +62,99 @@ impl SqliteStore {
             .mode(0o600)
             .open(path)
             .map_err(|e| Error::io("open database", path, e))?;
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| db_error(&location, e))?;
-        let store = SqliteStore { conn, location };
-        store.configure()?;
-        store.migrate()?;
-        Ok(store)
+        // Switching a new file to WAL and creating the schema take locks for
+        // which SQLite returns "busy" at once, without waiting, when several
+        // processes open the same new database: retry the whole opening.
+        let started = std::time::Instant::now();
+        let mut pause = Duration::from_millis(2);
+        loop {
+            let attempt = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(Opening::Sqlite)
+            .and_then(|conn| {
+                let store = SqliteStore {
+                    conn,
+                    location: location.clone(),
+                };
+                store.configure().map_err(Opening::Sqlite)?;
+                store.migrate()?;
+                Ok(store)
+            });
+            match attempt {
+                Ok(store) => return Ok(store),
+                Err(Opening::Sqlite(e)) if is_busy(&e) && started.elapsed() < BUSY_TIMEOUT => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                Err(Opening::Sqlite(e)) => return Err(db_error(&location, e)),
+                Err(Opening::Refused(e)) => return Err(e),
+            }
+        }
     }
 
     fn err(&self, e: rusqlite::Error) -> Error {
         db_error(&self.location, e)
     }
 
-    fn configure(&self) -> Result<()> {
-        self.conn
-            .busy_timeout(BUSY_TIMEOUT)
-            .map_err(|e| self.err(e))?;
+    fn configure(&self) -> rusqlite::Result<()> {
+        self.conn.busy_timeout(BUSY_TIMEOUT)?;
         // Reading the journal mode is the first read of the file: a file that
         // is not SQLite fails here, before anything is written to it.
         let mode: String = self
             .conn
-            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-            .map_err(|e| self.err(e))?;
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             self.conn
-                .query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
-                .map_err(|e| self.err(e))?;
+                .query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))?;
         }
         self.conn
             .execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
-            .map_err(|e| self.err(e))
     }
 
     fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
         conn.query_row("PRAGMA user_version", [], |r| r.get(0))
     }
 
-    fn migrate(&self) -> Result<()> {
-        let version = Self::user_version(&self.conn).map_err(|e| self.err(e))?;
+    fn migrate(&self) -> std::result::Result<(), Opening> {
+        let refused = |message: String| {
+            Opening::Refused(Error::Database {
+                location: self.location.clone(),
+                message,
+            })
+        };
+        let version = Self::user_version(&self.conn)?;
         if version == SCHEMA_VERSION {
             return Ok(());
         }
         if version > SCHEMA_VERSION {
-            return Err(Error::Database {
-                location: self.location.clone(),
-                message: format!(
-                    "schema version {version} is newer than this mage-secrets supports ({SCHEMA_VERSION}); upgrade mage-secrets"
-                ),
-            });
+            return Err(refused(format!(
+                "schema version {version} is newer than this mage-secrets supports ({SCHEMA_VERSION}); upgrade mage-secrets"
+            )));
         }
-        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
-            .map_err(|e| self.err(e))?;
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
         // Another process may have migrated while we waited for the lock.
-        let mut version = Self::user_version(&tx).map_err(|e| self.err(e))?;
+        let mut version = Self::user_version(&tx)?;
         if version == 0 {
-            let foreign: i64 = tx
-                .query_row(
-                    "SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'",
-                    [],
-                    |r| r.get(0),
-                )
-                .map_err(|e| self.err(e))?;
+            let foreign: i64 = tx.query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'",
+                [],
+                |r| r.get(0),
+            )?;
             if foreign > 0 {
-                return Err(Error::Database {
-                    location: self.location.clone(),
-                    message: "this SQLite database belongs to another application (it has tables but no mage-secrets schema); pass a new path with --database".into(),
-                });
+                return Err(refused(
+                    "this SQLite database belongs to another application (it has tables but no mage-secrets schema); pass a new path with --database".into(),
+                ));
             }
         }
         while version < SCHEMA_VERSION {
-            tx.execute_batch(MIGRATIONS[version as usize])
-                .map_err(|e| self.err(e))?;
+            tx.execute_batch(MIGRATIONS[version as usize])?;
             version += 1;
         }
-        tx.pragma_update(None, "user_version", version)
-            .map_err(|e| self.err(e))?;
-        tx.commit().map_err(|e| self.err(e))
+        tx.pragma_update(None, "user_version", version)?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// Inside a write transaction: the environment's key check must still
@@ -171,6 +185,25 @@ impl SqliteStore {
         rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
             .map_err(|e| self.err(e))
     }
+}
+
+/// Why opening failed: SQLite (perhaps busy, to retry), or a refusal.
+enum Opening {
+    Sqlite(rusqlite::Error),
+    Refused(Error),
+}
+
+impl From<rusqlite::Error> for Opening {
+    fn from(e: rusqlite::Error) -> Opening {
+        Opening::Sqlite(e)
+    }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
 }
 
 fn db_error(location: &str, e: rusqlite::Error) -> Error {
