@@ -68,8 +68,10 @@ impl Watcher {
 
     fn stop(mut self) -> (i32, String) {
         let pid = self.child.id().to_string();
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
+        // The shell's own kill: no procps needed.
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("kill -TERM {pid}"))
             .status()
             .unwrap();
         let status = self.child.wait().unwrap();
