@@ -239,7 +239,10 @@ fn check_reference(
                         presence.environment
                     ),
                 )
-                .named(name))
+                .named(name)
+                .with_help(format!(
+                    "set it with `mage-secrets set {name}` in that environment's data dir"
+                )))
             }
         },
         (Some(name), Function::EnvVar) => {
@@ -255,7 +258,10 @@ fn check_reference(
                     Kind::UnsetEnvVar,
                     format!("environment variable '{name}' is not set and env_var has no default"),
                 )
-                .named(name))
+                .named(name)
+                .with_help(format!(
+                    "export {name}, or give env_var a default: env_var('{name}', 'default')"
+                )))
             }
         }
     };

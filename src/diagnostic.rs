@@ -50,6 +50,9 @@ pub struct Diagnostic {
     /// The secret or variable name concerned, when there is one.
     pub name: Option<String>,
     pub message: String,
+    /// What to do about it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub help: Option<String>,
     /// The template source line, for the caret display.
     #[serde(skip)]
     pub source_line: Option<String>,
@@ -65,6 +68,7 @@ impl Diagnostic {
             col: None,
             name: None,
             message: message.into(),
+            help: None,
             source_line: None,
         }
     }
@@ -97,6 +101,11 @@ impl Diagnostic {
     pub fn at_offset(self, source: &str, offset: usize) -> Diagnostic {
         let (line, col) = line_col(source, offset);
         self.at(source, line, col)
+    }
+
+    pub fn with_help(mut self, help: impl Into<String>) -> Diagnostic {
+        self.help = Some(help.into());
+        self
     }
 
     pub fn named(mut self, name: &str) -> Diagnostic {

@@ -91,5 +91,8 @@ impl Reporter {
         if let Some(snippet) = d.snippet() {
             let _ = writeln!(err, "{}", self.paint(BLUE, &snippet));
         }
+        if let Some(help) = &d.help {
+            let _ = writeln!(err, "  {} {help}", self.paint(BOLD, "= help:"));
+        }
     }
 }

@@ -560,6 +560,12 @@ impl Engine {
                 format!("environment variable '{name}' is not set and env_var has no default"),
             ),
         };
+        let help = match function {
+            Function::SecretVar => format!("set it with `mage-secrets set {name}`"),
+            Function::EnvVar => {
+                format!("export {name}, or give env_var a default: env_var('{name}', 'default')")
+            }
+        };
         let (message, make): (String, fn(Kind, String) -> Diagnostic) = if lenient {
             (format!("{message}; rendered as None"), Diagnostic::warning)
         } else {
@@ -586,11 +592,16 @@ impl Engine {
             );
         }
         if places.is_empty() {
-            return vec![make(kind, message).named(name)];
+            return vec![make(kind, message).named(name).with_help(help)];
         }
         places
             .into_iter()
-            .map(|o| make(kind, message.clone()).named(name).at_offset(source, o))
+            .map(|o| {
+                make(kind, message.clone())
+                    .named(name)
+                    .with_help(help.clone())
+                    .at_offset(source, o)
+            })
             .collect()
     }
 }
@@ -742,7 +753,8 @@ fn yaml_problem(
     let d = Diagnostic::error(
         Kind::Yaml,
         format!("rendered YAML does not parse: {message} (output line {out_line}){secrets}"),
-    );
+    )
+    .with_help("put the expression in quotes (\"{{ … }}\") so that its value is escaped as a string, or fix the YAML around it");
     Some(match source_offset {
         Some(o) => d.at_offset(source, o),
         None => d.at_offset(source, source.len()),
