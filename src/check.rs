@@ -70,8 +70,6 @@ pub struct CheckedReference {
     pub name: Option<String>,
     pub line: usize,
     pub col: usize,
-    /// The scopes searched, most specific first.
-    pub scopes: Vec<String>,
     /// The scope the secret was found in (for `mage_secret_var`).
     pub found_in: Option<String>,
     pub has_default: bool,
@@ -80,6 +78,8 @@ pub struct CheckedReference {
 #[derive(Clone, Debug, Serialize)]
 pub struct FileReport {
     pub path: PathBuf,
+    /// The scopes the file's secrets are looked up in, most specific first.
+    pub scopes: Vec<String>,
     pub references: Vec<CheckedReference>,
 }
 
@@ -147,14 +147,15 @@ fn check_file(
         Ok(s) => zeroize::Zeroizing::new(s),
         Err(d) => return (None, vec![*d]),
     };
+    let chain = project.chain(rel);
     let mut file = FileReport {
         path: rel.to_path_buf(),
+        scopes: chain.iter().map(Scope::to_string).collect(),
         references: Vec::new(),
     };
     if !analysis::has_template_syntax(&source) {
         return (Some(file), problems);
     }
-    let chain = project.chain(rel);
     let references = match engine {
         // With the key: one render (leniently: missing values are reported
         // from the references below) gives the syntax errors, the
@@ -205,10 +206,6 @@ fn check_reference(
         name: r.name.clone(),
         line,
         col,
-        scopes: match r.function {
-            Function::SecretVar => chain.iter().map(Scope::to_string).collect(),
-            Function::EnvVar => Vec::new(),
-        },
         found_in: None,
         has_default: r.has_default,
     };
