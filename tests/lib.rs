@@ -10,4 +10,5 @@ mod postgres;
 mod reliability;
 mod render;
 mod secrets;
+mod snapshots;
 mod watch;

@@ -75,6 +75,7 @@ impl Workspace {
             .env_remove("MAGE_SECRETS_DATABASE")
             .env("HOME", self.dir.path().join("home"))
             .env("NO_COLOR", "1")
+            .env("COLUMNS", "100")
             .args(args);
         cmd
     }

@@ -21,7 +21,7 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DIR", env = "MAGE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
 
-    /// Database: a SQLite path [default: <data dir>/mage-secrets/secrets.db]
+    /// Database: a SQLite path or a postgres:// URL [default: <data dir>/mage-secrets/secrets.db]
     #[arg(
         long,
         global = true,
