@@ -13,7 +13,6 @@ pub mod functions;
 pub mod python;
 pub mod quoting;
 
-use std::collections::HashSet;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -218,7 +217,7 @@ impl Engine {
         if check_yaml {
             let probe = sink.probe.as_deref().unwrap_or(&output);
             if !sink.skip_yaml {
-                if let Some(d) = yaml_problem(probe, source, &sink.spans, &analysis, &used) {
+                if let Some(d) = yaml_problem(probe, source, &sink.spans, &analysis) {
                     file.diagnostics.push(located(d));
                     return file;
                 }
@@ -410,14 +409,12 @@ impl Engine {
                         text = text.trim_start();
                         trim_next = false;
                     }
+                    // `{{-` of a substituted expression trims the text before it.
                     let next_trims = matches!(segments.get(idx + 1), Some(Segment::Expression(_)))
-                        && analysis
-                            .expressions
-                            .iter()
-                            .find(|s| {
-                                Some(&Segment::Expression(s.outer.clone())) == segments.get(idx + 1)
-                            })
-                            .is_some_and(|s| s.trim_before && self.is_known(source, s));
+                        && sites
+                            .clone()
+                            .next()
+                            .is_some_and(|s| s.trim_before && self.substitutes(source, s));
                     if next_trims {
                         text = text.trim_end();
                     }
@@ -442,7 +439,7 @@ impl Engine {
                     let site = sites.next().expect("one site per expression segment");
                     let outer = &source[site.outer.clone()];
                     let out_start = out.len();
-                    if site.call.is_some() || self.is_known(source, site) {
+                    if self.substitutes(source, site) {
                         let result = match &site.call {
                             Some(call) => {
                                 functions::eval_simple(call, scope, &*self.secrets, &*self.vars)
@@ -519,6 +516,11 @@ impl Engine {
         }
         sink.probe = Some(probe);
         (!failed).then_some(out)
+    }
+
+    /// Whether a partial render evaluates this expression (rather than keep it).
+    fn substitutes(&self, source: &str, site: &analysis::ExpressionSite) -> bool {
+        site.call.is_some() || self.is_known(source, site)
     }
 
     /// Whether every name an expression uses is one we provide.
@@ -703,7 +705,6 @@ fn yaml_problem(
     source: &str,
     spans: &[OutSpan],
     analysis: &Analysis,
-    used: &[(String, Arc<crate::environment::SecretValue>)],
 ) -> Option<Diagnostic> {
     use serde::Deserialize;
     // Syntax only, like PyYAML's loader in Mage: duplicate keys are allowed.
@@ -738,12 +739,7 @@ fn yaml_problem(
     }
     names.sort();
     names.dedup();
-    let mut message = redact(&err.to_string(), used);
-    // serde_yaml appends "at line L column C" of the output; the template
-    // position is given by the diagnostic itself.
-    if let Some(pos) = message.find(" at line ") {
-        message.truncate(pos);
-    }
+    let message = yaml_message(&err.to_string());
     let (out_line, _) = line_col(output, index);
     let secrets = if names.is_empty() {
         String::new()
@@ -761,21 +757,17 @@ fn yaml_problem(
     })
 }
 
-/// Removes any substituted value from a message.
-fn redact(message: &str, used: &[(String, Arc<crate::environment::SecretValue>)]) -> String {
-    let mut message = message.to_string();
-    let mut values: HashSet<&str> = HashSet::new();
-    for (_, v) in used {
-        if !v.as_str().is_empty() {
-            values.insert(v.as_str());
-        }
+/// The parser's message without serde_yaml's output position (the
+/// diagnostic gives the template's). libyaml's messages are fixed texts; any
+/// that quotes something (it could be part of a value) is replaced whole,
+/// rather than searched for values, which would itself tell about them.
+fn yaml_message(raw: &str) -> String {
+    let message = raw.split(" at line ").next().unwrap_or(raw);
+    if message.contains(['"', '\'', '`']) {
+        "syntax error".to_string()
+    } else {
+        message.to_string()
     }
-    let mut values: Vec<&str> = values.into_iter().collect();
-    values.sort_by_key(|v| std::cmp::Reverse(v.len()));
-    for v in values {
-        message = message.replace(v, "***");
-    }
-    message
 }
 
 #[cfg(test)]
@@ -923,6 +915,32 @@ pub(crate) mod tests {
         assert_eq!(
             protected,
             "a: {% raw %}{{ boom }}{% endraw %}\nb: {{ variables('x') }}\n"
+        );
+    }
+
+    #[test]
+    fn whitespace_control_of_substituted_expressions_is_applied() {
+        let src = "k: [x,  {{- mage_secret_var('pw') -}}  , y]\nt: {{ variables('t') }}\n";
+        assert_eq!(
+            render(&[("pw", "p")], src).unwrap(),
+            "k: [x,p, y]\nt: {{ variables('t') }}\n"
+        );
+        let upper = "a: x \n {{- mage_secret_var('pw') | upper }}\nb: {{ variables('t') }}\n";
+        assert_eq!(
+            render(&[("pw", "p")], upper).unwrap(),
+            "a: xP\nb: {{ variables('t') }}\n"
+        );
+    }
+
+    #[test]
+    fn yaml_messages_never_quote() {
+        assert_eq!(
+            yaml_message("mapping values are not allowed in this context at line 2 column 9"),
+            "mapping values are not allowed in this context"
+        );
+        assert_eq!(
+            yaml_message("invalid type: string \"hunter2\", expected a map"),
+            "syntax error"
         );
     }
 
