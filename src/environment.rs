@@ -231,17 +231,30 @@ impl Environment {
     /// render reads the database once however many files and scopes it has.
     /// Rows are unsealed only when used.
     pub fn preload(&self) -> Result<()> {
+        self.preload_fingerprints().map(drop)
+    }
+
+    /// [`preload`](Self::preload), returning a fingerprint of each sealed
+    /// row (every write changes it: each has a fresh nonce), from the same
+    /// read.
+    pub(crate) fn preload_fingerprints(&self) -> Result<HashMap<(Scope, String), u64>> {
+        use std::hash::{Hash, Hasher};
         let rows = self.store().rows(&self.inner.uuid)?;
-        let map = rows
-            .into_iter()
-            .map(|r| ((r.scope, r.name), r.sealed))
-            .collect();
+        let mut fingerprints = HashMap::with_capacity(rows.len());
+        let mut map = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            row.sealed.hash(&mut h);
+            let key = (row.scope, row.name);
+            fingerprints.insert(key.clone(), h.finish());
+            map.insert(key, row.sealed);
+        }
         *self
             .inner
             .preloaded
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = Some(map);
-        Ok(())
+        Ok(fingerprints)
     }
 
     fn forget(&self, scope: &Scope, name: &str) {
@@ -426,16 +439,6 @@ fn load_key(
     let uuid = read_or_create_uuid(settings, key.as_ref(), store, warnings)?;
     let key = match key {
         Some(key) => {
-            match store.key_check(&uuid)? {
-                Some(check) if !key.opens_key_check(&uuid, &check) => {
-                    return Err(Error::WrongKey {
-                        key_path: settings.key_path(),
-                        env_uuid: uuid,
-                    })
-                }
-                Some(_) => {}
-                None => store.register_environment(&uuid, &key.key_check(&uuid), false)?,
-            }
             if let Ok(meta) = fs::metadata(settings.key_path()) {
                 if fsutil::is_shared(meta.mode()) {
                     warnings.push(format!(
@@ -450,16 +453,21 @@ fn load_key(
         }
         None => create_key(settings, &uuid, store)?,
     };
-    // The check this key opens: every write verifies it is still current.
+    // The check this key opens (registered on first use): every write
+    // verifies it is still current.
     let key_check = match store.key_check(&uuid)? {
-        Some(check) if key.opens_key_check(&uuid, &check) => check,
-        _ => {
-            return Err(Error::WrongKey {
-                key_path: settings.key_path(),
-                env_uuid: uuid,
-            })
+        Some(check) => check,
+        None => {
+            store.register_environment(&uuid, &key.key_check(&uuid), false)?;
+            store.key_check(&uuid)?.unwrap_or_default()
         }
     };
+    if !key.opens_key_check(&uuid, &key_check) {
+        return Err(Error::WrongKey {
+            key_path: settings.key_path(),
+            env_uuid: uuid,
+        });
+    }
     Ok((uuid, key, key_check))
 }
 

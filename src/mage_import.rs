@@ -242,6 +242,12 @@ pub fn import(
         database: database.describe(),
         rows: Vec::new(),
     };
+    // What is already set here, by existence: nothing is decrypted for it.
+    let mut present: std::collections::HashSet<(Scope, String)> = env
+        .list(&crate::store::ScopeFilter::All)?
+        .into_iter()
+        .map(|info| (info.scope, info.name))
+        .collect();
     for (name, token, key_uuid) in rows {
         let key_uuid = key_uuid
             .map(|k| k.trim().to_string())
@@ -298,7 +304,7 @@ pub fn import(
                 continue;
             }
         };
-        let exists = env.lookup(std::slice::from_ref(&scope), &name)?.is_some();
+        let exists = present.contains(&(scope.clone(), name.clone()));
         if exists && !overwrite {
             report.rows.push(RowOutcome::Exists {
                 name,
@@ -309,6 +315,7 @@ pub fn import(
         if !dry_run {
             env.set(&name, &scope, &value)?;
         }
+        present.insert((scope.clone(), name.clone()));
         report.rows.push(RowOutcome::Imported {
             name,
             scope: scope_text,

@@ -7,7 +7,6 @@
 //! ignored.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -78,16 +77,9 @@ struct FileState {
 /// (every write has a fresh nonce).
 type StoreSnapshot = HashMap<(Scope, String), u64>;
 
+/// The store's fingerprints; the same read preloads the rows for rendering.
 fn snapshot(env: &Environment) -> Result<StoreSnapshot> {
-    let rows = env.store().rows(env.uuid())?;
-    Ok(rows
-        .into_iter()
-        .map(|row| {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            row.sealed.hash(&mut h);
-            ((row.scope, row.name), h.finish())
-        })
-        .collect())
+    env.preload_fingerprints()
 }
 
 fn changed_names(before: &StoreSnapshot, after: &StoreSnapshot) -> Vec<String> {
@@ -157,7 +149,7 @@ impl<'o> Watch<'o> {
         if self.out.is_dir() {
             render::remove_stale_temp_files(&self.out)?;
         }
-        self.env.preload()?;
+        // The rows were read (and preloaded) by `new`'s snapshot.
         let project = project::walk(&self.root, &self.selection, Some(&self.out))?;
         for d in &project.diagnostics {
             self.observer.event(WatchEvent::Failed(
@@ -309,6 +301,10 @@ impl<'o> Watch<'o> {
             return Ok(());
         }
         self.store_counter = counter;
+        // Forget decrypted values, then read the rows once: their
+        // fingerprints tell what changed, and they are preloaded for the
+        // renders below.
+        self.env.clear_cache();
         let after = snapshot(&self.env)?;
         let names = changed_names(&self.store, &after);
         self.store = after;
@@ -321,8 +317,6 @@ impl<'o> Watch<'o> {
             self.engine = self.env.engine();
             self.store = snapshot(&self.env)?;
         }
-        self.env.clear_cache();
-        self.env.preload()?;
         let affected: Vec<PathBuf> = self
             .files
             .iter()

@@ -392,7 +392,13 @@ impl Engine {
     ) -> Option<String> {
         let mut out = String::with_capacity(source.len() + 16);
         let mut probe = String::with_capacity(source.len() + 16);
-        let mut sites = analysis.expressions.iter();
+        // What becomes of each expression, decided (and compiled) once.
+        let plans: Vec<Plan<'_>> = analysis
+            .expressions
+            .iter()
+            .map(|site| self.plan(source, site))
+            .collect();
+        let mut sites = analysis.expressions.iter().zip(&plans);
         let mut trim_next = false;
         let segments = &analysis.segments;
         let mut failed = false;
@@ -414,7 +420,7 @@ impl Engine {
                         && sites
                             .clone()
                             .next()
-                            .is_some_and(|s| s.trim_before && self.substitutes(source, s));
+                            .is_some_and(|(s, plan)| s.trim_before && !matches!(plan, Plan::Keep));
                     if next_trims {
                         text = text.trim_end();
                     }
@@ -436,29 +442,28 @@ impl Engine {
                     });
                 }
                 Segment::Expression(_) => {
-                    let site = sites.next().expect("one site per expression segment");
+                    let (site, plan) = sites.next().expect("one site per expression segment");
                     let outer = &source[site.outer.clone()];
                     let out_start = out.len();
-                    if self.substitutes(source, site) {
-                        let result = match &site.call {
-                            Some(call) => {
-                                functions::eval_simple(call, scope, &*self.secrets, &*self.vars)
-                                    .map(|p| zeroize::Zeroizing::new(p.as_str().to_string()))
-                                    .map_err(|e| {
-                                        let message = e.to_string();
-                                        scope.fail(e);
-                                        minijinja::Error::new(
-                                            minijinja::ErrorKind::InvalidOperation,
-                                            message,
-                                        )
-                                    })
-                            }
-                            None => self
-                                .env
-                                .template_from_str(outer)
-                                .and_then(|tmpl| tmpl.render(ctx.clone()))
-                                .map(zeroize::Zeroizing::new),
-                        };
+                    let evaluated = match plan {
+                        Plan::Call(call) => Some(
+                            functions::eval_simple(call, scope, &*self.secrets, &*self.vars)
+                                .map(|p| zeroize::Zeroizing::new(p.as_str().to_string()))
+                                .map_err(|e| {
+                                    let message = e.to_string();
+                                    scope.fail(e);
+                                    minijinja::Error::new(
+                                        minijinja::ErrorKind::InvalidOperation,
+                                        message,
+                                    )
+                                }),
+                        ),
+                        Plan::Compiled(tmpl) => {
+                            Some(tmpl.render(ctx.clone()).map(zeroize::Zeroizing::new))
+                        }
+                        Plan::Keep => None,
+                    };
+                    if let Some(result) = evaluated {
                         match result {
                             Ok(text) => {
                                 let escaped = self.escaped(
@@ -518,19 +523,21 @@ impl Engine {
         (!failed).then_some(out)
     }
 
-    /// Whether a partial render evaluates this expression (rather than keep it).
-    fn substitutes(&self, source: &str, site: &analysis::ExpressionSite) -> bool {
-        site.call.is_some() || self.is_known(source, site)
-    }
-
-    /// Whether every name an expression uses is one we provide.
-    fn is_known(&self, source: &str, site: &analysis::ExpressionSite) -> bool {
+    /// Whether a partial render evaluates an expression (a literal call, or
+    /// one whose names are all ours, compiled here once) or keeps it.
+    fn plan<'s>(&'s self, source: &'s str, site: &'s analysis::ExpressionSite) -> Plan<'s> {
+        if let Some(call) = &site.call {
+            return Plan::Call(call);
+        }
         match self.env.template_from_str(&source[site.outer.clone()]) {
-            Ok(t) => t
-                .undeclared_variables(false)
-                .iter()
-                .all(|n| KNOWN_NAMES.contains(&n.as_str())),
-            Err(_) => false,
+            Ok(t)
+                if t.undeclared_variables(false)
+                    .iter()
+                    .all(|n| KNOWN_NAMES.contains(&n.as_str())) =>
+            {
+                Plan::Compiled(t)
+            }
+            _ => Plan::Keep,
         }
     }
 
@@ -606,6 +613,16 @@ impl Engine {
             })
             .collect()
     }
+}
+
+/// What a partial render does with one expression.
+enum Plan<'s> {
+    /// A literal call, evaluated directly.
+    Call(&'s analysis::SimpleCall),
+    /// Names all ours: rendered with this template.
+    Compiled(minijinja::Template<'s, 's>),
+    /// Kept byte for byte for Mage.
+    Keep,
 }
 
 /// The file being rendered, as the output assembly needs it.
