@@ -1,44 +1,19 @@
 //! An environment: one data dir's uuid and key, joined to the database that
-//! holds its sealed secrets. `Environment::open` runs the key life cycle of
-//! the contract (first use creates uuid and key; a lost key is refused, never
-//! replaced), and every read goes through a per-run cache so each secret is
-//! unsealed at most once.
+//! holds its sealed secrets. This is the façade the commands use; the key
+//! life cycle lives in `data_dir`. Every read goes through a per-run cache
+//! so each secret is unsealed at most once.
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::ErrorKind;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use zeroize::Zeroizing;
-
 use crate::crypto::Key;
+use crate::data_dir;
 use crate::error::{Error, Result};
 use crate::fsutil::{self, Existing};
-use crate::secret::{self, Scope};
+use crate::secret::{self, Scope, SecretValue};
 use crate::settings::{DatabaseLocation, Settings};
 use crate::store::{self, ScopeFilter, SecretInfo, SecretStore};
-
-/// A decrypted secret value, wiped from memory when dropped. Its `Debug`
-/// output never shows the value.
-pub struct SecretValue(Zeroizing<String>);
-
-impl SecretValue {
-    pub fn new(value: String) -> SecretValue {
-        SecretValue(Zeroizing::new(value))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for SecretValue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SecretValue(..)")
-    }
-}
 
 /// A value found through a scope chain, with the scope it came from.
 #[derive(Debug, Clone)]
@@ -102,27 +77,15 @@ impl Environment {
         let store = match &database {
             DatabaseLocation::Postgres(_) => {
                 let store = store::open(&database)?;
-                prepare_data_dir(settings)?;
+                data_dir::prepare(settings)?;
                 store
             }
             DatabaseLocation::Sqlite(_) => {
-                prepare_data_dir(settings)?;
+                data_dir::prepare(settings)?;
                 store::open(&database)?
             }
         };
-        recover_rotation(settings, store.as_ref(), &mut warnings)?;
-        let (uuid, key, key_check) = match load_key(settings, store.as_ref(), &mut warnings) {
-            // A rotation may be committing right now: wait for it, then
-            // read the key again.
-            Err(Error::WrongKey { .. }) => {
-                if settings.key_new_path().exists() {
-                    let _lock = RotationLock::acquire(settings)?;
-                    recover_rotation_locked(settings, store.as_ref(), &mut warnings)?;
-                }
-                load_key(settings, store.as_ref(), &mut warnings)?
-            }
-            other => other?,
-        };
+        let (uuid, key, key_check) = data_dir::open_key(settings, store.as_ref(), &mut warnings)?;
         Ok(Environment {
             inner: Arc::new(Inner {
                 settings: settings.clone(),
@@ -280,7 +243,7 @@ impl Environment {
             .open(&self.inner.uuid, &scope.to_string(), name, sealed)
             .ok_or_else(tampered)?;
         let text = String::from_utf8(plain.to_vec()).map_err(|_| tampered())?;
-        Ok(SecretValue(Zeroizing::new(text)))
+        Ok(SecretValue::new(text))
     }
 
     /// Sets (or overwrites) a secret.
@@ -361,7 +324,7 @@ impl Environment {
     pub fn rotate_key(&self) -> Result<usize> {
         let settings = &self.inner.settings;
         let uuid = &self.inner.uuid;
-        let _lock = RotationLock::acquire(settings)?;
+        let _lock = data_dir::RotationLock::acquire(settings)?;
         let new_key = Key::generate();
         let new_path = settings.key_new_path();
         fsutil::write_atomic(
@@ -370,7 +333,7 @@ impl Environment {
             0o600,
             Existing::Replace,
         )?;
-        fault_point("rotate-after-key-new");
+        data_dir::fault_point("rotate-after-key-new");
         let old_key = &self.inner.key;
         let count = self.store().rotate(
             uuid,
@@ -396,10 +359,10 @@ impl Environment {
                 return Err(e);
             }
         };
-        fault_point("rotate-after-commit");
+        data_dir::fault_point("rotate-after-commit");
         fs::rename(&new_path, settings.key_path())
             .map_err(|e| Error::io("rename", &new_path, e))?;
-        fault_point("rotate-after-rename");
+        data_dir::fault_point("rotate-after-rename");
         fsutil::sync_dir(&settings.own_dir())?;
         self.clear_cache();
         Ok(count)
@@ -418,303 +381,5 @@ impl Environment {
     /// A counter that moves when another process changes the database.
     pub fn store_change_counter(&self) -> Result<u64> {
         self.store().change_counter()
-    }
-}
-
-/// Reads (or, on first use, creates) the uuid and key, and checks the key
-/// against the environment's key check.
-fn load_key(
-    settings: &Settings,
-    store: &dyn SecretStore,
-    warnings: &mut Vec<String>,
-) -> Result<(String, Key, Vec<u8>)> {
-    let key_text = read_optional(&settings.key_path(), "read key file")?;
-    let key = match &key_text {
-        Some(text) => Some(Key::from_file_text(text).map_err(|e| Error::KeyFile {
-            path: settings.key_path(),
-            problem: format!("{e}; restore this data dir's key file"),
-        })?),
-        None => None,
-    };
-    let uuid = read_or_create_uuid(settings, key.as_ref(), store, warnings)?;
-    let key = match key {
-        Some(key) => {
-            if let Ok(meta) = fs::metadata(settings.key_path()) {
-                if fsutil::is_shared(meta.mode()) {
-                    warnings.push(format!(
-                        "key file {} is readable by group or others (mode {:o}); run: chmod 600 {}",
-                        settings.key_path().display(),
-                        meta.mode() & 0o777,
-                        settings.key_path().display()
-                    ));
-                }
-            }
-            key
-        }
-        None => create_key(settings, &uuid, store)?,
-    };
-    // The check this key opens (registered on first use): every write
-    // verifies it is still current.
-    let key_check = match store.key_check(&uuid)? {
-        Some(check) => check,
-        None => {
-            store.register_environment(&uuid, &key.key_check(&uuid), false)?;
-            store.key_check(&uuid)?.unwrap_or_default()
-        }
-    };
-    if !key.opens_key_check(&uuid, &key_check) {
-        return Err(Error::WrongKey {
-            key_path: settings.key_path(),
-            env_uuid: uuid,
-        });
-    }
-    Ok((uuid, key, key_check))
-}
-
-/// Stops the process at a named step when `MAGE_SECRETS_FAULT` names it:
-/// how the tests show that a crash between any two steps of a key rotation
-/// loses nothing.
-fn fault_point(step: &str) {
-    if std::env::var("MAGE_SECRETS_FAULT").is_ok_and(|v| v == step) {
-        std::process::exit(86);
-    }
-}
-
-/// Finishes or undoes a key rotation that a crash interrupted: a leftover
-/// `key.new` is the key when it opens the environment's key check (the
-/// transaction committed), and is discarded otherwise.
-fn recover_rotation(
-    settings: &Settings,
-    store: &dyn SecretStore,
-    warnings: &mut Vec<String>,
-) -> Result<()> {
-    if !settings.key_new_path().exists() {
-        return Ok(());
-    }
-    // A rotation in progress holds the lock: wait for it rather than judge
-    // its key.new half-way.
-    let _lock = RotationLock::acquire(settings)?;
-    recover_rotation_locked(settings, store, warnings)
-}
-
-fn recover_rotation_locked(
-    settings: &Settings,
-    store: &dyn SecretStore,
-    warnings: &mut Vec<String>,
-) -> Result<()> {
-    let new_path = settings.key_new_path();
-    let Some(text) = read_optional(&new_path, "read key file")? else {
-        return Ok(());
-    };
-    let uuid = match read_optional(&settings.uuid_path(), "read uuid file")? {
-        Some(u) => parse_uuid(&settings.uuid_path(), &u)?,
-        None => return Ok(()),
-    };
-    let committed = match (Key::from_file_text(&text), store.key_check(&uuid)?) {
-        (Ok(key), Some(check)) => key.opens_key_check(&uuid, &check),
-        _ => false,
-    };
-    if committed {
-        fs::rename(&new_path, settings.key_path())
-            .map_err(|e| Error::io("rename", &new_path, e))?;
-        fsutil::sync_dir(&settings.own_dir())?;
-        warnings.push(format!(
-            "finished an interrupted key rotation: {} is now the key",
-            new_path.display()
-        ));
-    } else {
-        fs::remove_file(&new_path).map_err(|e| Error::io("remove", &new_path, e))?;
-        warnings.push(format!(
-            "removed {} left by an interrupted key rotation; the key was not changed",
-            new_path.display()
-        ));
-    }
-    Ok(())
-}
-
-/// An exclusive lock on `<data dir>/mage-secrets/lock`, held by a key
-/// rotation from start to end and by anyone judging a leftover `key.new`.
-/// The operating system releases it when the holder dies.
-struct RotationLock {
-    _file: fs::File,
-}
-
-impl RotationLock {
-    fn acquire(settings: &Settings) -> Result<RotationLock> {
-        let path = settings.own_dir().join("lock");
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| Error::io("open lock file", &path, e))?;
-        file.lock().map_err(|e| Error::io("lock", &path, e))?;
-        Ok(RotationLock { _file: file })
-    }
-}
-
-/// Creates the data dir and our folder inside it (0700) if absent.
-fn prepare_data_dir(settings: &Settings) -> Result<()> {
-    let data_dir = &settings.data_dir;
-    match fs::metadata(data_dir) {
-        Ok(meta) if !meta.is_dir() => {
-            return Err(Error::Usage(format!(
-                "data dir {} is not a folder; pass a folder with --data-dir",
-                data_dir.display()
-            )))
-        }
-        Ok(_) => {}
-        Err(e) if e.kind() == ErrorKind::NotFound => fsutil::create_dir_all(data_dir, 0o700)?,
-        Err(e) => return Err(Error::io("read data dir", data_dir, e)),
-    }
-    let own = settings.own_dir();
-    if !own.is_dir() {
-        fsutil::create_dir_all(&own, 0o700)?;
-    }
-    Ok(())
-}
-
-fn read_optional(path: &Path, action: &'static str) -> Result<Option<Zeroizing<String>>> {
-    match fs::read(path) {
-        Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(text) => Ok(Some(Zeroizing::new(text))),
-            Err(e) => {
-                let mut bytes = e.into_bytes();
-                zeroize::Zeroize::zeroize(&mut bytes);
-                Ok(Some(Zeroizing::new(String::from("\u{fffd}"))))
-            }
-        },
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(action, path, e)),
-    }
-}
-
-fn parse_uuid(path: &Path, text: &str) -> Result<String> {
-    uuid::Uuid::parse_str(text.trim())
-        .map(|u| u.hyphenated().to_string())
-        .map_err(|_| Error::UuidFile {
-            path: path.to_path_buf(),
-            problem: "does not hold a uuid; restore this data dir's uuid file".into(),
-        })
-}
-
-/// Reads the environment uuid, creating it on first use. A key without a
-/// uuid is repaired from the database when exactly one environment's
-/// key check opens with that key.
-fn read_or_create_uuid(
-    settings: &Settings,
-    key: Option<&Key>,
-    store: &dyn SecretStore,
-    warnings: &mut Vec<String>,
-) -> Result<String> {
-    let path = settings.uuid_path();
-    if let Some(text) = read_optional(&path, "read uuid file")? {
-        return parse_uuid(&path, &text);
-    }
-    let uuid = match key {
-        None => uuid::Uuid::new_v4().hyphenated().to_string(),
-        Some(key) => {
-            let mut owners = Vec::new();
-            for env in store.environments()? {
-                if let Some(check) = store.key_check(&env)? {
-                    if key.opens_key_check(&env, &check) {
-                        owners.push(env);
-                    }
-                }
-            }
-            match owners.as_slice() {
-                [one] => {
-                    warnings.push(format!(
-                        "uuid file {} was missing; restored it from the database (the key opens environment {one})",
-                        path.display()
-                    ));
-                    one.clone()
-                }
-                _ => {
-                    return Err(Error::UuidFile {
-                        path,
-                        problem: format!(
-                            "is missing while key file {} exists, and the key opens no environment in the database; restore the uuid file, or remove the key to start a new environment",
-                            settings.key_path().display()
-                        ),
-                    })
-                }
-            }
-        }
-    };
-    let text = format!("{uuid}\n");
-    match fsutil::write_atomic(&path, text.as_bytes(), 0o644, Existing::Keep) {
-        Ok(()) => Ok(uuid),
-        // Another process created it first: use theirs.
-        Err(Error::Io { source, .. }) if source.kind() == ErrorKind::AlreadyExists => {
-            let text = read_optional(&path, "read uuid file")?.unwrap_or_default();
-            parse_uuid(&path, &text)
-        }
-        Err(e) => Err(e),
-    }
-}
-
-/// Makes a key for an environment that has none, unless that would orphan
-/// secrets already stored for it.
-fn create_key(settings: &Settings, uuid: &str, store: &dyn SecretStore) -> Result<Key> {
-    let key_path = settings.key_path();
-    let count = store.count(uuid)?;
-    if count > 0 {
-        // Another process may have made the key (and stored secrets with it)
-        // since this one looked: then it is there now.
-        if let Some(text) = read_optional(&key_path, "read key file")? {
-            return Key::from_file_text(&text).map_err(|e| Error::KeyFile {
-                path: key_path.clone(),
-                problem: e.to_string(),
-            });
-        }
-        return Err(Error::KeyLost {
-            data_dir: settings.data_dir.clone(),
-            key_path,
-            env_uuid: uuid.to_string(),
-            count,
-        });
-    }
-    let key = Key::generate();
-    match fsutil::write_atomic(
-        &key_path,
-        key.to_file_text().as_bytes(),
-        0o600,
-        Existing::Keep,
-    ) {
-        Ok(()) => {
-            // Register; a process that read this key file already may have
-            // registered it first, and its check stays. A check left by an
-            // earlier, lost key (no secret depends on it: the count was 0)
-            // is replaced.
-            store.register_environment(uuid, &key.key_check(uuid), false)?;
-            let current = store.key_check(uuid)?;
-            if !current.is_some_and(|c| key.opens_key_check(uuid, &c)) {
-                store.register_environment(uuid, &key.key_check(uuid), true)?;
-            }
-            Ok(key)
-        }
-        Err(Error::Io { source, .. }) if source.kind() == ErrorKind::AlreadyExists => {
-            // Another process made the key first; open with theirs.
-            let text = read_optional(&key_path, "read key file")?.unwrap_or_default();
-            let key = Key::from_file_text(&text).map_err(|e| Error::KeyFile {
-                path: key_path.clone(),
-                problem: e.to_string(),
-            })?;
-            store.register_environment(uuid, &key.key_check(uuid), false)?;
-            Ok(key)
-        }
-        Err(e) => Err(e),
-    }
-}
-
-impl crate::template::SecretSource for Environment {
-    fn lookup(&self, chain: &[Scope], name: &str) -> Result<Option<Arc<SecretValue>>> {
-        Ok(Environment::lookup(self, chain, name)?.map(|r| r.value))
-    }
-
-    fn environment(&self) -> &str {
-        self.uuid()
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod check;
 pub mod crypto;
+mod data_dir;
 pub mod diagnostic;
 pub mod doctor;
 mod environment;
@@ -24,9 +25,9 @@ pub mod store;
 pub mod template;
 pub mod watch;
 
-pub use environment::{Environment, EnvironmentInfo, Resolved, SecretValue};
+pub use environment::{Environment, EnvironmentInfo, Resolved};
 pub use error::{Error, Result};
-pub use secret::Scope;
+pub use secret::{Scope, SecretValue};
 pub use settings::Settings;
 
 /// Mage's `get_secret_value(name)`: opens the environment named by the

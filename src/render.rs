@@ -16,8 +16,8 @@ use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::project::{self, ProjectFiles, Selection};
-use crate::secret::Scope;
-use crate::template::{Engine, ProcessEnv, RenderMode, RenderOptions};
+use crate::secret::{Scope, SecretValue};
+use crate::template::{Engine, ProcessEnv, RenderMode, RenderOptions, SecretSource};
 
 /// One rendered file, in memory. Its contents hold secret values: they are
 /// wiped when dropped and never shown by `Debug`.
@@ -274,6 +274,17 @@ pub fn check_out_dir(root: &Path, out: &Path) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Templates read secrets through the environment's cache.
+impl SecretSource for Environment {
+    fn lookup(&self, chain: &[Scope], name: &str) -> Result<Option<Arc<SecretValue>>> {
+        Ok(Environment::lookup(self, chain, name)?.map(|r| r.value))
+    }
+
+    fn environment(&self) -> &str {
+        self.uuid()
+    }
 }
 
 impl Environment {

@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use zeroize::Zeroizing;
+
 use crate::error::Error;
 
 /// Longest name accepted, in bytes.
@@ -53,6 +55,26 @@ fn printable(name: &str) -> String {
         out.push('…');
     }
     out
+}
+
+/// A decrypted secret value, wiped from memory when dropped. Its `Debug`
+/// output never shows the value.
+pub struct SecretValue(Zeroizing<String>);
+
+impl SecretValue {
+    pub fn new(value: String) -> SecretValue {
+        SecretValue(Zeroizing::new(value))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretValue(..)")
+    }
 }
 
 /// Where a secret is visible: the whole project, or one pipeline's files.

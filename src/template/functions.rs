@@ -10,7 +10,7 @@ use minijinja::{Error as TemplateError, ErrorKind, State};
 
 use zeroize::Zeroizing;
 
-use crate::environment::SecretValue;
+use crate::secret::SecretValue;
 use crate::secret::{self, Scope};
 use crate::template::analysis::{Function, Literal, SimpleCall};
 

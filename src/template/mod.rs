@@ -790,7 +790,7 @@ fn yaml_message(raw: &str) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::environment::SecretValue;
+    use crate::secret::SecretValue;
     use std::collections::HashMap;
     use std::path::Path;
 
