@@ -12,8 +12,8 @@ use serde::Serialize;
 
 use crate::diagnostic::{line_col, Diagnostic, Kind};
 use crate::error::Result;
-use crate::project::ProjectFiles;
-use crate::render::read_text;
+use crate::parallel::in_parallel;
+use crate::project::{read_text, ProjectFiles};
 use crate::secret::{describe_chain, Scope};
 use crate::store::{ScopeFilter, SecretStore};
 use crate::template::analysis::{self, Analysis, Function};
@@ -117,7 +117,7 @@ pub fn check(
     vars: &dyn EnvVars,
     options: &CheckOptions,
 ) -> CheckReport {
-    let per_file = crate::render::in_parallel(project.files.len(), |i| {
+    let per_file = in_parallel(project.files.len(), |i| {
         check_file(project, &project.files[i], presence, engine, vars, options)
     });
     let mut report = CheckReport {

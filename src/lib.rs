@@ -17,6 +17,7 @@ mod environment;
 pub mod error;
 pub mod fsutil;
 pub mod mage_import;
+pub mod parallel;
 pub mod project;
 pub mod render;
 pub mod secret;

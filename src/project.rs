@@ -247,6 +247,24 @@ fn io_message(e: Option<&std::io::Error>) -> String {
     }
 }
 
+/// Reads a project file as text: not binary, valid UTF-8.
+pub fn read_text(root: &Path, rel: &Path) -> std::result::Result<String, Box<Diagnostic>> {
+    let problem = |message: String| Box::new(Diagnostic::error(Kind::File, message).in_file(rel));
+    let bytes = fs::read(root.join(rel)).map_err(|e| problem(format!("cannot read: {e}")))?;
+    if let Some(pos) = bytes.iter().position(|b| *b == 0) {
+        return Err(problem(format!(
+            "is a binary file (NUL byte at offset {pos}); exclude it with --exclude"
+        )));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let offset = e.utf8_error().valid_up_to();
+        let text = String::from_utf8_lossy(&e.into_bytes()[..offset]).into_owned();
+        let (line, col) = crate::diagnostic::line_col(&text, offset);
+        let d = problem("is not valid UTF-8 text; save it as UTF-8".into());
+        Box::new(d.at(&text, line, col))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

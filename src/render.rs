@@ -15,7 +15,8 @@ use crate::diagnostic::{Diagnostic, Kind};
 use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::fsutil;
-use crate::project::{self, ProjectFiles, Selection};
+use crate::parallel::in_parallel;
+use crate::project::{self, read_text, ProjectFiles, Selection};
 use crate::secret::{Scope, SecretValue};
 use crate::template::{Engine, ProcessEnv, RenderMode, RenderOptions, SecretSource};
 
@@ -53,58 +54,6 @@ impl ProjectRender {
     pub fn has_errors(&self) -> bool {
         self.diagnostics.iter().any(Diagnostic::is_error)
     }
-}
-
-/// Reads a project file as text: not binary, valid UTF-8.
-pub fn read_text(root: &Path, rel: &Path) -> std::result::Result<String, Box<Diagnostic>> {
-    let problem = |message: String| Box::new(Diagnostic::error(Kind::File, message).in_file(rel));
-    let bytes = fs::read(root.join(rel)).map_err(|e| problem(format!("cannot read: {e}")))?;
-    if let Some(pos) = bytes.iter().position(|b| *b == 0) {
-        return Err(problem(format!(
-            "is a binary file (NUL byte at offset {pos}); exclude it with --exclude"
-        )));
-    }
-    String::from_utf8(bytes).map_err(|e| {
-        let offset = e.utf8_error().valid_up_to();
-        let text = String::from_utf8_lossy(&e.into_bytes()[..offset]).into_owned();
-        let (line, col) = crate::diagnostic::line_col(&text, offset);
-        let d = problem("is not valid UTF-8 text; save it as UTF-8".into());
-        Box::new(d.at(&text, line, col))
-    })
-}
-
-/// Runs `job` over `0..count` on the machine's cores; results in order.
-pub fn in_parallel<T: Send>(count: usize, job: impl Fn(usize) -> T + Sync) -> Vec<T> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8)
-        .min(count / 16 + 1);
-    if threads <= 1 {
-        return (0..count).map(job).collect();
-    }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut results: Vec<(usize, T)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        if i >= count {
-                            break done;
-                        }
-                        done.push((i, job(i)));
-                    }
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().expect("render worker panicked"))
-            .collect()
-    });
-    results.sort_by_key(|(i, _)| *i);
-    results.into_iter().map(|(_, r)| r).collect()
 }
 
 /// Renders every file of `project` with `engine`, on every core.

@@ -62,7 +62,7 @@ fn render_file(
     mode: u32,
 ) -> Result<i32> {
     let env = open(settings, reporter)?;
-    let source = render::read_text(Path::new(""), path).map_err(|d| Error::Render(vec![*d]))?;
+    let source = project::read_text(Path::new(""), path).map_err(|d| Error::Render(vec![*d]))?;
     let chain = project::ProjectFiles::single(path).chain(path);
     let file = env
         .engine()
