@@ -14,7 +14,7 @@ use crate::diagnostic::{line_col, Diagnostic, Kind};
 use crate::error::Result;
 use crate::parallel::in_parallel;
 use crate::project::{read_text, ProjectFiles};
-use crate::secret::{describe_chain, Scope};
+use crate::secret::{not_set_message, Scope};
 use crate::store::{ScopeFilter, SecretStore};
 use crate::template::analysis::{self, Analysis, Function};
 use crate::template::{self, Engine, EnvVars, RenderOptions};
@@ -223,24 +223,14 @@ fn check_reference(
                 checked.found_in = Some(scope.to_string());
                 None
             }
-            None => {
-                let scopes = if chain.len() > 1 {
-                    format!(" (scopes searched: {})", describe_chain(chain))
-                } else {
-                    String::new()
-                };
-                at(Diagnostic::error(
-                    Kind::MissingSecret,
-                    format!(
-                        "secret '{name}' is not set in environment {}{scopes}",
-                        presence.environment
-                    ),
-                )
-                .named(name)
-                .with_help(format!(
-                    "set it with `mage-secrets set {name}` in that environment's data dir"
-                )))
-            }
+            None => at(Diagnostic::error(
+                Kind::MissingSecret,
+                not_set_message(name, &presence.environment, chain),
+            )
+            .named(name)
+            .with_help(format!(
+                "set it with `mage-secrets set {name}` in that environment's data dir"
+            ))),
         },
         (Some(name), Function::EnvVar) => {
             if r.has_default || vars.get(name).is_some() {

@@ -24,11 +24,11 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
 
-    #[error("secret '{name}' is not set in environment {env_uuid}{}", scopes_note(.scopes))]
+    #[error("{}", crate::secret::not_set_message(.name, .env_uuid, .chain))]
     SecretNotSet {
         name: String,
         env_uuid: String,
-        scopes: String,
+        chain: Vec<crate::secret::Scope>,
     },
 
     #[error("key file {} is missing, but the database holds {count} secret(s) for this environment ({env_uuid}); a new key would make them unreadable. Restore the key file into data dir {}, or pass the data dir that holds it with --data-dir", .key_path.display(), .data_dir.display())]
@@ -71,14 +71,6 @@ pub enum Error {
 
     #[error("{}", render_failures(.0))]
     Render(Vec<Diagnostic>),
-}
-
-fn scopes_note(scopes: &str) -> String {
-    if scopes.is_empty() || scopes == "global" {
-        String::new()
-    } else {
-        format!(" (scopes searched: {scopes})")
-    }
 }
 
 fn render_failures(diagnostics: &[Diagnostic]) -> String {

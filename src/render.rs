@@ -246,13 +246,11 @@ impl Environment {
     /// `options.lenient`). The scope is `options.pipeline`'s, then global.
     pub fn render_str(&self, template: &str, options: &RenderOptions) -> Result<String> {
         let chain = Scope::from_pipeline(options.pipeline.as_deref())?.chain();
-        let file = self
+        let (output, _warnings) = self
             .engine()
-            .render(Path::new("<string>"), template, &chain, options, false);
-        match file.output {
-            Some(out) if !file.diagnostics.iter().any(Diagnostic::is_error) => Ok(out),
-            _ => Err(Error::Render(file.diagnostics)),
-        }
+            .render(Path::new("<string>"), template, &chain, options, false)
+            .into_output()?;
+        Ok(output.to_string())
     }
 
     /// Renders a whole project in memory; every problem of every file, and
@@ -291,17 +289,16 @@ impl Environment {
             .find(|p| root.join(p).is_file())
             .ok_or_else(|| Error::Usage(format!("no io_config.yaml in {}", root.display())))?;
         let source = Zeroizing::new(read_text(root, &rel).map_err(|d| Error::Render(vec![*d]))?);
-        let file = self.engine().render(
-            &rel,
-            &source,
-            &project::scope_chain(&rel),
-            &RenderOptions::default(),
-            true,
-        );
-        let output = match file.output {
-            Some(out) if !file.diagnostics.iter().any(Diagnostic::is_error) => Zeroizing::new(out),
-            _ => return Err(Error::Render(file.diagnostics)),
-        };
+        let (output, _warnings) = self
+            .engine()
+            .render(
+                &rel,
+                &source,
+                &project::scope_chain(&rel),
+                &RenderOptions::default(),
+                true,
+            )
+            .into_output()?;
         let doc: serde_yaml::Value = serde_yaml::from_str(&output).map_err(|_| {
             Error::Render(vec![Diagnostic::error(
                 Kind::Yaml,

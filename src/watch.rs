@@ -204,14 +204,16 @@ impl<'o> Watch<'o> {
                 None => state.computed_names = true,
             }
         }
-        let failed = file.output.is_none() || file.diagnostics.iter().any(Diagnostic::is_error);
-        if failed {
-            report_failure(self.observer, state, rel, &file.diagnostics);
-            return Ok(false);
-        }
-        let output = zeroize::Zeroizing::new(file.output.unwrap_or_default());
-        if !file.diagnostics.is_empty() {
-            self.observer.event(WatchEvent::Warnings(&file.diagnostics));
+        let (output, warnings) = match file.into_output() {
+            Ok(rendered) => rendered,
+            Err(Error::Render(diagnostics)) => {
+                report_failure(self.observer, state, rel, &diagnostics);
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        };
+        if !warnings.is_empty() {
+            self.observer.event(WatchEvent::Warnings(&warnings));
         }
         let written = render::write_output(&self.out, rel, output.as_bytes(), self.options.mode)?;
         if state.failure.take().is_some() {

@@ -67,31 +67,26 @@ fn render_file(
     let file = env
         .engine()
         .render(path, &source, &chain, options, project::is_yaml(path));
-    match file.output {
-        Some(output) if !file.diagnostics.iter().any(Diagnostic::is_error) => {
-            show(reporter, &file.diagnostics);
-            let output = zeroize::Zeroizing::new(output);
-            match out {
-                Some(dir) => {
-                    let name = path.file_name().map(Path::new).unwrap_or(path);
-                    let written = render::write_output(dir, name, output.as_bytes(), mode)?;
-                    reporter.info(&format!(
-                        "rendered {} to {}: {}",
-                        path.display(),
-                        dir.join(name).display(),
-                        if written { "written" } else { "unchanged" }
-                    ));
-                }
-                None => {
-                    let mut stdout = std::io::stdout().lock();
-                    stdout
-                        .write_all(output.as_bytes())
-                        .and_then(|()| stdout.flush())
-                        .map_err(|e| Error::io("write to", "standard output", e))?;
-                }
-            }
-            Ok(0)
+    let (output, warnings) = file.into_output()?;
+    show(reporter, &warnings);
+    match out {
+        Some(dir) => {
+            let name = path.file_name().map(Path::new).unwrap_or(path);
+            let written = render::write_output(dir, name, output.as_bytes(), mode)?;
+            reporter.info(&format!(
+                "rendered {} to {}: {}",
+                path.display(),
+                dir.join(name).display(),
+                if written { "written" } else { "unchanged" }
+            ));
         }
-        _ => Err(Error::Render(file.diagnostics)),
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(output.as_bytes())
+                .and_then(|()| stdout.flush())
+                .map_err(|e| Error::io("write to", "standard output", e))?;
+        }
     }
+    Ok(0)
 }

@@ -20,7 +20,7 @@ use minijinja::value::Value;
 use minijinja::{AutoEscape, OutputSpanKind, UndefinedBehavior};
 
 use crate::diagnostic::{line_col, Diagnostic, Kind};
-use crate::secret::{describe_chain, Scope};
+use crate::secret::{not_set_message, Scope};
 use analysis::{Analysis, Function};
 pub use functions::{EnvVars, ProcessEnv, SecretSource};
 use functions::{Missing, RenderScope, SCOPE_VAR};
@@ -85,6 +85,19 @@ pub struct FileRender {
     /// Every call to `mage_secret_var` and `env_var` in the template,
     /// rendered or not (empty when the template does not lex).
     pub references: Vec<analysis::Reference>,
+}
+
+impl FileRender {
+    /// The output, wiped when dropped, with the warnings that go with it;
+    /// or `Error::Render` with every diagnostic when the file failed.
+    pub fn into_output(self) -> crate::Result<(zeroize::Zeroizing<String>, Vec<Diagnostic>)> {
+        match self.output {
+            Some(output) if !self.diagnostics.iter().any(Diagnostic::is_error) => {
+                Ok((zeroize::Zeroizing::new(output), self.diagnostics))
+            }
+            _ => Err(crate::Error::Render(self.diagnostics)),
+        }
+    }
 }
 
 /// One minijinja environment for a whole run.
@@ -553,15 +566,7 @@ impl Engine {
             Missing::Secret(name) => (
                 Function::SecretVar,
                 name,
-                format!(
-                    "secret '{name}' is not set in environment {}{}",
-                    self.environment_uuid,
-                    if chain.len() > 1 {
-                        format!(" (scopes searched: {})", describe_chain(chain))
-                    } else {
-                        String::new()
-                    }
-                ),
+                not_set_message(name, &self.environment_uuid, chain),
             ),
             Missing::EnvVar(name) => (
                 Function::EnvVar,
