@@ -1,0 +1,143 @@
+//! Diagnostics of a file's template: lexer and minijinja errors placed in
+//! the source, and every place a missing secret or unset variable is used.
+
+use super::analysis::{self, Analysis, Function};
+use super::functions::Missing;
+use super::Engine;
+use crate::diagnostic::{Diagnostic, Kind};
+use crate::secret::{not_set_message, Scope};
+
+impl Engine {
+    pub(super) fn missing_diagnostics(
+        &self,
+        missing: &Missing,
+        source: &str,
+        analysis: &Analysis,
+        chain: &[Scope],
+        lenient: bool,
+    ) -> Vec<Diagnostic> {
+        let (function, name, message) = match missing {
+            Missing::Secret(name) => (
+                Function::SecretVar,
+                name,
+                not_set_message(name, &self.environment_uuid, chain),
+            ),
+            Missing::EnvVar(name) => (
+                Function::EnvVar,
+                name,
+                format!("environment variable '{name}' is not set and env_var has no default"),
+            ),
+        };
+        let help = match function {
+            Function::SecretVar => format!("set it with `mage-secrets set {name}`"),
+            Function::EnvVar => {
+                format!("export {name}, or give env_var a default: env_var('{name}', 'default')")
+            }
+        };
+        let (message, make): (String, fn(Kind, String) -> Diagnostic) = if lenient {
+            (format!("{message}; rendered as None"), Diagnostic::warning)
+        } else {
+            (message, Diagnostic::error)
+        };
+        let kind = match function {
+            Function::SecretVar => Kind::MissingSecret,
+            Function::EnvVar => Kind::UnsetEnvVar,
+        };
+        let mut places: Vec<usize> = analysis
+            .references
+            .iter()
+            .filter(|r| r.function == function && r.name.as_deref() == Some(name.as_str()))
+            .map(|r| r.offset)
+            .collect();
+        if places.is_empty() {
+            // A computed name: point at the first computed call.
+            places.extend(
+                analysis
+                    .references
+                    .iter()
+                    .find(|r| r.function == function && r.name.is_none())
+                    .map(|r| r.offset),
+            );
+        }
+        if places.is_empty() {
+            return vec![make(kind, message).named(name).with_help(help)];
+        }
+        places
+            .into_iter()
+            .map(|o| {
+                make(kind, message.clone())
+                    .named(name)
+                    .with_help(help.clone())
+                    .at_offset(source, o)
+            })
+            .collect()
+    }
+}
+
+/// The diagnostic for a template the lexer rejects.
+pub(super) fn lex_error(source: &str, e: &analysis::LexError) -> Diagnostic {
+    let d = Diagnostic::error(
+        Kind::Syntax,
+        format!("template syntax error: {}", e.message),
+    );
+    match e.offset {
+        Some(o) => d.at_offset(source, o),
+        None => d,
+    }
+}
+
+/// Syntax errors of a template, placed in `path` (compiled by a bare
+/// environment: names need not exist for this).
+pub fn syntax_errors(path: &std::path::Path, source: &str) -> Vec<Diagnostic> {
+    match Analysis::of(source) {
+        Err(e) => return vec![lex_error(source, &e).in_file(path)],
+        // Text and literal calls only: valid by construction.
+        Ok(a) if a.is_simple(source) => return Vec::new(),
+        Ok(_) => {}
+    }
+    let env = minijinja::Environment::new();
+    match env.template_from_str(source) {
+        Ok(_) => Vec::new(),
+        Err(e) => vec![template_error(source, 0, &e, Kind::Syntax).in_file(path)],
+    }
+}
+
+/// A minijinja error placed in the file: `base` is the offset of the
+/// compiled text within the file.
+pub(super) fn template_error(
+    source: &str,
+    base: usize,
+    e: &minijinja::Error,
+    kind: Kind,
+) -> Diagnostic {
+    if e.kind() == minijinja::ErrorKind::TemplateNotFound {
+        let d = Diagnostic::error(
+            Kind::Render,
+            "{% include %}, {% import %} and {% extends %} are refused: each file is rendered on its own, and nothing outside it is read",
+        );
+        return match e.range() {
+            Some(r) => d.at_offset(source, base + r.start),
+            None => d,
+        };
+    }
+    let mut message = match e.detail() {
+        Some(detail) => format!("{}: {detail}", e.kind()),
+        None => e.kind().to_string(),
+    };
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        message.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    let prefix = if kind == Kind::Syntax {
+        "template syntax error: "
+    } else {
+        "template error: "
+    };
+    let d = Diagnostic::error(kind, format!("{prefix}{message}"));
+    match (e.range(), e.line()) {
+        (Some(r), _) => d.at_offset(source, base + r.start),
+        (None, Some(line)) if base == 0 => d.at(source, line, 1),
+        _ => d.at_offset(source, base),
+    }
+}

@@ -1,0 +1,189 @@
+//! Partial rendering, expression by expression: for a file that also uses
+//! names only Mage knows at run time. Known `{{ … }}` are substituted (and
+//! protected from Mage's second pass); every other construct is kept byte
+//! for byte.
+
+use minijinja::value::Value;
+
+use super::analysis::{self, Analysis};
+use super::diagnostics::template_error;
+use super::functions::{self, RenderScope};
+use super::quoting::Segment;
+use super::{Engine, FileSource, OutSpan, RenderOptions, Sink, KNOWN_NAMES};
+use crate::diagnostic::Kind;
+
+/// Stand-in for a runtime expression when a partially rendered file is
+/// parsed as YAML.
+const RUNTIME_PLACEHOLDER: &str = "mage_runtime_value";
+
+impl Engine {
+    pub(super) fn render_partial(
+        &self,
+        source: &str,
+        analysis: &Analysis,
+        ctx: Value,
+        scope: &RenderScope,
+        options: &RenderOptions,
+        sink: &mut Sink,
+    ) -> Option<String> {
+        let mut out = String::with_capacity(source.len() + 16);
+        let mut probe = String::with_capacity(source.len() + 16);
+        // What becomes of each expression, decided (and compiled) once.
+        let plans: Vec<Plan<'_>> = analysis
+            .expressions
+            .iter()
+            .map(|site| self.plan(source, site))
+            .collect();
+        let mut sites = analysis.expressions.iter().zip(&plans);
+        let mut trim_next = false;
+        let segments = &analysis.segments;
+        let mut failed = false;
+        for (idx, segment) in segments.iter().enumerate() {
+            match segment {
+                Segment::Raw(r) | Segment::Tag(r) => {
+                    let mut text = &source[r.clone()];
+                    let whitespace_only = text.trim().is_empty();
+                    if trim_next && whitespace_only {
+                        trim_next = false;
+                        continue;
+                    }
+                    if trim_next {
+                        text = text.trim_start();
+                        trim_next = false;
+                    }
+                    // `{{-` of a substituted expression trims the text before it.
+                    let next_trims = matches!(segments.get(idx + 1), Some(Segment::Expression(_)))
+                        && sites
+                            .clone()
+                            .next()
+                            .is_some_and(|(s, plan)| s.trim_before && !matches!(plan, Plan::Keep));
+                    if next_trims {
+                        text = text.trim_end();
+                    }
+                    let out_start = out.len();
+                    out.push_str(text);
+                    if matches!(segment, Segment::Tag(_)) && !whitespace_only {
+                        // A kept `{% … %}` or `{# … #}`: no YAML check for
+                        // tags (they change the structure); comments vanish.
+                        if text.starts_with("{%") || text.contains('\n') {
+                            sink.skip_yaml = true;
+                        }
+                    } else {
+                        probe.push_str(text);
+                    }
+                    sink.spans.push(OutSpan {
+                        output: out_start..out.len(),
+                        source: r.clone(),
+                        expression: false,
+                    });
+                }
+                Segment::Expression(_) => {
+                    let (site, plan) = sites.next().expect("one site per expression segment");
+                    let outer = &source[site.outer.clone()];
+                    let out_start = out.len();
+                    let evaluated = match plan {
+                        Plan::Call(call) => Some(
+                            functions::eval_simple(call, scope, &*self.secrets, &*self.vars)
+                                .map(|p| zeroize::Zeroizing::new(p.as_str().to_string()))
+                                .map_err(|e| {
+                                    let message = e.to_string();
+                                    scope.fail(e);
+                                    minijinja::Error::new(
+                                        minijinja::ErrorKind::InvalidOperation,
+                                        message,
+                                    )
+                                }),
+                        ),
+                        Plan::Compiled(tmpl) => {
+                            Some(tmpl.render(ctx.clone()).map(zeroize::Zeroizing::new))
+                        }
+                        Plan::Keep => None,
+                    };
+                    if let Some(result) = evaluated {
+                        match result {
+                            Ok(text) => {
+                                let escaped = self.escaped(
+                                    &text,
+                                    site.context,
+                                    &FileSource {
+                                        source,
+                                        analysis,
+                                        options,
+                                    },
+                                    site.inner.clone(),
+                                    sink,
+                                );
+                                if let Some(escaped) = escaped {
+                                    probe.push_str(&escaped);
+                                    if analysis::has_template_syntax(&escaped) {
+                                        // Mage renders this file again at run time:
+                                        // keep the value from being evaluated there.
+                                        out.push_str("{% raw %}");
+                                        out.push_str(&escaped.replace(
+                                            "{% endraw %}",
+                                            "{% endraw %}{{ '{% endraw %}' }}{% raw %}",
+                                        ));
+                                        out.push_str("{% endraw %}");
+                                    } else {
+                                        out.push_str(&escaped);
+                                    }
+                                }
+                            }
+                            Err(e) => {
+                                sink.errors.push(template_error(
+                                    source,
+                                    site.outer.start,
+                                    &e,
+                                    Kind::Render,
+                                ));
+                                failed = true;
+                            }
+                        }
+                        trim_next = site.trim_after;
+                    } else {
+                        out.push_str(outer);
+                        probe.push_str(RUNTIME_PLACEHOLDER);
+                        if outer.contains('\n') {
+                            sink.skip_yaml = true;
+                        }
+                    }
+                    sink.spans.push(OutSpan {
+                        output: out_start..out.len(),
+                        source: site.inner.clone(),
+                        expression: true,
+                    });
+                }
+            }
+        }
+        sink.probe = Some(probe);
+        (!failed).then_some(out)
+    }
+
+    /// Whether a partial render evaluates an expression (a literal call, or
+    /// one whose names are all ours, compiled here once) or keeps it.
+    fn plan<'s>(&'s self, source: &'s str, site: &'s analysis::ExpressionSite) -> Plan<'s> {
+        if let Some(call) = &site.call {
+            return Plan::Call(call);
+        }
+        match self.env.template_from_str(&source[site.outer.clone()]) {
+            Ok(t)
+                if t.undeclared_variables(false)
+                    .iter()
+                    .all(|n| KNOWN_NAMES.contains(&n.as_str())) =>
+            {
+                Plan::Compiled(t)
+            }
+            _ => Plan::Keep,
+        }
+    }
+}
+
+/// What a partial render does with one expression.
+enum Plan<'s> {
+    /// A literal call, evaluated directly.
+    Call(&'s analysis::SimpleCall),
+    /// Names all ours: rendered with this template.
+    Compiled(minijinja::Template<'s, 's>),
+    /// Kept byte for byte for Mage.
+    Keep,
+}
