@@ -11,10 +11,10 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::diagnostic::{line_col, Diagnostic, Kind};
-use crate::error::Result;
+use crate::error::{not_set_message, Result};
 use crate::parallel::in_parallel;
 use crate::project::{read_text, ProjectFiles};
-use crate::secret::{not_set_message, Scope};
+use crate::secret::{describe_chain, Scope};
 use crate::store::{ScopeFilter, SecretStore};
 use crate::template::analysis::{self, Analysis, Function};
 use crate::template::{self, Engine, EnvVars, RenderOptions};
@@ -225,7 +225,7 @@ fn check_reference(
             }
             None => at(Diagnostic::error(
                 Kind::MissingSecret,
-                not_set_message(name, &presence.environment, chain),
+                not_set_message(name, &presence.environment, &describe_chain(chain)),
             )
             .named(name)
             .with_help(format!(

@@ -282,7 +282,7 @@ impl Environment {
         Error::SecretNotSet {
             name: name.to_string(),
             env_uuid: self.inner.uuid.clone(),
-            chain: chain.to_vec(),
+            scopes: secret::describe_chain(chain),
         }
     }
 

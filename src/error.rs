@@ -24,11 +24,12 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
 
-    #[error("{}", crate::secret::not_set_message(.name, .env_uuid, .chain))]
+    #[error("{}", not_set_message(.name, .env_uuid, .scopes))]
     SecretNotSet {
         name: String,
         env_uuid: String,
-        chain: Vec<crate::secret::Scope>,
+        /// The scopes searched, as `secret::describe_chain` gives them.
+        scopes: String,
     },
 
     #[error("key file {} is missing, but the database holds {count} secret(s) for this environment ({env_uuid}); a new key would make them unreadable. Restore the key file into data dir {}, or pass the data dir that holds it with --data-dir", .key_path.display(), .data_dir.display())]
@@ -71,6 +72,18 @@ pub enum Error {
 
     #[error("{}", render_failures(.0))]
     Render(Vec<Diagnostic>),
+}
+
+/// The one message for a secret missing from a scope chain (`scopes`, as
+/// `secret::describe_chain` gives it). The chain is named unless it is
+/// global alone, the default, which needs no mention.
+pub fn not_set_message(name: &str, environment: &str, scopes: &str) -> String {
+    let searched = if scopes.is_empty() || scopes == "global" {
+        String::new()
+    } else {
+        format!(" (scopes searched: {scopes})")
+    };
+    format!("secret '{name}' is not set in environment {environment}{searched}")
 }
 
 fn render_failures(diagnostics: &[Diagnostic]) -> String {

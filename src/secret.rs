@@ -152,16 +152,6 @@ pub fn describe_chain(chain: &[Scope]) -> String {
         .join(", ")
 }
 
-/// The one message for a secret missing from a scope chain. The chain is
-/// named unless it is global alone (the default, which needs no mention).
-pub fn not_set_message(name: &str, environment: &str, chain: &[Scope]) -> String {
-    let searched = match chain {
-        [] | [Scope::Global] => String::new(),
-        _ => format!(" (scopes searched: {})", describe_chain(chain)),
-    };
-    format!("secret '{name}' is not set in environment {environment}{searched}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,7 @@ use std::ops::Range;
 use minijinja::machinery::{Span, Token, Tokenizer};
 use minijinja::syntax::SyntaxConfig;
 
+use super::literal_scan::scan_simple;
 use super::quoting::{expression_contexts, QuotingContext, Segment};
 
 /// A template function whose references are tracked.
@@ -28,7 +29,7 @@ impl Function {
         }
     }
 
-    fn from_ident(ident: &str) -> Option<Function> {
+    pub(super) fn from_ident(ident: &str) -> Option<Function> {
         match ident {
             "mage_secret_var" => Some(Function::SecretVar),
             "env_var" => Some(Function::EnvVar),
@@ -280,150 +281,6 @@ impl Analysis {
         names.dedup();
         names
     }
-}
-
-/// The analysis of the most common template, text and `{{ f('literal') }}`
-/// expressions only, found without the lexer. Returns `None` for anything
-/// else (tags, comments, whitespace control, other expressions, quotes or
-/// braces inside literals), which the lexer then handles. Gives exactly what
-/// [`Analysis::lex`] gives for the templates it accepts.
-fn scan_simple(source: &str) -> Option<Analysis> {
-    let bytes = source.as_bytes();
-    let mut opens = Vec::new();
-    for i in memchr::memchr_iter(b'{', bytes) {
-        match bytes.get(i + 1) {
-            Some(b'%' | b'#') => return None,
-            Some(b'{') if opens.last().is_none_or(|&last| last + 1 != i) => opens.push(i),
-            _ => {}
-        }
-    }
-    // The lexer drops one trailing newline.
-    let end = source
-        .strip_suffix('\n')
-        .map_or(source.len(), |s| s.strip_suffix('\r').unwrap_or(s).len());
-    let mut analysis = Analysis::default();
-    let mut pos = 0;
-    for open in opens {
-        if open < pos {
-            continue; // inside the previous expression
-        }
-        if open + 2 > end {
-            break;
-        }
-        if open > pos {
-            analysis.segments.push(Segment::Raw(pos..open));
-        }
-        let body_start = open + 2;
-        let close = memchr::memmem::find(&bytes[body_start..end], b"}}")? + body_start;
-        let body = &source[body_start..close];
-        if body.starts_with(['-', '+']) || body.ends_with(['-', '+']) {
-            return None;
-        }
-        let (call, inner, ident_offset) = parse_simple_call(body)?;
-        let inner = body_start + inner.start..body_start + inner.end;
-        analysis.references.push(Reference {
-            function: call.function,
-            name: Some(call.name.clone()),
-            has_default: call.default.is_some(),
-            offset: body_start + ident_offset,
-        });
-        if !analysis.identifiers.contains(call.function.name()) {
-            analysis
-                .identifiers
-                .insert(call.function.name().to_string());
-        }
-        analysis.segments.push(Segment::Expression(open..close + 2));
-        analysis.expressions.push(ExpressionSite {
-            outer: open..close + 2,
-            inner,
-            trim_before: false,
-            trim_after: false,
-            context: QuotingContext::Plain,
-            call: Some(call),
-        });
-        pos = close + 2;
-    }
-    if end > pos {
-        analysis.segments.push(Segment::Raw(pos..end));
-    }
-    if source.len() > end {
-        analysis.segments.push(Segment::Tag(end..source.len()));
-    }
-    let contexts = expression_contexts(source, &analysis.segments);
-    for (site, context) in analysis.expressions.iter_mut().zip(contexts) {
-        site.context = context;
-    }
-    Some(analysis)
-}
-
-/// Parses `f('a')`, `env_var('A', 'd')` or `env_var('A', 3)` with spaces or
-/// tabs between tokens: the call, the range from its first to its last
-/// token, and the offset of the function name.
-fn parse_simple_call(body: &str) -> Option<(SimpleCall, Range<usize>, usize)> {
-    let bytes = body.as_bytes();
-    let mut i = 0;
-    let skip_ws = |i: &mut usize| {
-        while *i < bytes.len() && (bytes[*i] == b' ' || bytes[*i] == b'\t') {
-            *i += 1;
-        }
-    };
-    let expect = |i: &mut usize, b: u8| -> Option<()> {
-        skip_ws(i);
-        (bytes.get(*i) == Some(&b)).then(|| *i += 1)
-    };
-    let string = |i: &mut usize| -> Option<String> {
-        skip_ws(i);
-        let quote = *bytes.get(*i).filter(|q| **q == b'\'' || **q == b'"')?;
-        let start = *i + 1;
-        let len = body[start..].find(quote as char)?;
-        let text = &body[start..start + len];
-        if text.contains(['\\', '\'', '"', '{', '}', '\n', '\r']) {
-            return None;
-        }
-        *i = start + len + 1;
-        Some(text.to_string())
-    };
-    skip_ws(&mut i);
-    let ident_start = i;
-    while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
-        i += 1;
-    }
-    let function = Function::from_ident(&body[ident_start..i])?;
-    expect(&mut i, b'(')?;
-    let name = string(&mut i)?;
-    skip_ws(&mut i);
-    let default = if bytes.get(i) == Some(&b',') && function == Function::EnvVar {
-        i += 1;
-        skip_ws(&mut i);
-        let digits = bytes[i..].iter().take_while(|b| b.is_ascii_digit()).count();
-        if digits > 0 {
-            let text = &body[i..i + digits];
-            if text.len() > 1 && text.starts_with('0') {
-                return None;
-            }
-            i += digits;
-            Some(Literal::Int(text.parse().ok()?))
-        } else {
-            Some(Literal::Str(string(&mut i)?))
-        }
-    } else {
-        None
-    };
-    expect(&mut i, b')')?;
-    let last = i;
-    skip_ws(&mut i);
-    if i != bytes.len() {
-        return None;
-    }
-    Some((
-        SimpleCall {
-            function,
-            name,
-            default,
-        },
-        ident_start..last,
-        ident_start,
-    ))
 }
 
 /// Finds `f(…)` calls to tracked functions in one tag's tokens.

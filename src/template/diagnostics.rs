@@ -5,7 +5,8 @@ use super::analysis::{self, Analysis, Function};
 use super::functions::Missing;
 use super::Engine;
 use crate::diagnostic::{Diagnostic, Kind};
-use crate::secret::{not_set_message, Scope};
+use crate::error::not_set_message;
+use crate::secret::{describe_chain, Scope};
 
 impl Engine {
     pub(super) fn missing_diagnostics(
@@ -20,7 +21,7 @@ impl Engine {
             Missing::Secret(name) => (
                 Function::SecretVar,
                 name,
-                not_set_message(name, &self.environment_uuid, chain),
+                not_set_message(name, &self.environment_uuid, &describe_chain(chain)),
             ),
             Missing::EnvVar(name) => (
                 Function::EnvVar,

@@ -15,6 +15,7 @@
 pub mod analysis;
 mod diagnostics;
 pub mod functions;
+mod literal_scan;
 mod partial;
 pub mod python;
 pub mod quoting;
