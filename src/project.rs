@@ -75,6 +75,16 @@ fn glob_set(globs: &[String], flag: &str) -> Result<GlobSet> {
         .map_err(|e| Error::Usage(format!("invalid {flag} globs: {e}")))
 }
 
+/// Every YAML file (no `--include`, no `--exclude`).
+impl Default for Selection {
+    fn default() -> Selection {
+        Selection {
+            include: None,
+            exclude: GlobSet::empty(),
+        }
+    }
+}
+
 impl Selection {
     pub fn new(include: &[String], exclude: &[String]) -> Result<Selection> {
         Ok(Selection {

@@ -243,9 +243,20 @@ impl Environment {
     }
 
     /// Renders a template text (Mage's semantics, strict unless
-    /// `options.lenient`). The scope is `options.pipeline`'s, then global.
+    /// `options.lenient`) with global secrets.
     pub fn render_str(&self, template: &str, options: &RenderOptions) -> Result<String> {
-        let chain = Scope::from_pipeline(options.pipeline.as_deref())?.chain();
+        self.render_str_in_pipeline(template, None, options)
+    }
+
+    /// [`render_str`](Self::render_str) as a file of `pipeline` sees it:
+    /// that pipeline's secrets first, then global.
+    pub fn render_str_in_pipeline(
+        &self,
+        template: &str,
+        pipeline: Option<&str>,
+        options: &RenderOptions,
+    ) -> Result<String> {
+        let chain = Scope::from_pipeline(pipeline)?.chain();
         let (output, _warnings) = self
             .engine()
             .render(Path::new("<string>"), template, &chain, options, false)
@@ -258,11 +269,11 @@ impl Environment {
     pub fn render_project_report(
         &self,
         root: &Path,
+        selection: &Selection,
         options: &RenderOptions,
         out: Option<&Path>,
     ) -> Result<ProjectRender> {
-        let selection = Selection::new(&options.include, &options.exclude)?;
-        let project = project::walk(root, &selection, out)?;
+        let project = project::walk(root, selection, out)?;
         self.preload()?;
         Ok(render_files(&self.engine(), &project, options))
     }
@@ -274,7 +285,7 @@ impl Environment {
         root: &Path,
         options: &RenderOptions,
     ) -> Result<Vec<RenderedFile>> {
-        let report = self.render_project_report(root, options, None)?;
+        let report = self.render_project_report(root, &Selection::default(), options, None)?;
         if report.has_errors() {
             return Err(Error::Render(report.diagnostics));
         }

@@ -553,13 +553,13 @@ fn library_renders_in_memory_and_loads_io_config() {
             .unwrap(),
         "u=orders_app"
     );
-    let scoped = mage_secrets::template::RenderOptions {
-        pipeline: Some("etl_orders".into()),
-        ..Default::default()
-    };
     assert_eq!(
-        env.render_str("{{ mage_secret_var('orders_api_token') }}", &scoped)
-            .unwrap(),
+        env.render_str_in_pipeline(
+            "{{ mage_secret_var('orders_api_token') }}",
+            Some("etl_orders"),
+            &options
+        )
+        .unwrap(),
         "tok_demo_42"
     );
     assert!(env

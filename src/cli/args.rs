@@ -302,18 +302,6 @@ pub struct SelectFlags {
     pub exclude: Vec<String>,
 }
 
-impl RenderFlags {
-    pub fn options(&self) -> mage_secrets::template::RenderOptions {
-        mage_secrets::template::RenderOptions {
-            lenient: self.lenient,
-            raw: self.raw,
-            pipeline: None,
-            include: self.select.include.clone(),
-            exclude: self.select.exclude.clone(),
-        }
-    }
-}
-
 fn parse_mode(text: &str) -> Result<u32, String> {
     let digits = text.strip_prefix("0o").unwrap_or(text);
     match u32::from_str_radix(digits, 8) {

@@ -1,42 +1,32 @@
 //! `check`: text, JSON or GitHub Actions reports of what would not resolve.
 
 use std::io::Write;
-use std::path::Path;
 
 use mage_secrets::check::{self, CheckOptions, CheckReport, Presence, PresenceTable};
 use mage_secrets::diagnostic::Diagnostic;
-use mage_secrets::project::{self, ProjectFiles, Selection};
+use mage_secrets::project::{self, ProjectFiles};
 use mage_secrets::template::ProcessEnv;
-use mage_secrets::{store, Environment, Error, Result, Settings};
+use mage_secrets::{store, Environment, Error, Result};
 
-use super::args::{CheckFormat, SelectFlags};
+use super::args::CheckFormat;
 use super::output::Reporter;
+use super::request::{CheckRequest, Context, Target};
 
-/// Which environment(s) to check.
-pub enum Target {
-    /// The data dir's own environment (key at hand: YAML is parsed too).
-    Own,
-    /// Another environment of the database, by existence alone.
-    Other(String),
-    /// Every environment of the database.
-    All,
-}
-
-pub fn check(
-    settings: &Settings,
-    reporter: &Reporter,
-    path: &Path,
-    target: &Target,
-    strict_env: bool,
-    format: CheckFormat,
-    select: &SelectFlags,
-) -> Result<i32> {
-    let selection = Selection::new(&select.include, &select.exclude)?;
+pub fn check(ctx: &Context, request: &CheckRequest) -> Result<i32> {
+    let (settings, reporter) = (&ctx.settings, &ctx.reporter);
+    let CheckRequest {
+        path,
+        target,
+        strict_env,
+        format,
+        selection,
+    } = request;
+    let (strict_env, format) = (*strict_env, *format);
     let meta = std::fs::metadata(path).map_err(|e| Error::io("read", path, e))?;
     let project = if meta.is_file() {
         ProjectFiles::single(path)
     } else {
-        project::walk(path, &selection, None)?
+        project::walk(path, selection, None)?
     };
     let options = CheckOptions { strict_env };
     let report = match target {
@@ -46,14 +36,10 @@ pub fn check(
             return print_table(reporter, &table, format);
         }
         Target::Other(uuid) => {
-            let uuid = uuid::Uuid::parse_str(uuid)
-                .map_err(|_| Error::Usage(format!("--environment '{uuid}' is not a uuid")))?
-                .hyphenated()
-                .to_string();
             let location = settings.database_location()?;
             let store = store::open_existing(&location)?;
             let known = store.environments()?;
-            if !known.contains(&uuid) {
+            if !known.contains(uuid) {
                 return Err(Error::Usage(format!(
                     "environment {uuid} is not in database {}; environments there: {}",
                     location.describe(),
@@ -64,7 +50,7 @@ pub fn check(
                     }
                 )));
             }
-            let presence = Presence::load(store.as_ref(), &uuid)?;
+            let presence = Presence::load(store.as_ref(), uuid)?;
             check::check(&project, &presence, None, &ProcessEnv, &options)
         }
         Target::Own => {

@@ -4,23 +4,25 @@ use std::io::Write;
 use std::path::Path;
 
 use mage_secrets::diagnostic::Diagnostic;
-use mage_secrets::template::RenderOptions;
-use mage_secrets::{project, render, Error, Result, Settings};
+use mage_secrets::{project, render, Error, Result};
 
 use super::output::Reporter;
+use super::request::{Context, RenderRequest};
 use super::secrets::open;
 
-pub fn render(
-    settings: &Settings,
-    reporter: &Reporter,
-    path: &Path,
-    out: Option<&Path>,
-    options: &RenderOptions,
-    mode: u32,
-) -> Result<i32> {
+pub fn render(ctx: &Context, request: &RenderRequest) -> Result<i32> {
+    let (settings, reporter) = (&ctx.settings, &ctx.reporter);
+    let RenderRequest {
+        path,
+        out,
+        selection,
+        options,
+        mode,
+    } = request;
+    let (out, mode) = (out.as_deref(), *mode);
     let meta = std::fs::metadata(path).map_err(|e| Error::io("read", path, e))?;
     if meta.is_file() {
-        return render_file(settings, reporter, path, out, options, mode);
+        return render_file(ctx, request);
     }
     let Some(out) = out else {
         return Err(Error::Usage(format!(
@@ -29,9 +31,8 @@ pub fn render(
         )));
     };
     render::check_out_dir(path, out)?;
-    project::Selection::new(&options.include, &options.exclude)?;
     let env = open(settings, reporter)?;
-    let report = env.render_project_report(path, options, Some(out))?;
+    let report = env.render_project_report(path, selection, options, Some(out))?;
     if report.has_errors() {
         return Err(Error::Render(report.diagnostics));
     }
@@ -53,15 +54,17 @@ fn show(reporter: &Reporter, diagnostics: &[Diagnostic]) {
     }
 }
 
-fn render_file(
-    settings: &Settings,
-    reporter: &Reporter,
-    path: &Path,
-    out: Option<&Path>,
-    options: &RenderOptions,
-    mode: u32,
-) -> Result<i32> {
-    let env = open(settings, reporter)?;
+fn render_file(ctx: &Context, request: &RenderRequest) -> Result<i32> {
+    let reporter = &ctx.reporter;
+    let RenderRequest {
+        path,
+        out,
+        options,
+        mode,
+        ..
+    } = request;
+    let (path, out, mode) = (path.as_path(), out.as_deref(), *mode);
+    let env = open(&ctx.settings, reporter)?;
     let source = project::read_text(Path::new(""), path).map_err(|d| Error::Render(vec![*d]))?;
     let chain = project::ProjectFiles::single(path).chain(path);
     let file = env

@@ -6,11 +6,12 @@ use std::path::Path;
 
 use mage_secrets::secret::{self, MAX_VALUE_LEN};
 use mage_secrets::store::ScopeFilter;
-use mage_secrets::{Environment, Error, Result, Scope, Settings};
+use mage_secrets::{Environment, Error, Result, Settings};
 use zeroize::Zeroizing;
 
 use super::args::ListFormat;
 use super::output::Reporter;
+use super::request::{Context, ImportRequest, ListRequest, NamedSecret};
 
 /// Opens the environment and shows its warnings.
 pub fn open(settings: &Settings, reporter: &Reporter) -> Result<Environment> {
@@ -22,19 +23,14 @@ pub fn open(settings: &Settings, reporter: &Reporter) -> Result<Environment> {
     Ok(env)
 }
 
-pub fn set(
-    settings: &Settings,
-    reporter: &Reporter,
-    name: &str,
-    pipeline: Option<&str>,
-    from_file: Option<&Path>,
-) -> Result<i32> {
-    // Validate everything before touching the data dir or the database.
-    secret::validate_name(name)?;
-    let scope = Scope::from_pipeline(pipeline)?;
+pub fn set(ctx: &Context, secret: &NamedSecret, from_file: Option<&Path>) -> Result<i32> {
+    let (settings, reporter) = (&ctx.settings, &ctx.reporter);
+    let NamedSecret { name, scope } = secret;
+    // The request is valid: read the value before touching the data dir or
+    // the database.
     let value = read_value(name, from_file)?;
     let env = open(settings, reporter)?;
-    env.set(name, &scope, &value)?;
+    env.set(name, scope, &value)?;
     reporter.info(&format!(
         "set '{name}' ({scope}) in environment {}",
         env.uuid()
@@ -42,14 +38,9 @@ pub fn set(
     Ok(0)
 }
 
-pub fn get(
-    settings: &Settings,
-    reporter: &Reporter,
-    name: &str,
-    pipeline: Option<&str>,
-) -> Result<i32> {
-    secret::validate_name(name)?;
-    let scope = Scope::from_pipeline(pipeline)?;
+pub fn get(ctx: &Context, secret: &NamedSecret) -> Result<i32> {
+    let (settings, reporter) = (&ctx.settings, &ctx.reporter);
+    let NamedSecret { name, scope } = secret;
     let env = open(settings, reporter)?;
     let chain = scope.chain();
     match env.lookup(&chain, name)? {
@@ -62,21 +53,10 @@ pub fn get(
     }
 }
 
-pub fn list(
-    settings: &Settings,
-    reporter: &Reporter,
-    pipeline: Option<&str>,
-    all_scopes: bool,
-    format: ListFormat,
-) -> Result<i32> {
-    let filter = if all_scopes {
-        ScopeFilter::All
-    } else {
-        ScopeFilter::One(Scope::from_pipeline(pipeline)?)
-    };
-    let env = open(settings, reporter)?;
-    let secrets = env.list(&filter)?;
-    let text = match format {
+pub fn list(ctx: &Context, list: &ListRequest) -> Result<i32> {
+    let env = open(&ctx.settings, &ctx.reporter)?;
+    let secrets = env.list(&list.filter)?;
+    let text = match list.format {
         ListFormat::Json => {
             let doc = serde_json::json!({ "environment": env.uuid(), "secrets": secrets });
             format!(
@@ -86,11 +66,11 @@ pub fn list(
         }
         ListFormat::Text => {
             if secrets.is_empty() {
-                let what = match &filter {
+                let what = match &list.filter {
                     ScopeFilter::All => "any scope".to_string(),
                     ScopeFilter::One(s) => format!("scope {s}"),
                 };
-                reporter.info(&format!(
+                ctx.reporter.info(&format!(
                     "no secrets in {what} of environment {}",
                     env.uuid()
                 ));
@@ -129,16 +109,11 @@ fn table(secrets: &[mage_secrets::store::SecretInfo]) -> String {
     out
 }
 
-pub fn delete(
-    settings: &Settings,
-    reporter: &Reporter,
-    name: &str,
-    pipeline: Option<&str>,
-) -> Result<i32> {
-    secret::validate_name(name)?;
-    let scope = Scope::from_pipeline(pipeline)?;
+pub fn delete(ctx: &Context, secret: &NamedSecret) -> Result<i32> {
+    let (settings, reporter) = (&ctx.settings, &ctx.reporter);
+    let NamedSecret { name, scope } = secret;
     let env = open(settings, reporter)?;
-    env.delete(name, &scope)?;
+    env.delete(name, scope)?;
     reporter.info(&format!(
         "deleted '{name}' ({scope}) from environment {}",
         env.uuid()
@@ -146,8 +121,8 @@ pub fn delete(
     Ok(0)
 }
 
-pub fn env(settings: &Settings, reporter: &Reporter) -> Result<i32> {
-    let env = open(settings, reporter)?;
+pub fn env(ctx: &Context) -> Result<i32> {
+    let env = open(&ctx.settings, &ctx.reporter)?;
     let info = env.info()?;
     print_stdout(&format!(
         "data dir:  {}\nuuid:      {}\ndatabase:  {}\nkey file:  {}\nsecrets:   {}\n",
@@ -156,7 +131,8 @@ pub fn env(settings: &Settings, reporter: &Reporter) -> Result<i32> {
     Ok(0)
 }
 
-pub fn rotate_key(settings: &Settings, reporter: &Reporter, dry_run: bool) -> Result<i32> {
+pub fn rotate_key(ctx: &Context, dry_run: bool) -> Result<i32> {
+    let (settings, reporter) = (&ctx.settings, &ctx.reporter);
     let env = Environment::open_existing(settings)?;
     for w in env.warnings() {
         reporter.warning(w);
@@ -178,7 +154,8 @@ pub fn rotate_key(settings: &Settings, reporter: &Reporter, dry_run: bool) -> Re
     Ok(0)
 }
 
-pub fn doctor(settings: &Settings, reporter: &Reporter) -> Result<i32> {
+pub fn doctor(ctx: &Context) -> Result<i32> {
+    let (settings, reporter) = (&ctx.settings, &ctx.reporter);
     let findings = mage_secrets::doctor::doctor(settings);
     let mut text = String::new();
     for f in &findings {
@@ -203,13 +180,14 @@ pub fn doctor(settings: &Settings, reporter: &Reporter) -> Result<i32> {
     }
 }
 
-pub fn import_mage(
-    settings: &Settings,
-    reporter: &Reporter,
-    source: &mage_secrets::mage_import::MageSource,
-    dry_run: bool,
-    overwrite: bool,
-) -> Result<i32> {
+pub fn import_mage(ctx: &Context, import: &ImportRequest) -> Result<i32> {
+    let (settings, reporter) = (&ctx.settings, &ctx.reporter);
+    let ImportRequest {
+        source,
+        dry_run,
+        overwrite,
+    } = import;
+    let (dry_run, overwrite) = (*dry_run, *overwrite);
     use mage_secrets::mage_import::RowOutcome;
     let env = open(settings, reporter)?;
     let report = mage_secrets::mage_import::import(&env, source, dry_run, overwrite)?;

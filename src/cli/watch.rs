@@ -1,35 +1,29 @@
 //! `watch`: the watcher's events as timestamped lines on stderr.
 
-use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use mage_secrets::watch::{self, Watch, WatchEvent, WatchObserver, WatchOptions};
-use mage_secrets::{Error, Result, Settings};
+use mage_secrets::watch::{self, Watch, WatchEvent, WatchObserver};
+use mage_secrets::{Error, Result};
 
 use super::output::Reporter;
+use super::request::{Context, WatchRequest};
 use super::secrets::open;
 
-pub fn watch(
-    settings: &Settings,
-    reporter: &Reporter,
-    root: &Path,
-    out: &Path,
-    options: WatchOptions,
-) -> Result<i32> {
+pub fn watch(ctx: &Context, request: WatchRequest) -> Result<i32> {
+    let reporter = &ctx.reporter;
+    let WatchRequest { root, out, options } = request;
     if !root.is_dir() {
         return Err(Error::Usage(format!(
             "{} is not a project folder",
             root.display()
         )));
     }
-    mage_secrets::render::check_out_dir(root, out)?;
-    mage_secrets::project::Selection::new(&options.render.include, &options.render.exclude)?;
-    let env = open(settings, reporter)?;
+    let env = open(&ctx.settings, reporter)?;
     let stop = watch::stop_on_signals()?;
     let mut printer = Printer {
         reporter: *reporter,
     };
-    let mut w = Watch::new(env, root, out, options, &mut printer)?;
+    let mut w = Watch::new(env, &root, &out, options, &mut printer)?;
     w.run(&stop)?;
     reporter.info(&format!("{} stopped", stamp()));
     Ok(0)

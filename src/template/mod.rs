@@ -63,12 +63,6 @@ pub struct RenderOptions {
     pub lenient: bool,
     /// Insert values raw, without quote-aware escaping (Mage's bytes).
     pub raw: bool,
-    /// Pipeline scope for `render_str` (files in a project get theirs from their path).
-    pub pipeline: Option<String>,
-    /// Globs selecting files instead of `*.yaml`/`*.yml`.
-    pub include: Vec<String>,
-    /// Globs removing files from the selection.
-    pub exclude: Vec<String>,
 }
 
 /// How a file was produced.

@@ -1,10 +1,21 @@
 //! `watch`: render a project once, then keep its outputs following the
-//! templates and the secret store. File events are batched with a
-//! trailing-edge debounce and only the files in a batch are rendered again;
-//! a change in the store made by another process re-renders exactly the
-//! files that reference a changed name. A file that fails keeps its last
-//! good output. Its own writes go to the output folder, whose events are
-//! ignored.
+//! templates and the secret store. File events are filtered (`filter`: its
+//! own writes go to the output folder, whose events are ignored), batched
+//! with a trailing-edge debounce (`debounce`), and only the files in a batch
+//! are rendered again; a change in the store made by another process
+//! re-renders exactly the files that reference a changed name.
+//!
+//! Errors come in two kinds: a watch that cannot start (no watcher, the
+//! first walk fails) is an error; anything after that (a file that fails,
+//! an output that cannot be written, a store that cannot be read) is
+//! reported to the observer and the watch goes on. A file that fails keeps
+//! its last good output.
+
+mod debounce;
+mod filter;
+
+pub use debounce::Debounce;
+pub use filter::EventFilter;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -13,9 +24,9 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use notify::{EventKind, RecursiveMode, Watcher};
+use notify::{RecursiveMode, Watcher};
 
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Diagnostic, Kind};
 use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::project::{self, read_text, ProjectFiles, Selection};
@@ -28,6 +39,8 @@ use crate::template::{Engine, RenderOptions};
 #[derive(Clone, Debug)]
 pub struct WatchOptions {
     pub render: RenderOptions,
+    /// Which files of the project are rendered.
+    pub selection: Selection,
     /// Output file permissions.
     pub mode: u32,
     /// Quiet period that ends a batch of file events.
@@ -102,9 +115,8 @@ pub struct Watch<'o> {
     env: Environment,
     engine: Engine,
     root: PathBuf,
-    root_abs: PathBuf,
     out: PathBuf,
-    out_abs: PathBuf,
+    filter: EventFilter,
     selection: Selection,
     options: WatchOptions,
     files: HashMap<PathBuf, FileState>,
@@ -123,16 +135,15 @@ impl<'o> Watch<'o> {
         observer: &'o mut dyn WatchObserver,
     ) -> Result<Watch<'o>> {
         render::check_out_dir(root, out)?;
-        let selection = Selection::new(&options.render.include, &options.render.exclude)?;
+        let selection = options.selection.clone();
         let engine = env.engine();
         let store = snapshot(&env)?;
         let store_counter = env.store_change_counter()?;
         Ok(Watch {
             engine,
             root: root.to_path_buf(),
-            root_abs: project::absolute(root),
             out: out.to_path_buf(),
-            out_abs: project::absolute(out),
+            filter: EventFilter::new(root, out),
             selection,
             options,
             files: HashMap::new(),
@@ -159,7 +170,7 @@ impl<'o> Watch<'o> {
         }
         let mut failed = 0;
         for rel in project.files.clone() {
-            if !self.render_one(&project, &rel)? {
+            if !self.render_one(&project, &rel) {
                 failed += 1;
             }
         }
@@ -171,15 +182,16 @@ impl<'o> Watch<'o> {
         Ok(())
     }
 
-    /// Renders one file and writes its output; whether it succeeded.
-    fn render_one(&mut self, project: &ProjectFiles, rel: &Path) -> Result<bool> {
+    /// Renders one file and writes its output; whether it succeeded. A
+    /// failure is reported, never returned: it cannot end the watch.
+    fn render_one(&mut self, project: &ProjectFiles, rel: &Path) -> bool {
         let outcome = read_text(&self.root, rel).map(zeroize::Zeroizing::new);
         let state = self.files.entry(rel.to_path_buf()).or_default();
         let source = match outcome {
             Ok(s) => s,
             Err(d) => {
                 report_failure(self.observer, state, rel, &[*d]);
-                return Ok(false);
+                return false;
             }
         };
         let chain = project.chain(rel);
@@ -208,14 +220,26 @@ impl<'o> Watch<'o> {
             Ok(rendered) => rendered,
             Err(Error::Render(diagnostics)) => {
                 report_failure(self.observer, state, rel, &diagnostics);
-                return Ok(false);
+                return false;
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                let d = Diagnostic::error(Kind::Render, e.to_string()).in_file(rel);
+                report_failure(self.observer, state, rel, &[d]);
+                return false;
+            }
         };
         if !warnings.is_empty() {
             self.observer.event(WatchEvent::Warnings(&warnings));
         }
-        let written = render::write_output(&self.out, rel, output.as_bytes(), self.options.mode)?;
+        let written =
+            match render::write_output(&self.out, rel, output.as_bytes(), self.options.mode) {
+                Ok(written) => written,
+                Err(e) => {
+                    let d = Diagnostic::error(Kind::Output, e.to_string()).in_file(rel);
+                    report_failure(self.observer, state, rel, &[d]);
+                    return false;
+                }
+            };
         if state.failure.take().is_some() {
             self.observer.event(WatchEvent::Recovered(rel));
         }
@@ -224,23 +248,12 @@ impl<'o> Watch<'o> {
             self.observer.event(WatchEvent::Written(&target));
             self.changed_outputs.push(target);
         }
-        Ok(true)
+        true
     }
 
-    /// The project-relative path of an event path, if it is one we watch.
-    fn relevant(&self, path: &Path) -> Option<PathBuf> {
-        if path.starts_with(&self.out_abs) {
-            return None;
-        }
-        let rel = path.strip_prefix(&self.root_abs).ok()?;
-        if rel.as_os_str().is_empty() || project::is_skipped_path(rel) {
-            return None;
-        }
-        Some(rel.to_path_buf())
-    }
-
-    /// Handles one batch of changed paths (project-relative).
-    fn process_paths(&mut self, paths: BTreeSet<PathBuf>) -> Result<()> {
+    /// Handles one batch of changed paths (project-relative). Problems are
+    /// reported; none ends the watch.
+    fn process_paths(&mut self, paths: BTreeSet<PathBuf>) {
         let mut candidates: BTreeSet<PathBuf> = BTreeSet::new();
         for rel in paths {
             let abs = self.root.join(&rel);
@@ -253,8 +266,10 @@ impl<'o> Watch<'o> {
             );
             if abs.is_dir() && !abs.is_symlink() {
                 // A folder appeared (or moved in): everything selected below it.
-                let sub = project::walk(&abs, &self.selection, Some(&self.out))?;
-                candidates.extend(sub.files.into_iter().map(|f| rel.join(f)));
+                match project::walk(&abs, &self.selection, Some(&self.out)) {
+                    Ok(sub) => candidates.extend(sub.files.into_iter().map(|f| rel.join(f))),
+                    Err(e) => self.observer.event(WatchEvent::Problem(e.to_string())),
+                }
             } else {
                 candidates.insert(rel);
             }
@@ -269,7 +284,7 @@ impl<'o> Watch<'o> {
             let selected = self.selection.selects(&rel);
             match meta {
                 Ok(m) if m.is_file() && selected => {
-                    self.render_one(&project, &rel)?;
+                    self.render_one(&project, &rel);
                 }
                 _ => {
                     if self.files.remove(&rel).is_some() {
@@ -278,7 +293,6 @@ impl<'o> Watch<'o> {
                 }
             }
         }
-        Ok(())
     }
 
     fn remove_output(&mut self, rel: &Path) {
@@ -335,7 +349,7 @@ impl<'o> Watch<'o> {
         };
         for rel in affected {
             if self.root.join(&rel).is_file() {
-                self.render_one(&project, &rel)?;
+                self.render_one(&project, &rel);
             }
         }
         Ok(())
@@ -381,45 +395,48 @@ impl<'o> Watch<'o> {
         })
         .map_err(|e| Error::Usage(format!("cannot watch {}: {e}", self.root.display())))?;
         watcher
-            .watch(&self.root_abs, RecursiveMode::Recursive)
+            .watch(self.filter.root(), RecursiveMode::Recursive)
             .map_err(|e| Error::Usage(format!("cannot watch {}: {e}", self.root.display())))?;
         self.render_all()?;
-        let tick = self.options.debounce.max(Duration::from_millis(10));
-        while !stop.load(Ordering::SeqCst) {
-            let mut batch: BTreeSet<PathBuf> = BTreeSet::new();
-            match rx.recv_timeout(tick) {
-                Ok(first) => {
-                    self.collect(first, &mut batch);
-                    // Trailing edge: the batch ends after a quiet period.
-                    let mut deadline = Instant::now() + self.options.debounce;
-                    loop {
-                        let now = Instant::now();
-                        if now >= deadline {
-                            break;
-                        }
-                        match rx.recv_timeout(deadline - now) {
-                            Ok(ev) => {
-                                if self.collect(ev, &mut batch) {
-                                    deadline = Instant::now() + self.options.debounce;
-                                }
-                            }
-                            Err(RecvTimeoutError::Timeout) => break,
-                            Err(RecvTimeoutError::Disconnected) => return Ok(()),
-                        }
+        let idle = self.options.debounce.max(Duration::from_millis(10));
+        let mut debounce = Debounce::new(self.options.debounce);
+        let mut batch: BTreeSet<PathBuf> = BTreeSet::new();
+        loop {
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+            let quiet = match rx.recv_timeout(debounce.wait(Instant::now(), idle)) {
+                Ok(event) => {
+                    if self.collect(event, &mut batch) {
+                        debounce.event(Instant::now());
                     }
-                    if !batch.is_empty() {
-                        self.process_paths(batch)?;
-                    }
+                    false
                 }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+                Err(RecvTimeoutError::Timeout) => !debounce.pending(),
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let due = debounce.take_due(Instant::now());
+            if due {
+                self.process_paths(std::mem::take(&mut batch));
             }
-            if let Err(e) = self.process_store() {
-                self.observer.event(WatchEvent::Problem(e.to_string()));
+            if due || quiet {
+                self.after_batch();
             }
-            self.finish_batch();
+        }
+        if !batch.is_empty() {
+            self.process_paths(batch);
+            self.after_batch();
         }
         Ok(())
+    }
+
+    /// What follows a batch or a quiet period: the store's changes, then
+    /// `--exec`.
+    fn after_batch(&mut self) {
+        if let Err(e) = self.process_store() {
+            self.observer.event(WatchEvent::Problem(e.to_string()));
+        }
+        self.finish_batch();
     }
 
     /// Adds an event's relevant paths to the batch; whether any was relevant.
@@ -436,19 +453,9 @@ impl<'o> Watch<'o> {
                 return false;
             }
         };
-        match event.kind {
-            EventKind::Access(_) | EventKind::Modify(notify::event::ModifyKind::Metadata(_)) => {
-                return false
-            }
-            _ => {}
-        }
-        let mut any = false;
-        for path in &event.paths {
-            if let Some(rel) = self.relevant(path) {
-                batch.insert(rel);
-                any = true;
-            }
-        }
+        let paths = self.filter.relevant_paths(&event);
+        let any = !paths.is_empty();
+        batch.extend(paths);
         any
     }
 }
@@ -482,6 +489,69 @@ pub fn stop_on_signals() -> Result<Arc<AtomicBool>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::Settings;
+
+    /// The observer's events, as text.
+    #[derive(Default)]
+    struct Events(Vec<String>);
+
+    impl WatchObserver for Events {
+        fn event(&mut self, event: WatchEvent<'_>) {
+            self.0.push(match event {
+                WatchEvent::Failed(p, d) => format!("failed {}: {}", p.display(), d[0].message),
+                WatchEvent::Written(p) => format!("written {}", p.display()),
+                WatchEvent::Problem(m) => format!("problem {m}"),
+                other => format!("{other:?}"),
+            });
+        }
+    }
+
+    #[test]
+    fn per_file_failures_are_reported_and_the_watch_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, out) = (dir.path().join("p"), dir.path().join("out"));
+        std::fs::create_dir_all(&root).unwrap();
+        for (name, text) in [
+            ("a.yaml", "a: 1\n"),
+            ("b.yaml", "b: {{ mage_secret_var('missing') }}\n"),
+            ("c.yaml", "c: 3\n"),
+        ] {
+            std::fs::write(root.join(name), text).unwrap();
+        }
+        // An output that cannot be written: a folder stands where it goes.
+        std::fs::create_dir_all(out.join("c.yaml")).unwrap();
+        let env = Environment::open(&Settings::for_data_dir(dir.path().join("data"))).unwrap();
+        let options = WatchOptions {
+            render: RenderOptions::default(),
+            selection: Selection::default(),
+            mode: 0o600,
+            debounce: Duration::from_millis(50),
+            exec: None,
+        };
+        let mut events = Events::default();
+        let mut watch = Watch::new(env, &root, &out, options, &mut events).unwrap();
+        watch.render_all().unwrap();
+        // A batch naming failing files, a vanished file and a folder that
+        // is not there is handled, not returned.
+        std::fs::write(root.join("a.yaml"), "a: 2\n").unwrap();
+        watch.process_paths(
+            ["a.yaml", "b.yaml", "c.yaml", "gone.yaml", "no/such/folder"]
+                .into_iter()
+                .map(PathBuf::from)
+                .collect(),
+        );
+        drop(watch);
+        let text = events.0.join("\n");
+        assert!(
+            text.contains("failed b.yaml: secret 'missing' is not set"),
+            "{text}"
+        );
+        assert!(text.contains("failed c.yaml: output"), "{text}");
+        assert_eq!(
+            std::fs::read_to_string(out.join("a.yaml")).unwrap(),
+            "a: 2\n"
+        );
+    }
 
     #[test]
     fn changed_names_cover_added_modified_and_removed() {

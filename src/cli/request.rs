@@ -1,0 +1,219 @@
+//! Arguments turned once into validated requests (just's `Config`): names
+//! and scopes checked, globs compiled, `--environment` parsed, before any
+//! command touches a data dir, a database or a project. Commands run on a
+//! request and the `Context`, and never look at argv.
+
+use std::path::PathBuf;
+
+use mage_secrets::mage_import::MageSource;
+use mage_secrets::project::Selection;
+use mage_secrets::secret;
+use mage_secrets::store::ScopeFilter;
+use mage_secrets::template::RenderOptions;
+use mage_secrets::watch::WatchOptions;
+use mage_secrets::{Error, Result, Scope, Settings};
+
+use super::args::{CheckFormat, Command, ListFormat, PipelineArg, RenderFlags, SelectFlags};
+use super::output::Reporter;
+
+/// What every command runs with: where the environment is, and how to talk.
+pub struct Context {
+    pub settings: Settings,
+    pub reporter: Reporter,
+}
+
+/// A secret named on the command line, in the scope `--pipeline` gives it.
+pub struct NamedSecret {
+    pub name: String,
+    pub scope: Scope,
+}
+
+/// Which environment(s) `check` checks.
+pub enum Target {
+    /// The data dir's own environment (key at hand: YAML is parsed too).
+    Own,
+    /// Another environment of the database (a normalised uuid), by
+    /// existence alone.
+    Other(String),
+    /// Every environment of the database.
+    All,
+}
+
+pub struct ListRequest {
+    pub filter: ScopeFilter,
+    pub format: ListFormat,
+}
+
+pub struct ImportRequest {
+    pub source: MageSource,
+    pub dry_run: bool,
+    pub overwrite: bool,
+}
+
+pub struct RenderRequest {
+    pub path: PathBuf,
+    pub out: Option<PathBuf>,
+    pub selection: Selection,
+    pub options: RenderOptions,
+    pub mode: u32,
+}
+
+pub struct CheckRequest {
+    pub path: PathBuf,
+    pub target: Target,
+    pub strict_env: bool,
+    pub format: CheckFormat,
+    pub selection: Selection,
+}
+
+pub struct WatchRequest {
+    pub root: PathBuf,
+    pub out: PathBuf,
+    pub options: WatchOptions,
+}
+
+/// One command, validated.
+pub enum Request {
+    Set {
+        secret: NamedSecret,
+        from_file: Option<PathBuf>,
+    },
+    Get(NamedSecret),
+    List(ListRequest),
+    Delete(NamedSecret),
+    Env,
+    RotateKey {
+        dry_run: bool,
+    },
+    Doctor,
+    ImportMage(ImportRequest),
+    Render(RenderRequest),
+    Check(CheckRequest),
+    Watch(WatchRequest),
+    Completions(clap_complete::Shell),
+}
+
+impl Request {
+    pub fn new(command: Command, settings: &Settings) -> Result<Request> {
+        Ok(match command {
+            Command::Set {
+                name,
+                scope,
+                from_file,
+            } => Request::Set {
+                secret: NamedSecret::new(name, &scope)?,
+                from_file,
+            },
+            Command::Get { name, scope } => Request::Get(NamedSecret::new(name, &scope)?),
+            Command::List {
+                scope,
+                all_scopes,
+                format,
+            } => Request::List(ListRequest {
+                filter: if all_scopes {
+                    ScopeFilter::All
+                } else {
+                    ScopeFilter::One(Scope::from_pipeline(scope.pipeline.as_deref())?)
+                },
+                format,
+            }),
+            Command::Delete { name, scope } => Request::Delete(NamedSecret::new(name, &scope)?),
+            Command::Env => Request::Env,
+            Command::RotateKey { dry_run } => Request::RotateKey { dry_run },
+            Command::Doctor => Request::Doctor,
+            Command::ImportMage {
+                mage_data_dir,
+                mage_database,
+                dry_run,
+                overwrite,
+            } => Request::ImportMage(ImportRequest {
+                source: MageSource {
+                    data_dir: mage_data_dir.unwrap_or_else(|| settings.data_dir.clone()),
+                    database: mage_database,
+                },
+                dry_run,
+                overwrite,
+            }),
+            Command::Render {
+                path,
+                out,
+                render,
+                mode,
+            } => Request::Render(RenderRequest {
+                path,
+                out,
+                selection: selection(&render.select)?,
+                options: render_options(&render),
+                mode,
+            }),
+            Command::Check {
+                path,
+                environment,
+                all_environments,
+                strict_env,
+                format,
+                select,
+            } => {
+                let selection = selection(&select)?;
+                let target = match (environment, all_environments) {
+                    (Some(uuid), _) => Target::Other(parse_uuid(&uuid)?),
+                    (None, true) => Target::All,
+                    (None, false) => Target::Own,
+                };
+                Request::Check(CheckRequest {
+                    path,
+                    target,
+                    strict_env,
+                    format,
+                    selection,
+                })
+            }
+            Command::Watch {
+                path,
+                out,
+                debounce,
+                exec,
+                render,
+                mode,
+            } => Request::Watch(WatchRequest {
+                root: path,
+                out,
+                options: WatchOptions {
+                    selection: selection(&render.select)?,
+                    render: render_options(&render),
+                    mode,
+                    debounce: std::time::Duration::from_millis(debounce),
+                    exec,
+                },
+            }),
+            Command::Completions { shell } => Request::Completions(shell),
+        })
+    }
+}
+
+impl NamedSecret {
+    fn new(name: String, scope: &PipelineArg) -> Result<NamedSecret> {
+        secret::validate_name(&name)?;
+        Ok(NamedSecret {
+            scope: Scope::from_pipeline(scope.pipeline.as_deref())?,
+            name,
+        })
+    }
+}
+
+fn selection(flags: &SelectFlags) -> Result<Selection> {
+    Selection::new(&flags.include, &flags.exclude)
+}
+
+fn render_options(flags: &RenderFlags) -> RenderOptions {
+    RenderOptions {
+        lenient: flags.lenient,
+        raw: flags.raw,
+    }
+}
+
+fn parse_uuid(text: &str) -> Result<String> {
+    uuid::Uuid::parse_str(text)
+        .map(|u| u.hyphenated().to_string())
+        .map_err(|_| Error::Usage(format!("--environment '{text}' is not a uuid")))
+}
