@@ -92,7 +92,7 @@ fn load_key(
 /// how the tests show that a crash between any two steps of a key rotation
 /// loses nothing.
 pub(crate) fn fault_point(step: &str) {
-    if std::env::var("MAGE_SECRETS_FAULT").is_ok_and(|v| v == step) {
+    if crate::store::fault_active(step) {
         std::process::exit(86);
     }
 }

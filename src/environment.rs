@@ -353,8 +353,11 @@ impl Environment {
         );
         let count = match count {
             Ok(n) => n,
+            Err(e @ Error::CommitUnknown { .. }) => {
+                self.settle_unknown_commit(&new_key, &new_path, e)?
+            }
             Err(e) => {
-                // Nothing was committed: the old key stays.
+                // The database refused or rolled back: the old key stays.
                 let _ = fs::remove_file(&new_path);
                 return Err(e);
             }
@@ -366,6 +369,44 @@ impl Environment {
         fsutil::sync_dir(&settings.own_dir())?;
         self.clear_cache();
         Ok(count)
+    }
+
+    /// After a COMMIT whose reply was lost, asks the database which key
+    /// check it holds: the new one means the rotation committed (go on), the
+    /// old one that it did not (`key.new` is removed). When the database
+    /// cannot say, `key.new` stays for the next open to judge by the key
+    /// check, as after a crash: every secret stays readable either way.
+    fn settle_unknown_commit(
+        &self,
+        new_key: &Key,
+        new_path: &std::path::Path,
+        lost: Error,
+    ) -> Result<usize> {
+        let uuid = &self.inner.uuid;
+        let held = if crate::store::fault_active("rotate-store-unreachable-after-commit") {
+            None
+        } else {
+            self.store().key_check(uuid).ok().flatten()
+        };
+        match held {
+            Some(check) if new_key.opens_key_check(uuid, &check) => {
+                Ok(self.store().count(uuid).unwrap_or(0) as usize)
+            }
+            Some(check) if self.inner.key.opens_key_check(uuid, &check) => {
+                let _ = fs::remove_file(new_path);
+                Err(lost)
+            }
+            _ => {
+                let Error::CommitUnknown { location, cause } = lost else {
+                    return Err(lost);
+                };
+                Err(Error::RotationUnknown {
+                    location,
+                    cause,
+                    key_new: new_path.to_path_buf(),
+                })
+            }
+        }
     }
 
     /// Forgets every cached value (after another process changed the store).

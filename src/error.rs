@@ -67,6 +67,16 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    #[error("database {location}: {cause}. The connection was lost after the change was sent to be committed, so whether it was stored is unknown: check with `mage-secrets list` (or `get`) once the database answers, and repeat the command if the change is not there")]
+    CommitUnknown { location: String, cause: String },
+
+    #[error("database {location}: {cause}. The connection was lost while the key rotation was being committed, so whether it was stored is unknown. {} was kept: the next command decides by the database's key check which key is current, so every secret stays readable. Run `mage-secrets doctor` once the database answers", .key_new.display())]
+    RotationUnknown {
+        location: String,
+        cause: String,
+        key_new: PathBuf,
+    },
+
     #[error("database {location}: {message}")]
     Database { location: String, message: String },
 

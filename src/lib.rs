@@ -18,6 +18,7 @@ pub mod error;
 pub mod fsutil;
 pub mod mage_import;
 pub mod parallel;
+pub mod postgres_url;
 pub mod project;
 pub mod render;
 pub mod secret;

@@ -129,15 +129,11 @@ impl MageDatabase {
                 rows
             }
             MageDatabase::Postgres(url) => {
-                let mut client = crate::store::connect_postgres(url)?;
-                let rows = client
-                    .query("SELECT name, value, key_uuid FROM secret ORDER BY id", &[])
-                    .map_err(|e| {
-                        not_mage(
-                            e.as_db_error()
-                                .map_or_else(|| e.to_string(), |d| d.message().to_string()),
-                        )
-                    })?;
+                let rows = crate::store::query_postgres(
+                    url,
+                    "SELECT name, value, key_uuid FROM secret ORDER BY id",
+                )?
+                .map_err(not_mage)?;
                 Ok(rows
                     .into_iter()
                     .map(|r| (r.get(0), r.get(1), r.get(2)))

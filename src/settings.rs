@@ -145,34 +145,9 @@ impl std::fmt::Debug for PostgresUrl {
 }
 
 impl PostgresUrl {
-    /// The URL with any password replaced by `***`.
+    /// The URL with every password masked (see [`crate::postgres_url::redact`]).
     pub fn redacted(&self) -> String {
-        let url = &self.0;
-        let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-            return url.clone();
-        };
-        let rest = &url[scheme_end..];
-        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-        let authority = &rest[..authority_end];
-        match authority.rfind('@') {
-            Some(at) => {
-                let userinfo = &authority[..at];
-                let user = userinfo.split(':').next().unwrap_or("");
-                let masked = if userinfo.contains(':') {
-                    format!("{user}:***")
-                } else {
-                    user.to_string()
-                };
-                format!(
-                    "{}{}{}{}",
-                    &url[..scheme_end],
-                    masked,
-                    &authority[at..],
-                    &rest[authority_end..]
-                )
-            }
-            None => url.clone(),
-        }
+        crate::postgres_url::redact(&self.0)
     }
 }
 

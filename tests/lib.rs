@@ -1,6 +1,7 @@
 //! Integration tests: the real binary against temporary folders, one file
 //! per feature, named after the behaviour they show.
 
+mod fault_proxy;
 mod support;
 
 mod check;

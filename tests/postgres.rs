@@ -9,6 +9,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use crate::fault_proxy::{silent_server, AfterCommit, FaultProxy};
 use crate::support::Workspace;
 
 /// Restarting the server must not cut the connections of another test.
@@ -324,4 +325,339 @@ fn a_server_that_is_down_is_a_clear_error_and_nothing_is_written() {
         .unwrap();
     assert_eq!(env.status.code(), Some(2));
     assert!(!String::from_utf8_lossy(&env.stderr).contains("hunter2"));
+}
+
+/// The database URL with its host:port replaced by a proxy's, without TLS
+/// (the proxy reads the protocol).
+fn through(db: &str, port: u16) -> String {
+    let at = db.rfind('@').expect("a URL with a user");
+    let slash = at + db[at..].find('/').expect("a database");
+    format!(
+        "{}127.0.0.1:{port}{}?sslmode=disable",
+        &db[..=at],
+        &db[slash..]
+    )
+}
+
+fn upstream(db: &str) -> String {
+    let at = db.rfind('@').unwrap();
+    let slash = at + db[at..].find('/').unwrap();
+    db[at + 1..slash].to_string()
+}
+
+const ROTATED: &[(&str, &str)] = &[("a", "value a"), ("b", "value b"), ("c", "value c")];
+
+fn seed_for_rotation(ws: &Workspace, db: &str) {
+    for (name, value) in ROTATED {
+        ws.run_with_stdin(
+            &["--data-dir", "d", "--database", db, "set", name],
+            value.as_bytes(),
+        )
+        .ok();
+    }
+}
+
+#[track_caller]
+fn assert_rotated_readable(ws: &Workspace, db: &str) {
+    for (name, value) in ROTATED {
+        assert_eq!(
+            get(ws, "d", db, name).ok().stdout,
+            format!("{value}\n"),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn a_rotation_whose_commit_reply_is_lost_keeps_every_secret_readable() {
+    let _server = SERVER.read().unwrap();
+    let Some(db) = database("lostcommit") else {
+        return;
+    };
+    let ws = Workspace::new();
+    seed_for_rotation(&ws, &db);
+    let old_key = ws.read("d/mage-secrets/key");
+    // The server commits; the reply is lost and the server is unreachable
+    // afterwards: the outcome is unknown, so key.new must stay.
+    let proxy = FaultProxy::start(upstream(&db), AfterCommit::DropReplyAndVanish);
+    let out = ws
+        .run(&[
+            "--data-dir",
+            "d",
+            "--database",
+            &through(&db, proxy.port),
+            "rotate-key",
+        ])
+        .code(2);
+    assert!(proxy.fired(), "the COMMIT went through the proxy");
+    assert!(out.stderr.contains("is unknown"), "{}", out.stderr);
+    assert!(out.stderr.contains("key.new was kept"), "{}", out.stderr);
+    assert!(ws.path("d/mage-secrets/key.new").exists());
+    assert_eq!(ws.read("d/mage-secrets/key"), old_key);
+    // The next command, with the server back, sees the new key check and
+    // finishes the rotation.
+    let first = get(&ws, "d", &db, "a").ok();
+    assert!(
+        first
+            .stderr
+            .contains("finished an interrupted key rotation"),
+        "{}",
+        first.stderr
+    );
+    assert_ne!(ws.read("d/mage-secrets/key"), old_key);
+    assert_rotated_readable(&ws, &db);
+    ws.run(&["--data-dir", "d", "--database", &db, "doctor"])
+        .ok();
+
+    // The reply is lost but the server is still reachable: the rotation
+    // asks it which key check it holds, and finishes at once.
+    let key = ws.read("d/mage-secrets/key");
+    let proxy = FaultProxy::start(upstream(&db), AfterCommit::DropReply);
+    ws.run(&[
+        "--data-dir",
+        "d",
+        "--database",
+        &through(&db, proxy.port),
+        "rotate-key",
+    ])
+    .ok();
+    assert!(proxy.fired());
+    assert!(!ws.path("d/mage-secrets/key.new").exists());
+    assert_ne!(ws.read("d/mage-secrets/key"), key);
+    assert_rotated_readable(&ws, &db);
+}
+
+#[test]
+fn a_set_whose_commit_reply_is_lost_says_the_outcome_is_unknown() {
+    let _server = SERVER.read().unwrap();
+    let Some(db) = database("lostset") else {
+        return;
+    };
+    let ws = Workspace::new();
+    set(&ws, "d", &db, "a", "1");
+    let proxy = FaultProxy::start(upstream(&db), AfterCommit::DropReplyAndVanish);
+    let out = ws
+        .run_with_stdin(
+            &[
+                "--data-dir",
+                "d",
+                "--database",
+                &through(&db, proxy.port),
+                "set",
+                "b",
+            ],
+            b"stored",
+        )
+        .code(2);
+    assert!(proxy.fired());
+    assert!(
+        out.stderr.contains("whether it was stored is unknown")
+            && out.stderr.contains("mage-secrets list"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("test-password-not-secret"));
+    // Not retried (which could have written twice or reported a false
+    // failure): it was in fact stored.
+    assert_eq!(get(&ws, "d", &db, "b").ok().stdout, "stored\n");
+}
+
+#[test]
+fn a_server_that_never_answers_is_an_error_naming_it() {
+    let (port, _server) = silent_server();
+    let ws = Workspace::new();
+    let url = format!("postgres://me:hunter2-password@127.0.0.1:{port}/mage?connect_timeout=1");
+    for args in [vec!["get", "a"], vec!["list"], vec!["set", "a"]] {
+        let mut full = vec!["--data-dir", "d", "--database", &url];
+        full.extend(args);
+        let out = ws.run_with_stdin(&full, b"v").code(2);
+        assert!(
+            out.stderr.contains(&format!(
+                "the PostgreSQL server at 127.0.0.1:{port} did not answer within 1 s"
+            )),
+            "{}",
+            out.stderr
+        );
+        assert!(out.stderr.contains("connect_timeout"), "{}", out.stderr);
+        assert!(!out.stderr.contains("hunter2"), "{}", out.stderr);
+    }
+    assert!(!ws.path("d").exists(), "nothing is written");
+}
+
+/// The URL of the same database for the read-only role CI creates.
+fn as_reader(db: &str) -> String {
+    db.replacen(
+        "mage_secrets:test-password-not-secret@",
+        "mage_secrets_reader:reader-password-not-secret@",
+        1,
+    )
+}
+
+fn admin(db: &str, sql: &str) {
+    let mut client = postgres::Client::connect(db, postgres::NoTls).expect("connect");
+    // One statement at a time: a batch would run as one transaction, which
+    // a read-only default would make read-only before the SET took effect.
+    for statement in sql.split("; ") {
+        client.batch_execute(statement).expect(statement);
+    }
+}
+
+#[test]
+fn a_select_only_role_and_a_read_only_server_can_get_list_check_and_render() {
+    let _server = SERVER.read().unwrap();
+    let Some(db) = database("reader") else { return };
+    let ws = Workspace::new();
+    set(&ws, "d", &db, "pw", "s3cret");
+    set(&ws, "d", &db, "other", "x");
+    ws.write(
+        "project/io_config.yaml",
+        "default:\n  password: \"{{ mage_secret_var('pw') }}\"\n",
+    );
+    admin(
+        &db,
+        "GRANT SELECT ON ALL TABLES IN SCHEMA public TO mage_secrets_reader",
+    );
+    let reader = as_reader(&db);
+    let dbname = db
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap()
+        .to_string();
+    for (url, what) in [
+        (reader.clone(), "a SELECT-only role"),
+        (db.clone(), "a read-only server"),
+    ] {
+        if what == "a read-only server" {
+            admin(
+                &db,
+                &format!("ALTER DATABASE {dbname} SET default_transaction_read_only = on"),
+            );
+        }
+        let run = |args: &[&str]| {
+            let mut full = vec!["--data-dir", "d", "--database", &url];
+            full.extend(args);
+            ws.run(&full)
+        };
+        assert_eq!(run(&["get", "pw"]).ok().stdout, "s3cret\n", "{what}");
+        assert!(run(&["list"]).ok().stdout.contains("other"), "{what}");
+        run(&["check", "project"]).ok();
+        run(&["render", "project", "--out", "out"]).ok();
+        assert!(ws.read("out/io_config.yaml").contains("s3cret"), "{what}");
+        std::fs::remove_dir_all(ws.path("out")).unwrap();
+        // A write is refused with advice, and nothing is lost.
+        let refused = ws
+            .run_with_stdin(
+                &["--data-dir", "d", "--database", &url, "set", "pw"],
+                b"new",
+            )
+            .code(2);
+        assert!(
+            refused.stderr.contains("42501") || refused.stderr.contains("25006"),
+            "{what}: {}",
+            refused.stderr
+        );
+        assert!(
+            !refused.stderr.contains("password-not-secret"),
+            "{}",
+            refused.stderr
+        );
+    }
+    admin(
+        &db,
+        &format!(
+            "SET default_transaction_read_only = off; ALTER DATABASE {dbname} RESET default_transaction_read_only"
+        ),
+    );
+    assert_eq!(get(&ws, "d", &db, "pw").ok().stdout, "s3cret\n");
+}
+
+#[test]
+fn passwords_in_any_form_never_reach_output() {
+    let _server = SERVER.read().unwrap();
+    let ws = Workspace::new();
+    // A server that is down, with the password in each form.
+    for url in [
+        "postgres://u:p%40ss:w/rd-hunter2@127.0.0.1:9/db",
+        "postgres://u:p@ss:w/rd-hunter2@127.0.0.1:9/db",
+        "postgres://u@127.0.0.1:9/db?password=hunter2&sslmode=disable",
+        "postgres://u@127.0.0.1:9/db?sslmode=nonsense&password=hunter2",
+    ] {
+        for command in ["env", "doctor", "get"] {
+            let out = ws.run(
+                &["--data-dir", "d", "--database", url, command, "x"]
+                    [..if command == "get" { 6 } else { 5 }],
+            );
+            assert_ne!(out.code, 0, "{url} {command}");
+            assert!(
+                !out.all().contains("hunter2"),
+                "{url} {command}: {}",
+                out.all()
+            );
+            assert!(
+                !out.all().contains("p%40ss"),
+                "{url} {command}: {}",
+                out.all()
+            );
+            assert!(
+                !out.all().contains("ss:w"),
+                "{url} {command}: {}",
+                out.all()
+            );
+        }
+    }
+    // PGPASSWORD and a passfile give the password; it is never shown.
+    let Some(db) = database("pgpassword") else {
+        return;
+    };
+    let bare = db.replacen(":test-password-not-secret@", "@", 1);
+    let out = ws
+        .cmd(&["--data-dir", "d", "--database", &bare, "set", "a"])
+        .env("PGPASSWORD", "test-password-not-secret")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("password-not-secret"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pgpass = ws.write("pgpass", "*:*:*:mage_secrets:test-password-not-secret\n");
+    std::fs::set_permissions(&pgpass, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    ws.run_with_stdin(
+        &[
+            "--data-dir",
+            "d",
+            "--database",
+            &format!("{bare}?passfile={}", pgpass.display()),
+            "set",
+            "a",
+        ],
+        b"1",
+    )
+    .ok();
+    let env = ws
+        .run(&[
+            "--data-dir",
+            "d",
+            "--database",
+            &format!("{bare}?passfile={}", pgpass.display()),
+            "env",
+        ])
+        .ok();
+    assert!(!env.all().contains("password-not-secret"), "{}", env.all());
+    let doctor = ws
+        .cmd(&["--data-dir", "d", "--database", &bare, "doctor"])
+        .env("PGPASSWORD", "test-password-not-secret")
+        .output()
+        .unwrap();
+    assert_eq!(
+        doctor.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&doctor.stdout)
+    );
+    assert!(!String::from_utf8_lossy(&doctor.stdout).contains("password-not-secret"));
 }

@@ -533,3 +533,48 @@ fn no_output_but_get_and_render_file_shows_a_value() {
         .stdout
         .contains(marker));
 }
+
+#[test]
+fn a_rotation_whose_commit_outcome_is_unknown_loses_nothing_on_sqlite() {
+    // COMMIT reports an I/O error after the transaction was made durable:
+    // the rotation asks the database which key check it holds, and finishes.
+    let ws = Workspace::new();
+    seed(&ws);
+    let old_key = ws.read("d/mage-secrets/key");
+    ws.cmd(&["--data-dir", "d", "rotate-key"])
+        .env("MAGE_SECRETS_FAULT", "sqlite-commit-reply-lost")
+        .output()
+        .map(|o| assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr)))
+        .unwrap();
+    assert_ne!(ws.read("d/mage-secrets/key"), old_key);
+    assert!(!ws.path("d/mage-secrets/key.new").exists());
+    assert_all_readable(&ws);
+
+    // The database cannot be asked either: key.new stays, and the next
+    // command decides by the key check.
+    let old_key = ws.read("d/mage-secrets/key");
+    let out = ws
+        .cmd(&["--data-dir", "d", "rotate-key"])
+        .env(
+            "MAGE_SECRETS_FAULT",
+            "sqlite-commit-reply-lost,rotate-store-unreachable-after-commit",
+        )
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("is unknown") && stderr.contains("was kept"),
+        "{stderr}"
+    );
+    assert!(ws.path("d/mage-secrets/key.new").exists());
+    assert_eq!(ws.read("d/mage-secrets/key"), old_key);
+    let env = ws.run(&["--data-dir", "d", "env"]).ok();
+    assert!(
+        env.stderr.contains("finished an interrupted key rotation"),
+        "{}",
+        env.stderr
+    );
+    assert_all_readable(&ws);
+    ws.run(&["--data-dir", "d", "doctor"]).ok();
+}

@@ -3,6 +3,8 @@
 //! key or a plaintext. SQLite is the default backend; a server backend
 //! implements the same trait without touching callers.
 
+mod pg_options;
+mod pg_session;
 mod postgres;
 mod sqlite;
 
@@ -113,9 +115,20 @@ pub trait SecretStore: Send {
     fn change_counter(&self) -> Result<u64>;
 }
 
-/// A plain connection to a PostgreSQL server (TLS as for the store).
-pub fn connect_postgres(url: &PostgresUrl) -> Result<::postgres::Client> {
-    postgres::connect_url(url)
+/// Runs one query on the PostgreSQL server a URL names (TLS and timeouts
+/// as for the store): `Err` when the server cannot be used, `Ok(Err(message))`
+/// when the query failed.
+pub fn query_postgres(
+    url: &PostgresUrl,
+    sql: &str,
+) -> Result<std::result::Result<Vec<tokio_postgres::Row>, String>> {
+    postgres::query_url(url, sql)
+}
+
+/// Whether `MAGE_SECRETS_FAULT` (a comma-separated list) names `step`: how
+/// the tests put a fault at a precise point (a crash, a lost reply).
+pub(crate) fn fault_active(step: &str) -> bool {
+    std::env::var("MAGE_SECRETS_FAULT").is_ok_and(|v| v.split(',').any(|s| s == step))
 }
 
 /// Opens an existing store without creating anything (for commands that

@@ -1,17 +1,27 @@
 //! The PostgreSQL store, for environments that share a server: the same
 //! tables and sealed bytes as SQLite, the schema version in a table of its
-//! own, migrations serialised by an advisory lock, upserts for concurrent
-//! writers, and a NOTIFY on every write so that `watch` learns of changes
-//! without polling the tables. Connections that the server dropped (a
-//! restart) are made again on the next call.
+//! own, upserts for concurrent writers, and a NOTIFY on every write so that
+//! `watch` learns of changes without polling the tables.
+//!
+//! Built to hold up as a production client must:
+//! - every wait is bounded ([`crate::store::pg_session`]): a server that
+//!   stops answering is an error naming host:port, never a hang;
+//! - opening reads the schema version and writes nothing, so a SELECT-only
+//!   role or a read replica can read; the schema is created or migrated
+//!   before the first write, under an advisory lock that `lock_timeout`
+//!   bounds;
+//! - transient refusals (too many connections, a server starting up, a
+//!   connection lost before a transaction's COMMIT was sent) are retried
+//!   with backoff; a connection lost *after* COMMIT was sent is never
+//!   retried, since the change may be stored: it is reported as
+//!   [`Error::CommitUnknown`].
 
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use postgres::config::SslMode;
-use postgres::fallible_iterator::FallibleIterator;
-use postgres::{Client, Config, NoTls};
+use tokio_postgres::types::ToSql;
 
+use super::pg_session::{Connector, Failure, Session};
 use super::{ScopeFilter, SealedRow, SecretInfo, SecretStore};
 use crate::error::{Error, Result};
 use crate::secret::Scope;
@@ -23,6 +33,11 @@ const MIGRATION_LOCK: i64 = 0x6d61_6765_7365_6372;
 /// The channel every write notifies, with the environment uuid as payload.
 pub const CHANNEL: &str = "mage_secrets_changes";
 const NOW: &str = "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')";
+/// How long transient refusals are retried before they are reported.
+const RETRY_FOR: Duration = Duration::from_secs(20);
+/// How often `watch`'s listening connection is asked for a reply, so that
+/// a connection that froze without being reset is noticed.
+const LISTENER_PING: Duration = Duration::from_secs(5);
 
 fn migrations() -> [String; 1] {
     [format!(
@@ -43,185 +58,209 @@ fn migrations() -> [String; 1] {
     )]
 }
 
+/// What opening found of the schema.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Schema {
+    Current,
+    /// No tables yet, or an older version: reads see nothing (or the old
+    /// tables); the first write migrates.
+    Behind,
+}
+
 pub struct PostgresStore {
-    config: Config,
-    location: String,
-    client: Mutex<Client>,
+    connector: Connector,
+    session: Mutex<Option<Session>>,
+    schema: Mutex<Schema>,
     listener: Mutex<Listener>,
 }
 
-#[derive(Default)]
 struct Listener {
-    client: Option<Client>,
+    session: Option<Session>,
     counter: u64,
-}
-
-fn describe_endpoint(config: &Config) -> String {
-    let host = config
-        .get_hosts()
-        .first()
-        .map(|h| match h {
-            postgres::config::Host::Tcp(name) => name.clone(),
-            postgres::config::Host::Unix(path) => path.display().to_string(),
-        })
-        .unwrap_or_else(|| "localhost".into());
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    format!("{host}:{port}")
+    last_ping: Instant,
 }
 
 impl PostgresStore {
+    /// Connects and reads the schema version; writes nothing.
     pub fn open(url: &PostgresUrl) -> Result<PostgresStore> {
-        let (config, location) = parse_config(url)?;
-        let client = connect(&config, &location)?;
+        let connector = Connector::new(url)?;
         let store = PostgresStore {
-            config,
-            location,
-            client: Mutex::new(client),
-            listener: Mutex::new(Listener::default()),
+            connector,
+            session: Mutex::new(None),
+            schema: Mutex::new(Schema::Behind),
+            listener: Mutex::new(Listener {
+                session: None,
+                counter: 0,
+                last_ping: Instant::now(),
+            }),
         };
-        store.migrate()?;
+        let version = store.with_session(false, |s| {
+            match s.query("SELECT max(version) FROM mage_secrets_schema", &[]) {
+                Ok(rows) => Ok(rows.first().and_then(|r| r.get::<_, Option<i32>>(0))),
+                Err(Failure::Pg(e))
+                    if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) =>
+                {
+                    Ok(None)
+                }
+                Err(e) => Err(e),
+            }
+        })?;
+        match version {
+            Some(v) if v > SCHEMA_VERSION => return Err(store.newer_schema(v)),
+            Some(SCHEMA_VERSION) => {
+                *store.schema.lock().unwrap_or_else(|p| p.into_inner()) = Schema::Current
+            }
+            _ => {}
+        }
         Ok(store)
     }
 
-    fn err(&self, e: postgres::Error) -> Error {
-        db_error(&self.location, &self.config, e)
+    fn newer_schema(&self, version: i32) -> Error {
+        Error::Database {
+            location: self.connector.location().to_string(),
+            message: format!("schema version {version} is newer than this mage-secrets supports ({SCHEMA_VERSION}); upgrade mage-secrets"),
+        }
     }
 
-    /// Runs `f` on the connection, making it again once if the server dropped it.
-    fn with_client<T>(
+    /// Runs `f` on the connection (made on first use, and made again when
+    /// the server dropped it). `f` is retried with backoff while the failure
+    /// is transient and COMMIT was not sent; `write` calls first bring the
+    /// schema up to date.
+    fn with_session<T>(
         &self,
-        mut f: impl FnMut(&mut Client) -> std::result::Result<T, postgres::Error>,
+        write: bool,
+        mut f: impl FnMut(&mut Session) -> std::result::Result<T, Failure>,
     ) -> Result<T> {
-        let mut client = self.client.lock().unwrap_or_else(|p| p.into_inner());
-        if client.is_closed() {
-            *client = connect(&self.config, &self.location)?;
+        if write {
+            self.ensure_schema()?;
         }
-        match f(&mut client) {
-            Err(e) if client.is_closed() => {
-                let _ = e;
-                *client = connect(&self.config, &self.location)?;
-                f(&mut client).map_err(|e| self.err(e))
+        let mut slot = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let session = match slot.as_mut() {
+                Some(s) if !s.is_closed() => s,
+                _ => {
+                    *slot = None;
+                    slot.insert(self.connector.connect_retrying(RETRY_FOR)?)
+                }
+            };
+            session.commit_sent = false;
+            let outcome = f(session);
+            let commit_sent = session.commit_sent;
+            match outcome {
+                Ok(value) => return Ok(value),
+                Err(failure) => {
+                    if !matches!(failure, Failure::Pg(ref e) if e.as_db_error().is_some())
+                        || session.is_closed()
+                    {
+                        *slot = None;
+                    }
+                    if commit_sent && failure.outcome_unknown() {
+                        return Err(self.connector.commit_unknown(&failure));
+                    }
+                    if failure.is_transient() && started.elapsed() < RETRY_FOR {
+                        std::thread::sleep(pause);
+                        pause = (pause * 2).min(Duration::from_secs(1));
+                        continue;
+                    }
+                    return Err(self.connector.error(&failure));
+                }
             }
-            other => other.map_err(|e| self.err(e)),
         }
     }
 
-    fn migrate(&self) -> Result<()> {
-        let location = self.location.clone();
-        let result = self.with_client(|client| {
-            let mut tx = client.transaction()?;
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
-            let has_schema: bool = tx
-                .query_one("SELECT to_regclass('mage_secrets_schema') IS NOT NULL", &[])?
-                .get(0);
-            if !has_schema {
-                let foreign: bool = tx
-                    .query_one(
-                        "SELECT to_regclass('secrets') IS NOT NULL OR to_regclass('environments') IS NOT NULL",
-                        &[],
-                    )?
+    /// Creates or migrates the schema when it is behind, under the
+    /// advisory lock (whose wait `lock_timeout` bounds).
+    fn ensure_schema(&self) -> Result<()> {
+        let mut schema = self.schema.lock().unwrap_or_else(|p| p.into_inner());
+        if *schema == Schema::Current {
+            return Ok(());
+        }
+        enum Found {
+            Done,
+            Foreign,
+            Newer(i32),
+        }
+        let found = self.with_session(false, |s| {
+            s.transaction(|s| {
+                s.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+                let has_schema: bool = s
+                    .query_one("SELECT to_regclass('mage_secrets_schema') IS NOT NULL", &[])?
                     .get(0);
-                if foreign {
-                    return Ok(Err(()));
+                if !has_schema {
+                    let foreign: bool = s
+                        .query_one(
+                            "SELECT to_regclass('secrets') IS NOT NULL OR to_regclass('environments') IS NOT NULL",
+                            &[],
+                        )?
+                        .get(0);
+                    if foreign {
+                        return Ok((Found::Foreign, false));
+                    }
+                    s.batch("CREATE TABLE mage_secrets_schema (version INTEGER NOT NULL); INSERT INTO mage_secrets_schema VALUES (0);")?;
                 }
-                tx.batch_execute("CREATE TABLE mage_secrets_schema (version INTEGER NOT NULL); INSERT INTO mage_secrets_schema VALUES (0);")?;
-            }
-            let version: i32 = tx.query_one("SELECT version FROM mage_secrets_schema", &[])?.get(0);
-            if version > SCHEMA_VERSION {
-                return Ok(Ok(Some(version)));
-            }
-            for migration in migrations().iter().skip(version.max(0) as usize) {
-                tx.batch_execute(migration)?;
-            }
-            tx.execute("UPDATE mage_secrets_schema SET version = $1", &[&SCHEMA_VERSION])?;
-            tx.commit()?;
-            Ok(Ok(None))
+                let version: i32 = s
+                    .query_one("SELECT max(version) FROM mage_secrets_schema", &[])?
+                    .get(0);
+                if version > SCHEMA_VERSION {
+                    return Ok((Found::Newer(version), false));
+                }
+                if version == SCHEMA_VERSION {
+                    return Ok((Found::Done, false));
+                }
+                for migration in migrations().iter().skip(version.max(0) as usize) {
+                    s.batch(migration)?;
+                }
+                s.execute("UPDATE mage_secrets_schema SET version = $1", &[&SCHEMA_VERSION])?;
+                Ok((Found::Done, true))
+            })
         })?;
-        match result {
-            Err(()) => Err(Error::Database {
-                location,
+        match found {
+            Found::Foreign => Err(Error::Database {
+                location: self.connector.location().to_string(),
                 message: "has tables named secrets or environments that are not mage-secrets' own; use another database (or schema) for mage-secrets".into(),
             }),
-            Ok(Some(version)) => Err(Error::Database {
-                location,
-                message: format!("schema version {version} is newer than this mage-secrets supports ({SCHEMA_VERSION}); upgrade mage-secrets"),
-            }),
-            Ok(None) => Ok(()),
+            Found::Newer(v) => Err(self.newer_schema(v)),
+            Found::Done => {
+                *schema = Schema::Current;
+                Ok(())
+            }
         }
+    }
+
+    /// Whether the tables exist yet; reads of a database that has none see
+    /// an empty store.
+    fn has_tables(&self) -> bool {
+        *self.schema.lock().unwrap_or_else(|p| p.into_inner()) == Schema::Current
+    }
+
+    fn read<T: Default>(
+        &self,
+        f: impl FnMut(&mut Session) -> std::result::Result<T, Failure>,
+    ) -> Result<T> {
+        if !self.has_tables() {
+            return Ok(T::default());
+        }
+        self.with_session(false, f)
     }
 }
 
-/// Connects, with TLS unless `sslmode=disable`: `prefer` (the default)
-/// falls back to plain text when the server has no TLS, `require` does not.
-/// The server's certificate is verified against the system's CA store
-/// (stricter than libpq's `require`, which checks nothing).
-fn connect(config: &Config, location: &str) -> Result<Client> {
-    let result = match config.get_ssl_mode() {
-        SslMode::Disable => config.connect(NoTls),
-        _ => config.connect(tls_connector()),
-    };
-    result.map_err(|e| db_error(location, config, e))
-}
-
-/// A URL's connection settings (with a 5 s connect timeout unless it sets
-/// one) and its description without the password.
-fn parse_config(url: &PostgresUrl) -> Result<(Config, String)> {
-    let location = url.redacted();
-    let mut config: Config = url
-        .0
-        .parse()
-        .map_err(|e: postgres::Error| Error::Database {
-            location: location.clone(),
-            message: format!("is not a valid PostgreSQL URL: {e}"),
-        })?;
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(Duration::from_secs(5));
-    }
-    Ok((config, location))
-}
-
-/// Connects to the server a URL names.
-pub(crate) fn connect_url(url: &PostgresUrl) -> Result<Client> {
-    let (config, location) = parse_config(url)?;
-    connect(&config, &location)
-}
-
-fn tls_connector() -> tokio_postgres_rustls::MakeRustlsConnect {
-    static CONFIG: std::sync::OnceLock<rustls::ClientConfig> = std::sync::OnceLock::new();
-    let config = CONFIG.get_or_init(|| {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_native_certs::load_native_certs().certs {
-            let _ = roots.add(cert);
-        }
-        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth()
-    });
-    tokio_postgres_rustls::MakeRustlsConnect::new(config.clone())
-}
-
-fn db_error(location: &str, config: &Config, e: postgres::Error) -> Error {
-    let message = if e.as_db_error().is_some() {
-        let db = e.as_db_error().expect("checked");
-        format!("{}: {}", db.code().code(), db.message())
-    } else if e.is_closed()
-        || std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>())
-    {
-        format!(
-            "cannot reach the PostgreSQL server at {}: {}; check that it is running and reachable",
-            describe_endpoint(config),
-            std::error::Error::source(&e).map_or_else(|| e.to_string(), |s| s.to_string())
-        )
-    } else {
-        e.to_string()
-    };
-    Error::Database {
-        location: location.to_string(),
-        message,
+/// Runs one query against the server a URL names (for `import-mage`):
+/// `Err` for a connection failure, `Ok(Err(message))` for a failed query.
+pub(crate) fn query_url(
+    url: &PostgresUrl,
+    sql: &str,
+) -> Result<std::result::Result<Vec<tokio_postgres::Row>, String>> {
+    let connector = Connector::new(url)?;
+    let mut session = connector.connect_retrying(RETRY_FOR)?;
+    match session.query(sql, &[]) {
+        Ok(rows) => Ok(Ok(rows)),
+        Err(Failure::Pg(e)) if e.as_db_error().is_some() => Ok(Err(e
+            .as_db_error()
+            .map(|d| d.message().to_string())
+            .unwrap_or_default())),
+        Err(other) => Err(connector.error(&other)),
     }
 }
 
@@ -235,29 +274,30 @@ fn scope_of(text: &str) -> std::result::Result<Scope, Error> {
 /// Checks, in a write transaction, that the key check is still `expected`,
 /// and keeps the environment row locked against a concurrent rotation.
 fn expect_key_check(
-    tx: &mut postgres::Transaction<'_>,
+    s: &mut Session,
     env_uuid: &str,
     expected: &[u8],
     lock: &str,
-) -> std::result::Result<bool, postgres::Error> {
-    let row = tx.query_opt(
+) -> std::result::Result<bool, Failure> {
+    let rows = s.query(
         &format!("SELECT key_check FROM environments WHERE uuid = $1 FOR {lock}"),
         &[&env_uuid],
     )?;
-    Ok(row.map(|r| r.get::<_, Vec<u8>>(0)).as_deref() == Some(expected))
+    Ok(rows.first().map(|r| r.get::<_, Vec<u8>>(0)).as_deref() == Some(expected))
 }
 
 impl SecretStore for PostgresStore {
     fn location(&self) -> &str {
-        &self.location
+        self.connector.location()
     }
 
     fn key_check(&self, env_uuid: &str) -> Result<Option<Vec<u8>>> {
-        self.with_client(|c| {
-            Ok(c.query_opt(
+        self.read(|s| {
+            Ok(s.query(
                 "SELECT key_check FROM environments WHERE uuid = $1",
                 &[&env_uuid],
             )?
+            .first()
             .map(|r| r.get(0)))
         })
     }
@@ -269,16 +309,18 @@ impl SecretStore for PostgresStore {
         } else {
             "INSERT INTO environments (uuid, key_check) VALUES ($1, $2) ON CONFLICT (uuid) DO NOTHING"
         };
-        self.with_client(|c| c.execute(sql, &[&env_uuid, &key_check]).map(drop))
+        // Idempotent: repeating it after a lost reply changes nothing more.
+        self.with_session(true, |s| s.execute(sql, &[&env_uuid, &key_check]).map(drop))
     }
 
     fn get(&self, env_uuid: &str, scope: &Scope, name: &str) -> Result<Option<Vec<u8>>> {
         let scope = scope.to_string();
-        self.with_client(|c| {
-            Ok(c.query_opt(
+        self.read(|s| {
+            Ok(s.query(
                 "SELECT value FROM secrets WHERE env_uuid = $1 AND scope = $2 AND name = $3",
                 &[&env_uuid, &scope, &name],
             )?
+            .first()
             .map(|r| r.get(0)))
         })
     }
@@ -292,21 +334,21 @@ impl SecretStore for PostgresStore {
         key_check: &[u8],
     ) -> Result<()> {
         let scope = scope.to_string();
-        let current = self.with_client(|c| {
-            let mut tx = c.transaction()?;
-            if !expect_key_check(&mut tx, env_uuid, key_check, "SHARE")? {
-                return Ok(false);
-            }
-            tx.execute(
-                &format!(
-                    "INSERT INTO secrets (env_uuid, scope, name, value) VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (env_uuid, scope, name) DO UPDATE SET value = excluded.value, updated_at = {NOW}"
-                ),
-                &[&env_uuid, &scope, &name, &sealed],
-            )?;
-            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &env_uuid])?;
-            tx.commit()?;
-            Ok(true)
+        let current = self.with_session(true, |s| {
+            s.transaction(|s| {
+                if !expect_key_check(s, env_uuid, key_check, "SHARE")? {
+                    return Ok((false, false));
+                }
+                s.execute(
+                    &format!(
+                        "INSERT INTO secrets (env_uuid, scope, name, value) VALUES ($1, $2, $3, $4)
+                         ON CONFLICT (env_uuid, scope, name) DO UPDATE SET value = excluded.value, updated_at = {NOW}"
+                    ),
+                    &[&env_uuid, &scope, &name, &sealed],
+                )?;
+                s.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &env_uuid])?;
+                Ok((true, true))
+            })
         })?;
         if current {
             Ok(())
@@ -319,15 +361,18 @@ impl SecretStore for PostgresStore {
 
     fn delete(&self, env_uuid: &str, scope: &Scope, name: &str) -> Result<bool> {
         let scope = scope.to_string();
-        self.with_client(|c| {
-            let mut tx = c.transaction()?;
-            let n = tx.execute(
-                "DELETE FROM secrets WHERE env_uuid = $1 AND scope = $2 AND name = $3",
-                &[&env_uuid, &scope, &name],
-            )?;
-            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &env_uuid])?;
-            tx.commit()?;
-            Ok(n > 0)
+        if !self.has_tables() {
+            return Ok(false);
+        }
+        self.with_session(true, |s| {
+            s.transaction(|s| {
+                let n = s.execute(
+                    "DELETE FROM secrets WHERE env_uuid = $1 AND scope = $2 AND name = $3",
+                    &[&env_uuid, &scope, &name],
+                )?;
+                s.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &env_uuid])?;
+                Ok((n > 0, true))
+            })
         })
     }
 
@@ -336,8 +381,8 @@ impl SecretStore for PostgresStore {
             ScopeFilter::One(s) => Some(s.to_string()),
             ScopeFilter::All => None,
         };
-        let rows = self.with_client(|c| {
-            c.query(
+        let rows = self.read(|s| {
+            s.query(
                 "SELECT name, scope, created_at, updated_at FROM secrets
                  WHERE env_uuid = $1 AND ($2::TEXT IS NULL OR scope = $2)
                  ORDER BY scope = 'global' DESC, scope COLLATE \"C\", name COLLATE \"C\"",
@@ -357,8 +402,8 @@ impl SecretStore for PostgresStore {
     }
 
     fn count(&self, env_uuid: &str) -> Result<u64> {
-        self.with_client(|c| {
-            Ok(c.query_one(
+        self.read(|s| {
+            Ok(s.query_one(
                 "SELECT count(*) FROM secrets WHERE env_uuid = $1",
                 &[&env_uuid],
             )?
@@ -367,8 +412,8 @@ impl SecretStore for PostgresStore {
     }
 
     fn rows(&self, env_uuid: &str) -> Result<Vec<SealedRow>> {
-        let rows = self.with_client(|c| {
-            c.query(
+        let rows = self.read(|s| {
+            s.query(
                 "SELECT scope, name, value FROM secrets WHERE env_uuid = $1 ORDER BY scope COLLATE \"C\", name COLLATE \"C\"",
                 &[&env_uuid],
             )
@@ -385,8 +430,8 @@ impl SecretStore for PostgresStore {
     }
 
     fn environments(&self) -> Result<Vec<String>> {
-        let rows = self.with_client(|c| {
-            c.query(
+        let rows = self.read(|s| {
+            s.query(
                 "SELECT uuid FROM environments UNION SELECT env_uuid FROM secrets ORDER BY 1",
                 &[],
             )
@@ -402,39 +447,44 @@ impl SecretStore for PostgresStore {
         reseal: &mut dyn FnMut(&SealedRow) -> Result<Vec<u8>>,
     ) -> Result<usize> {
         let mut failure: Option<Error> = None;
-        let outcome = self.with_client(|c| {
-            let mut tx = c.transaction()?;
-            if !expect_key_check(&mut tx, env_uuid, old_check, "UPDATE")? {
-                return Ok(None);
-            }
-            let rows = tx.query(
-                "SELECT scope, name, value FROM secrets WHERE env_uuid = $1",
-                &[&env_uuid],
-            )?;
-            for r in &rows {
-                let Ok(scope) = scope_of(r.get(0)) else { continue };
-                let row = SealedRow {
-                    scope,
-                    name: r.get(1),
-                    sealed: r.get(2),
-                };
-                match reseal(&row) {
-                    Ok(sealed) => {
-                        tx.execute(
-                            "UPDATE secrets SET value = $4 WHERE env_uuid = $1 AND scope = $2 AND name = $3",
-                            &[&env_uuid, &row.scope.to_string(), &row.name, &sealed],
-                        )?;
-                    }
-                    Err(e) => {
-                        failure = Some(e);
-                        return Ok(Some(0)); // dropped without commit: rolled back
+        let outcome = self.with_session(true, |s| {
+            s.transaction(|s| {
+                if !expect_key_check(s, env_uuid, old_check, "UPDATE")? {
+                    return Ok((None, false));
+                }
+                let rows = s.query(
+                    "SELECT scope, name, value FROM secrets WHERE env_uuid = $1",
+                    &[&env_uuid],
+                )?;
+                for r in &rows {
+                    let Ok(scope) = scope_of(r.get(0)) else { continue };
+                    let row = SealedRow {
+                        scope,
+                        name: r.get(1),
+                        sealed: r.get(2),
+                    };
+                    match reseal(&row) {
+                        Ok(sealed) => {
+                            let params: [&(dyn ToSql + Sync); 4] =
+                                [&env_uuid, &row.scope.to_string(), &row.name, &sealed];
+                            s.execute(
+                                "UPDATE secrets SET value = $4 WHERE env_uuid = $1 AND scope = $2 AND name = $3",
+                                &params,
+                            )?;
+                        }
+                        Err(e) => {
+                            failure = Some(e);
+                            return Ok((Some(0), false));
+                        }
                     }
                 }
-            }
-            tx.execute("UPDATE environments SET key_check = $2 WHERE uuid = $1", &[&env_uuid, &new_check])?;
-            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &env_uuid])?;
-            tx.commit()?;
-            Ok(Some(rows.len()))
+                s.execute(
+                    "UPDATE environments SET key_check = $2 WHERE uuid = $1",
+                    &[&env_uuid, &new_check],
+                )?;
+                s.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &env_uuid])?;
+                Ok((Some(rows.len()), true))
+            })
         })?;
         if let Some(e) = failure {
             return Err(e);
@@ -445,44 +495,40 @@ impl SecretStore for PostgresStore {
     }
 
     fn integrity_problem(&self) -> Result<Option<String>> {
-        self.with_client(|c| c.query_one("SELECT 1", &[]).map(|_| None))
+        self.with_session(false, |s| s.query("SELECT 1", &[]).map(|_| None))
     }
 
     /// Counts notifications received on a listening connection (LISTEN/
-    /// NOTIFY); a dropped connection is made again, and counts as a change
-    /// since notifications may have been missed meanwhile.
+    /// NOTIFY). A dropped connection is made again, and counts as a change
+    /// since notifications may have been missed meanwhile; the connection
+    /// is pinged every few seconds so that one that froze without a reset
+    /// is noticed within the reply timeout.
     fn change_counter(&self) -> Result<u64> {
         let mut listener = self.listener.lock().unwrap_or_else(|p| p.into_inner());
-        if listener.client.as_ref().is_none_or(Client::is_closed) {
-            listener.client = None;
-            let mut client = connect(&self.config, &self.location)?;
-            client
-                .batch_execute(&format!("LISTEN {CHANNEL}"))
-                .map_err(|e| self.err(e))?;
-            listener.client = Some(client);
+        let listener = &mut *listener;
+        if listener.session.as_ref().is_none_or(Session::is_closed) {
+            listener.session = None;
+            let mut session = self.connector.connect()?;
+            session
+                .batch(&format!("LISTEN {CHANNEL}"))
+                .map_err(|e| self.connector.error(&e))?;
+            listener.session = Some(session);
+            listener.last_ping = Instant::now();
             listener.counter += 1;
         }
-        let client = listener.client.as_mut().expect("connected above");
-        let mut received = 0;
-        let mut broken = false;
-        {
-            let mut notifications = client.notifications();
-            // A short wait drives the connection's I/O, which a bare
-            // non-blocking poll does not.
-            let mut iter = notifications.timeout_iter(Duration::from_millis(1));
-            loop {
-                match iter.next() {
-                    Ok(Some(_)) => received += 1,
-                    Ok(None) => break,
-                    Err(_) => {
-                        broken = true;
-                        break;
-                    }
-                }
+        let session = listener.session.as_mut().expect("connected above");
+        let mut received = session.take_notifications(Duration::from_millis(1));
+        let mut broken = session.is_closed();
+        if !broken && listener.last_ping.elapsed() >= LISTENER_PING {
+            listener.last_ping = Instant::now();
+            if let Err(e) = session.query("SELECT 1", &[]) {
+                let _ = e;
+                broken = true;
             }
+            received += session.take_notifications(Duration::ZERO);
         }
         if broken {
-            listener.client = None;
+            listener.session = None;
             received += 1;
         }
         listener.counter += received;

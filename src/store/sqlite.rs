@@ -404,8 +404,22 @@ impl SecretStore for SqliteStore {
             params![env_uuid, new_check],
         )
         .map_err(|e| self.err(e))?;
-        tx.commit().map_err(|e| self.err(e))?;
-        Ok(rows.len())
+        match tx.commit() {
+            // An I/O error during COMMIT may come after the journal made
+            // the transaction durable: the outcome is unknown, not "failed".
+            Err(e) if !is_busy(&e) => Err(Error::CommitUnknown {
+                location: self.location.clone(),
+                cause: e.to_string(),
+            }),
+            Err(e) => Err(self.err(e)),
+            Ok(()) if super::fault_active("sqlite-commit-reply-lost") => {
+                Err(Error::CommitUnknown {
+                    location: self.location.clone(),
+                    cause: "disk I/O error (fault injected)".into(),
+                })
+            }
+            Ok(()) => Ok(rows.len()),
+        }
     }
 
     fn integrity_problem(&self) -> Result<Option<String>> {
