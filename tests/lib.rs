@@ -9,6 +9,7 @@ mod mage_import;
 mod postgres;
 mod reliability;
 mod render;
+mod run;
 mod secrets;
 mod snapshots;
 mod watch;

@@ -260,6 +260,29 @@ Ctrl-C or SIGTERM stops it after the batch in progress.")]
         mode: u32,
     },
 
+    /// Run a command with the visible secrets in its environment
+    #[command(after_help = "\
+Examples:
+  mage-secrets run -- python load.py                 every global secret, under its name
+  mage-secrets run --pipeline etl -- mage run . etl  pipeline scope over global
+  mage-secrets run --only pg_password --prefix APP_ -- env
+
+The command replaces mage-secrets (same pid): signals reach it, and its exit
+status is run's. Values are passed in its environment, never on a command line.")]
+    Run {
+        #[command(flatten)]
+        scope: PipelineArg,
+        /// Only these secrets (comma-separated names; each must be set)
+        #[arg(long, value_name = "N1,N2", value_delimiter = ',')]
+        only: Vec<String>,
+        /// Prefix for every variable name (APP_ gives APP_pg_password)
+        #[arg(long, value_name = "PREFIX", default_value = "")]
+        prefix: String,
+        /// The command and its arguments, after --
+        #[arg(last = true, required = true, value_name = "CMD")]
+        command: Vec<std::ffi::OsString>,
+    },
+
     /// Print a shell completion script
     #[command(after_help = "\
 Examples:

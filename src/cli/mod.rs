@@ -7,6 +7,7 @@ mod check;
 mod output;
 mod render;
 mod request;
+mod run;
 mod secrets;
 mod watch;
 
@@ -62,6 +63,7 @@ fn run(cli: Cli, reporter: &Reporter) -> mage_secrets::Result<i32> {
         Request::Render(render) => render::render(&ctx, &render),
         Request::Check(check) => check::check(&ctx, &check),
         Request::Watch(watch) => watch::watch(&ctx, watch),
+        Request::Run(run) => run::run(&ctx, &run),
         Request::Completions(shell) => {
             clap_complete::generate(
                 shell,
