@@ -2,6 +2,7 @@
 //! exit status, never a value on a command line.
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 
 use crate::support::Workspace;
@@ -167,8 +168,20 @@ fn start_trapping(ws: &Workspace) -> (std::process::Child, BufReader<std::proces
     let script = r#"for s in TERM INT HUP; do trap "echo got $s; exit 3" $s; done
 echo ready
 while :; do sleep 0.05; done"#;
-    let mut child = ws
-        .cmd(&["--data-dir", "dd", "run", "--", "sh", "-c", script])
+    let mut command = ws.cmd(&["--data-dir", "dd", "run", "--", "sh", "-c", script]);
+    // A test runner started in the background may ignore SIGINT, and an
+    // ignored signal stays ignored across exec (as it should for `run`):
+    // give the command the default dispositions a terminal would.
+    // SAFETY: signal() is async-signal-safe, as pre_exec requires.
+    unsafe {
+        command.pre_exec(|| {
+            for signal in [libc::SIGINT, libc::SIGHUP, libc::SIGTERM] {
+                libc::signal(signal, libc::SIG_DFL);
+            }
+            Ok(())
+        });
+    }
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
