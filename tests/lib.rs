@@ -4,6 +4,7 @@
 mod support;
 
 mod check;
+mod completions;
 mod hostile;
 mod mage_import;
 mod postgres;

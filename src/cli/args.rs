@@ -4,6 +4,9 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::engine::ArgValueCompleter;
+
+use super::complete;
 
 const ABOUT: &str = "Encrypted secrets and a config preprocessor for Mage projects";
 
@@ -78,6 +81,7 @@ Examples:
   echo 'x' | mage-secrets set api_key --pipeline etl visible to pipelines/etl/ only")]
     Set {
         /// Secret name (letters, digits, _; not starting with a digit)
+        #[arg(add = ArgValueCompleter::new(complete::secret_names))]
         name: String,
         #[command(flatten)]
         scope: PipelineArg,
@@ -92,6 +96,8 @@ Examples:
   mage-secrets get pg_password
   mage-secrets get api_key --pipeline etl            pipeline scope, then global")]
     Get {
+        /// Secret name
+        #[arg(add = ArgValueCompleter::new(complete::secret_names))]
         name: String,
         #[command(flatten)]
         scope: PipelineArg,
@@ -119,6 +125,8 @@ Examples:
   mage-secrets delete pg_password
   mage-secrets delete api_key --pipeline etl")]
     Delete {
+        /// Secret name
+        #[arg(add = ArgValueCompleter::new(complete::secret_names))]
         name: String,
         #[command(flatten)]
         scope: PipelineArg,
