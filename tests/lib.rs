@@ -5,11 +5,13 @@ mod fault_proxy;
 mod support;
 
 mod check;
+mod completions;
 mod hostile;
 mod mage_import;
 mod postgres;
 mod reliability;
 mod render;
+mod run;
 mod secrets;
 mod snapshots;
 mod watch;

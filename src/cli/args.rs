@@ -4,6 +4,9 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::engine::ArgValueCompleter;
+
+use super::complete;
 
 const ABOUT: &str = "Encrypted secrets and a config preprocessor for Mage projects";
 
@@ -78,6 +81,7 @@ Examples:
   echo 'x' | mage-secrets set api_key --pipeline etl visible to pipelines/etl/ only")]
     Set {
         /// Secret name (letters, digits, _; not starting with a digit)
+        #[arg(add = ArgValueCompleter::new(complete::secret_names))]
         name: String,
         #[command(flatten)]
         scope: PipelineArg,
@@ -92,6 +96,8 @@ Examples:
   mage-secrets get pg_password
   mage-secrets get api_key --pipeline etl            pipeline scope, then global")]
     Get {
+        /// Secret name
+        #[arg(add = ArgValueCompleter::new(complete::secret_names))]
         name: String,
         #[command(flatten)]
         scope: PipelineArg,
@@ -119,6 +125,8 @@ Examples:
   mage-secrets delete pg_password
   mage-secrets delete api_key --pipeline etl")]
     Delete {
+        /// Secret name
+        #[arg(add = ArgValueCompleter::new(complete::secret_names))]
         name: String,
         #[command(flatten)]
         scope: PipelineArg,
@@ -258,6 +266,29 @@ Ctrl-C or SIGTERM stops it after the batch in progress.")]
         /// Permissions of output files (octal); folders get x where r is set
         #[arg(long, value_name = "MODE", default_value = "0600", value_parser = parse_mode)]
         mode: u32,
+    },
+
+    /// Run a command with the visible secrets in its environment
+    #[command(after_help = "\
+Examples:
+  mage-secrets run -- python load.py                 every global secret, under its name
+  mage-secrets run --pipeline etl -- mage run . etl  pipeline scope over global
+  mage-secrets run --only pg_password --prefix APP_ -- env
+
+The command replaces mage-secrets (same pid): signals reach it, and its exit
+status is run's. Values are passed in its environment, never on a command line.")]
+    Run {
+        #[command(flatten)]
+        scope: PipelineArg,
+        /// Only these secrets (comma-separated names; each must be set)
+        #[arg(long, value_name = "N1,N2", value_delimiter = ',')]
+        only: Vec<String>,
+        /// Prefix for every variable name (APP_ gives APP_pg_password)
+        #[arg(long, value_name = "PREFIX", default_value = "")]
+        prefix: String,
+        /// The command and its arguments, after --
+        #[arg(last = true, required = true, value_name = "CMD")]
+        command: Vec<std::ffi::OsString>,
     },
 
     /// Print a shell completion script

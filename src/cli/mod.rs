@@ -4,9 +4,11 @@
 
 mod args;
 mod check;
+mod complete;
 mod output;
 mod render;
 mod request;
+mod run;
 mod secrets;
 mod watch;
 
@@ -19,6 +21,7 @@ use request::{Context, Request};
 
 /// Parses the command line, runs it, and returns the process exit code.
 pub fn main() -> i32 {
+    complete::answer_if_asked(Cli::command);
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -62,13 +65,11 @@ fn run(cli: Cli, reporter: &Reporter) -> mage_secrets::Result<i32> {
         Request::Render(render) => render::render(&ctx, &render),
         Request::Check(check) => check::check(&ctx, &check),
         Request::Watch(watch) => watch::watch(&ctx, watch),
+        Request::Run(run) => run::run(&ctx, &run),
         Request::Completions(shell) => {
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "mage-secrets",
-                &mut std::io::stdout(),
-            );
+            let mut out = std::io::stdout().lock();
+            complete::write_registration(shell, &mut out)
+                .map_err(|e| Error::io("write to", "standard output", e))?;
             Ok(0)
         }
     }

@@ -72,6 +72,15 @@ pub struct WatchRequest {
     pub options: WatchOptions,
 }
 
+pub struct RunRequest {
+    pub scope: Scope,
+    /// Only these names (empty: every visible secret).
+    pub only: Vec<String>,
+    pub prefix: String,
+    pub program: std::ffi::OsString,
+    pub args: Vec<std::ffi::OsString>,
+}
+
 /// One command, validated.
 pub enum Request {
     Set {
@@ -90,6 +99,7 @@ pub enum Request {
     Render(RenderRequest),
     Check(CheckRequest),
     Watch(WatchRequest),
+    Run(RunRequest),
     Completions(clap_complete::Shell),
 }
 
@@ -186,6 +196,30 @@ impl Request {
                     exec,
                 },
             }),
+            Command::Run {
+                scope,
+                only,
+                prefix,
+                command,
+            } => {
+                validate_prefix(&prefix)?;
+                for name in &only {
+                    secret::validate_name(name)?;
+                }
+                let mut command = command.into_iter();
+                let Some(program) = command.next() else {
+                    return Err(Error::Usage(
+                        "no command given: mage-secrets run [OPTIONS] -- CMD [ARGS]...".into(),
+                    ));
+                };
+                Request::Run(RunRequest {
+                    scope: Scope::from_pipeline(scope.pipeline.as_deref())?,
+                    only,
+                    prefix,
+                    program,
+                    args: command.collect(),
+                })
+            }
             Command::Completions { shell } => Request::Completions(shell),
         })
     }
@@ -216,4 +250,36 @@ fn parse_uuid(text: &str) -> Result<String> {
     uuid::Uuid::parse_str(text)
         .map(|u| u.hyphenated().to_string())
         .map_err(|_| Error::Usage(format!("--environment '{text}' is not a uuid")))
+}
+
+/// A prefix keeps variable names valid: letters, digits and `_`, not
+/// starting with a digit.
+fn validate_prefix(prefix: &str) -> Result<()> {
+    let ok = prefix
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !prefix.starts_with(|c: char| c.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "invalid --prefix '{}': use letters, digits and _, not starting with a digit (such as APP_)",
+            prefix.escape_debug()
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_must_keep_names_valid() {
+        assert!(validate_prefix("").is_ok());
+        assert!(validate_prefix("APP_").is_ok());
+        assert!(validate_prefix("_x1").is_ok());
+        assert!(validate_prefix("1A").is_err());
+        assert!(validate_prefix("A-B").is_err());
+        assert!(validate_prefix("A=B").is_err());
+    }
 }
