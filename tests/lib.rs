@@ -6,6 +6,7 @@ mod support;
 
 mod check;
 mod hostile;
+mod keys;
 mod mage_import;
 mod postgres;
 mod reliability;
