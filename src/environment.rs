@@ -66,6 +66,27 @@ impl std::fmt::Debug for Environment {
     }
 }
 
+/// `MAGE_SECRETS_ENVIRONMENT` naming one environment by uuid while the
+/// data dir's key opens another: a key variable that did not reach this
+/// process (a CI secret under another name, say) must not quietly turn into
+/// the data dir's environment.
+fn refuse_other_named_environment(settings: &Settings, uuid: &str) -> Result<()> {
+    let Some(named) = std::env::var(ENVIRONMENT_VAR).ok() else {
+        return Ok(());
+    };
+    let Ok(named) = uuid::Uuid::parse_str(named.trim()) else {
+        return Ok(());
+    };
+    let named = named.hyphenated().to_string();
+    if named == uuid {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "{ENVIRONMENT_VAR} names environment {named}, but no key is given (MAGE_SECRETS_KEY or --key-file) and data dir {}'s key opens environment {uuid}; give that environment's key, or unset {ENVIRONMENT_VAR}",
+        settings.data_dir.display()
+    )))
+}
+
 impl Environment {
     /// Opens the environment of `settings.data_dir`, creating its uuid and
     /// key on first use; or, with a given key (`settings.key`), the
@@ -90,6 +111,7 @@ impl Environment {
             }
         };
         let (uuid, key, key_check) = data_dir::open_key(settings, store.as_ref(), &mut warnings)?;
+        refuse_other_named_environment(settings, &uuid)?;
         Ok(Environment {
             inner: Arc::new(Inner {
                 settings: settings.clone(),

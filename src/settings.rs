@@ -5,7 +5,7 @@
 //! naming the environment): CI jobs and containers keep it in their own
 //! secret store, and it never touches the disk.
 
-use std::io::Read;
+use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
@@ -20,6 +20,9 @@ pub const DATABASE_VAR: &str = "MAGE_SECRETS_DATABASE";
 pub const OWN_FOLDER: &str = "mage-secrets";
 /// Environment variable holding a key (the key file's text).
 pub const KEY_VAR: &str = "MAGE_SECRETS_KEY";
+/// The longest key text read from `--key-file` (a key file is 45 bytes;
+/// room for whitespace around it).
+const MAX_KEY_TEXT: usize = 4096;
 /// Environment variable naming the environment a given key opens.
 pub const ENVIRONMENT_VAR: &str = "MAGE_SECRETS_ENVIRONMENT";
 
@@ -104,13 +107,30 @@ impl GivenKey {
 
     /// The key in a file, `-` (standard input) or `/dev/fd/N`.
     pub fn from_file(path: &Path) -> Result<GivenKey> {
+        let stdin = path.as_os_str() == "-";
+        if stdin && std::io::stdin().is_terminal() {
+            return Err(Error::Usage(
+                "--key-file - reads the key from standard input, which is a terminal; pipe the key in, or give a file".into(),
+            ));
+        }
         let mut text = Zeroizing::new(String::new());
-        let read = if path.as_os_str() == "-" {
-            std::io::stdin().lock().read_to_string(&mut text)
+        // At most a little more than a key: /dev/zero is not read forever.
+        let limit = MAX_KEY_TEXT as u64 + 1;
+        let read = if stdin {
+            std::io::stdin()
+                .lock()
+                .take(limit)
+                .read_to_string(&mut text)
         } else {
-            std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut text))
+            std::fs::File::open(path).and_then(|f| f.take(limit).read_to_string(&mut text))
         };
-        read.map_err(|e| Error::io("read key file", path, e))?;
+        let read = read.map_err(|e| Error::io("read key file", path, e))?;
+        if read > MAX_KEY_TEXT {
+            return Err(Error::KeyFile {
+                path: path.to_path_buf(),
+                problem: "is too large to be a key (a key file is 45 bytes)".into(),
+            });
+        }
         if text.trim().is_empty() {
             return Err(Error::KeyFile {
                 path: path.to_path_buf(),

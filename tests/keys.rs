@@ -347,3 +347,84 @@ fn export_key_is_refused_on_a_terminal_unless_forced() {
     assert!(terminal.contains(key.trim()), "{terminal:?}");
     assert!(stderr.contains("warning: printing the key"), "{stderr}");
 }
+
+#[test]
+fn an_environment_variable_naming_another_environment_than_the_data_dirs_is_refused() {
+    let ws = Workspace::new();
+    let (_, prod_uuid) = seed(&ws);
+    // The key variable did not reach this job; the data dir is dev's.
+    let mut cmd = ws.cmd(&["--data-dir", "dev", "--database", SHARED, "get", "secret1"]);
+    let out = cmd
+        .env("MAGE_SECRETS_ENVIRONMENT", &prod_uuid)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "MAGE_SECRETS_ENVIRONMENT names environment {prod_uuid}, but no key is given"
+        )),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+    // Naming the data dir's own environment is fine.
+    let dev_uuid = fs::read_to_string(ws.path("dev/mage-secrets/uuid")).unwrap();
+    let mut cmd = ws.cmd(&["--data-dir", "dev", "--database", SHARED, "get", "secret1"]);
+    let out = cmd
+        .env("MAGE_SECRETS_ENVIRONMENT", dev_uuid.trim())
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "sooper dooper secret string\n"
+    );
+}
+
+#[test]
+fn key_files_that_cannot_be_keys_are_refused_without_reading_them_whole() {
+    let ws = Workspace::new();
+    let (_, uuid) = seed(&ws);
+    for (path, want) in [
+        ("/dev/zero", "too large to be a key"),
+        ("missing.key", "cannot read key file missing.key"),
+        ("empty.key", "is empty"),
+    ] {
+        ws.write("empty.key", "");
+        let mut cmd = ws.cmd(&["--database", SHARED, "--key-file", path, "get", "secret1"]);
+        let out = cmd.env("MAGE_SECRETS_ENVIRONMENT", &uuid).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{path}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(want), "{path}: {stderr}");
+    }
+}
+
+#[test]
+fn doctor_checks_the_environment_of_a_given_key() {
+    let ws = Workspace::new();
+    let (key, uuid) = seed(&ws);
+    let run = run_with_key(&ws, &key, &uuid, &["doctor"], b"").ok();
+    assert!(
+        run.stdout.contains("ok       key: from MAGE_SECRETS_KEY"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains(&format!("the key opens environment {uuid}")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("all 1 secret(s) open"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("data dir"), "{}", run.stdout);
+    let dev_key = fs::read_to_string(ws.path("dev/mage-secrets/key")).unwrap();
+    let run = run_with_key(&ws, &dev_key, &uuid, &["doctor"], b"").code(1);
+    assert!(
+        run.stdout.contains("the key does not open"),
+        "{}",
+        run.stdout
+    );
+}

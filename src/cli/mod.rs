@@ -53,7 +53,10 @@ fn run(cli: Cli, reporter: &Reporter) -> mage_secrets::Result<i32> {
         // environment concurrently.
         std::env::remove_var(mage_secrets::settings::KEY_VAR);
     }
-    reporter.detail(&format!("data dir: {}", settings.data_dir.display()));
+    match &settings.key {
+        Some(given) => reporter.detail(&format!("key from {}", given.origin)),
+        None => reporter.detail(&format!("data dir: {}", settings.data_dir.display())),
+    }
     let request = Request::new(cli.command, &settings)?;
     let ctx = Context {
         settings,
