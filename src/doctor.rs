@@ -8,7 +8,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use crate::crypto::Key;
-use crate::settings::{DatabaseLocation, Settings};
+use crate::settings::{DatabaseLocation, GivenKey, Settings, ENVIRONMENT_VAR};
 use crate::store;
 
 /// One check's outcome.
@@ -46,6 +46,53 @@ fn mode_of(path: &Path) -> Option<u32> {
 /// Runs every check; later checks are skipped when what they need is broken.
 pub fn doctor(settings: &Settings) -> Vec<Finding> {
     let mut out = Vec::new();
+    let found = match &settings.key {
+        Some(given) => Some(given_key(given, &mut out)),
+        None => data_dir(settings, &mut out),
+    };
+    if let Some((uuid, key)) = found {
+        database(settings, uuid, key, &mut out);
+    }
+    out
+}
+
+/// A key given without a data dir: its text and the environment it names.
+fn given_key(given: &GivenKey, out: &mut Vec<Finding>) -> (Option<String>, Option<Key>) {
+    let uuid = match given.environment.as_deref().map(uuid::Uuid::parse_str) {
+        Some(Ok(u)) => {
+            let u = u.hyphenated().to_string();
+            out.push(ok("environment", format!("{u} (from {ENVIRONMENT_VAR})")));
+            Some(u)
+        }
+        _ => {
+            out.push(problem(
+                "environment",
+                format!("{ENVIRONMENT_VAR} is not set to an environment uuid"),
+                format!("set {ENVIRONMENT_VAR} to the uuid `mage-secrets env` shows"),
+            ));
+            None
+        }
+    };
+    let key = match Key::from_file_text(&given.text) {
+        Ok(key) => {
+            out.push(ok("key", format!("from {}", given.origin)));
+            Some(key)
+        }
+        Err(e) => {
+            out.push(problem(
+                "key",
+                format!("the key from {} is not a key: {e}", given.origin),
+                "give the text `mage-secrets env --export-key` prints",
+            ));
+            None
+        }
+    };
+    (uuid, key)
+}
+
+/// The data dir's folders and files; `None` when there is no environment
+/// to check further.
+fn data_dir(settings: &Settings, out: &mut Vec<Finding>) -> Option<(Option<String>, Option<Key>)> {
     let data_dir = &settings.data_dir;
     match mode_of(data_dir) {
         None => {
@@ -54,7 +101,7 @@ pub fn doctor(settings: &Settings) -> Vec<Finding> {
                 format!("{} does not exist", data_dir.display()),
                 "pass the right --data-dir (or MAGE_DATA_DIR); `mage-secrets set` creates a new environment",
             ));
-            return out;
+            return None;
         }
         Some(m) if m & 0o022 != 0 => out.push(problem(
             "data dir",
@@ -74,7 +121,7 @@ pub fn doctor(settings: &Settings) -> Vec<Finding> {
                 format!("{} does not exist", own.display()),
                 "this data dir has no mage-secrets environment; `mage-secrets set` creates one",
             ));
-            return out;
+            return None;
         }
         Some(m) if m & 0o077 != 0 => out.push(problem(
             "environment folder",
@@ -155,7 +202,11 @@ pub fn doctor(settings: &Settings) -> Vec<Finding> {
             "run any command (e.g. `mage-secrets env`): it finishes or undoes the rotation",
         ));
     }
+    Some((uuid, key))
+}
 
+/// The database's integrity, the key check, and every row.
+fn database(settings: &Settings, uuid: Option<String>, key: Option<Key>, out: &mut Vec<Finding>) {
     let location = match settings.database_location() {
         Ok(l) => l,
         Err(e) => {
@@ -164,7 +215,7 @@ pub fn doctor(settings: &Settings) -> Vec<Finding> {
                 e.to_string(),
                 "pass a SQLite path with --database",
             ));
-            return out;
+            return;
         }
     };
     if let DatabaseLocation::Sqlite(path) = &location {
@@ -186,7 +237,7 @@ pub fn doctor(settings: &Settings) -> Vec<Finding> {
                 e.to_string(),
                 "pass the right database with --database",
             ));
-            return out;
+            return;
         }
     };
     match store.integrity_problem() {
@@ -206,7 +257,7 @@ pub fn doctor(settings: &Settings) -> Vec<Finding> {
         )),
     }
     let (Some(uuid), Some(key)) = (uuid, key) else {
-        return out;
+        return;
     };
     match store.key_check(&uuid) {
         Ok(None) => out.push(problem(
@@ -220,15 +271,15 @@ pub fn doctor(settings: &Settings) -> Vec<Finding> {
         Ok(Some(check)) if !key.opens_key_check(&uuid, &check) => {
             out.push(problem(
                 "key check",
-                format!("the key file does not open environment {uuid}'s key check (another environment's key, or replaced)"),
+                format!("the key does not open environment {uuid}'s key check (another environment's key, or replaced)"),
                 "restore this data dir's own key file",
             ));
-            return out;
+            return;
         }
         Ok(Some(_)) => out.push(ok("key check", format!("the key opens environment {uuid}"))),
         Err(e) => {
             out.push(problem("key check", e.to_string(), "check the database"));
-            return out;
+            return;
         }
     }
     match store.rows(&uuid) {
@@ -252,5 +303,4 @@ pub fn doctor(settings: &Settings) -> Vec<Finding> {
             }
         }
     }
-    out
 }

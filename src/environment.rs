@@ -12,7 +12,7 @@ use crate::data_dir;
 use crate::error::{Error, Result};
 use crate::fsutil::{self, Existing};
 use crate::secret::{self, Scope, SecretValue};
-use crate::settings::{DatabaseLocation, Settings};
+use crate::settings::{DatabaseLocation, GivenKey, Settings, ENVIRONMENT_VAR};
 use crate::store::{self, ScopeFilter, SecretInfo, SecretStore};
 
 /// A value found through a scope chain, with the scope it came from.
@@ -66,10 +66,35 @@ impl std::fmt::Debug for Environment {
     }
 }
 
+/// `MAGE_SECRETS_ENVIRONMENT` naming one environment by uuid while the
+/// data dir's key opens another: a key variable that did not reach this
+/// process (a CI secret under another name, say) must not quietly turn into
+/// the data dir's environment.
+fn refuse_other_named_environment(settings: &Settings, uuid: &str) -> Result<()> {
+    let Some(named) = std::env::var(ENVIRONMENT_VAR).ok() else {
+        return Ok(());
+    };
+    let Ok(named) = uuid::Uuid::parse_str(named.trim()) else {
+        return Ok(());
+    };
+    let named = named.hyphenated().to_string();
+    if named == uuid {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "{ENVIRONMENT_VAR} names environment {named}, but no key is given (MAGE_SECRETS_KEY or --key-file) and data dir {}'s key opens environment {uuid}; give that environment's key, or unset {ENVIRONMENT_VAR}",
+        settings.data_dir.display()
+    )))
+}
+
 impl Environment {
     /// Opens the environment of `settings.data_dir`, creating its uuid and
-    /// key on first use.
+    /// key on first use; or, with a given key (`settings.key`), the
+    /// environment it names, creating nothing.
     pub fn open(settings: &Settings) -> Result<Environment> {
+        if let Some(given) = &settings.key {
+            return Environment::open_given(settings, given);
+        }
         let database = settings.database_location()?;
         let mut warnings = Vec::new();
         // A server database is reached before anything is created, so that
@@ -86,6 +111,7 @@ impl Environment {
             }
         };
         let (uuid, key, key_check) = data_dir::open_key(settings, store.as_ref(), &mut warnings)?;
+        refuse_other_named_environment(settings, &uuid)?;
         Ok(Environment {
             inner: Arc::new(Inner {
                 settings: settings.clone(),
@@ -101,10 +127,81 @@ impl Environment {
         })
     }
 
+    /// The environment a given key is for: named by uuid, registered in
+    /// the database, and opened by the key (its key check), before anything
+    /// is read. Touches no data dir and creates nothing, not even the
+    /// database.
+    fn open_given(settings: &Settings, given: &GivenKey) -> Result<Environment> {
+        let origin = &given.origin;
+        let Some(named) = &given.environment else {
+            return Err(Error::Usage(format!(
+                "a key from {origin} needs {ENVIRONMENT_VAR}: the uuid of the environment it opens (`mage-secrets env` shows it)"
+            )));
+        };
+        let uuid = match uuid::Uuid::parse_str(named) {
+            Ok(u) => u.hyphenated().to_string(),
+            Err(_) => {
+                return Err(Error::Usage(format!(
+                    "{ENVIRONMENT_VAR}='{named}' is not an environment uuid (`mage-secrets env` shows it)"
+                )))
+            }
+        };
+        let Some(described) = settings.database.as_deref() else {
+            return Err(Error::Usage(format!(
+                "a key from {origin} needs the database: pass --database or set MAGE_SECRETS_DATABASE"
+            )));
+        };
+        let database = DatabaseLocation::parse(described)?;
+        if let DatabaseLocation::Sqlite(path) = &database {
+            if !path.is_file() {
+                return Err(Error::Usage(format!(
+                    "database {} does not exist; with a key from {origin} nothing is created: pass the database that holds environment {uuid}",
+                    path.display()
+                )));
+            }
+        }
+        let key = Key::from_file_text(&given.text).map_err(|e| {
+            Error::Usage(format!(
+                "the key from {origin} is not a mage-secrets key: {e}; give the text `mage-secrets env --export-key` prints"
+            ))
+        })?;
+        let store = store::open(&database)?;
+        let Some(key_check) = store.key_check(&uuid)? else {
+            return Err(Error::Usage(format!(
+                "environment {uuid} is not in database {}; a key from {origin} never creates an environment: create it with `mage-secrets set` on a data dir, then export its key with `mage-secrets env --export-key`",
+                database.describe()
+            )));
+        };
+        if !key.opens_key_check(&uuid, &key_check) {
+            return Err(Error::GivenKeyWrong {
+                origin: origin.to_string(),
+                env_uuid: uuid,
+            });
+        }
+        Ok(Environment {
+            inner: Arc::new(Inner {
+                settings: settings.clone(),
+                database,
+                uuid,
+                key,
+                key_check,
+                store: Mutex::new(store),
+                cache: RwLock::new(HashMap::new()),
+                preloaded: Mutex::new(None),
+                warnings: Vec::new(),
+            }),
+        })
+    }
+
+    /// The key's text, as in a key file (for `env --export-key`).
+    pub fn key_text(&self) -> zeroize::Zeroizing<String> {
+        self.inner.key.to_file_text()
+    }
+
     /// Opens the environment of a data dir that already has one; never
     /// creates a key or uuid (for commands that only read).
     pub fn open_existing(settings: &Settings) -> Result<Environment> {
-        if !settings.uuid_path().is_file() {
+        if settings.key.is_none() && !settings.uuid_path().is_file() {
             return Err(Error::Usage(format!(
                 "data dir {} has no mage-secrets environment (no {}); pass the right --data-dir, or create it with `mage-secrets set`",
                 settings.data_dir.display(),
@@ -293,6 +390,15 @@ impl Environment {
 
     /// Where everything is, and how many secrets there are.
     pub fn info(&self) -> Result<EnvironmentInfo> {
+        if let Some(given) = &self.inner.settings.key {
+            return Ok(EnvironmentInfo {
+                data_dir: "none (a given key)".into(),
+                uuid: self.inner.uuid.clone(),
+                database: self.inner.database.describe(),
+                key_file: format!("key from {}", given.origin),
+                secrets: self.store().count(&self.inner.uuid)?,
+            });
+        }
         Ok(EnvironmentInfo {
             data_dir: self.inner.settings.data_dir.display().to_string(),
             uuid: self.inner.uuid.clone(),
@@ -323,6 +429,12 @@ impl Environment {
     /// `Environment` holds the old key afterwards: open the data dir again.
     pub fn rotate_key(&self) -> Result<usize> {
         let settings = &self.inner.settings;
+        if let Some(given) = &settings.key {
+            return Err(Error::Usage(format!(
+                "rotate-key writes the new key into a data dir's key file, and the key from {} has none; rotate where the data dir is, then update the stored key",
+                given.origin
+            )));
+        }
         let uuid = &self.inner.uuid;
         let _lock = data_dir::RotationLock::acquire(settings)?;
         let new_key = Key::generate();

@@ -50,6 +50,9 @@ pub enum Error {
         env_uuid: String,
     },
 
+    #[error("the key from {origin} does not open environment {env_uuid} (its key check fails): it is another environment's key, or an old one. Give this environment's key (`mage-secrets env --export-key` where its data dir is)")]
+    GivenKeyWrong { origin: String, env_uuid: String },
+
     #[error("the key of environment {env_uuid} was rotated by another process while this one ran; nothing was written. Run the command again")]
     KeyRotated { env_uuid: String },
 

@@ -1,8 +1,14 @@
 //! Which environment and which database a run uses, resolved the way Mage
 //! resolves its data folder: explicit flag, then environment variable, then
-//! the default `~/.mage_data`.
+//! the default `~/.mage_data`. A key may also be given without any data
+//! dir (`--key-file`, `MAGE_SECRETS_KEY`, with `MAGE_SECRETS_ENVIRONMENT`
+//! naming the environment): CI jobs and containers keep it in their own
+//! secret store, and it never touches the disk.
 
+use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
+
+use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 
@@ -12,6 +18,13 @@ pub const DATA_DIR_VAR: &str = "MAGE_DATA_DIR";
 pub const DATABASE_VAR: &str = "MAGE_SECRETS_DATABASE";
 /// Folder inside the data dir that belongs to mage-secrets.
 pub const OWN_FOLDER: &str = "mage-secrets";
+/// Environment variable holding a key (the key file's text).
+pub const KEY_VAR: &str = "MAGE_SECRETS_KEY";
+/// The longest key text read from `--key-file` (a key file is 45 bytes;
+/// room for whitespace around it).
+const MAX_KEY_TEXT: usize = 4096;
+/// Environment variable naming the environment a given key opens.
+pub const ENVIRONMENT_VAR: &str = "MAGE_SECRETS_ENVIRONMENT";
 
 /// Where an environment lives and where its secrets are stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,15 +32,140 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// `None`: `<data dir>/mage-secrets/secrets.db`.
     pub database: Option<String>,
+    /// A key given without a data dir; `None`: the data dir's key file.
+    pub key: Option<GivenKey>,
+}
+
+/// Where a given key came from (shown by `env`, named in errors).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyOrigin {
+    /// `MAGE_SECRETS_KEY`.
+    Variable,
+    /// `--key-file PATH` (`-`: standard input).
+    File(PathBuf),
+}
+
+impl KeyOrigin {
+    /// `--key-file -`.
+    pub fn is_stdin(&self) -> bool {
+        matches!(self, KeyOrigin::File(p) if p.as_os_str() == "-")
+    }
+}
+
+impl std::fmt::Display for KeyOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyOrigin::Variable => write!(f, "{KEY_VAR}"),
+            KeyOrigin::File(_) if self.is_stdin() => f.write_str("--key-file - (standard input)"),
+            KeyOrigin::File(p) => write!(f, "--key-file {}", p.display()),
+        }
+    }
+}
+
+/// A key given by `--key-file` or `MAGE_SECRETS_KEY`, and the environment
+/// (`MAGE_SECRETS_ENVIRONMENT`: a uuid or a name) it is for. Never written
+/// anywhere; its `Debug` output does not show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct GivenKey {
+    pub origin: KeyOrigin,
+    pub text: Zeroizing<String>,
+    pub environment: Option<String>,
+}
+
+impl std::fmt::Debug for GivenKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GivenKey")
+            .field("origin", &self.origin)
+            .field("environment", &self.environment)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GivenKey {
+    /// `MAGE_SECRETS_KEY`, if set. Set but empty is an error: a CI secret
+    /// that is not available to the job must not fall back to anything.
+    pub fn from_env() -> Result<Option<GivenKey>> {
+        let Some(value) = std::env::var_os(KEY_VAR) else {
+            return Ok(None);
+        };
+        let text = Zeroizing::new(value.into_string().map_err(|_| {
+            Error::Usage(format!(
+                "{KEY_VAR} is not text; it holds a key file's base64 text"
+            ))
+        })?);
+        if text.trim().is_empty() {
+            return Err(Error::Usage(format!(
+                "{KEY_VAR} is set but empty (a CI secret this job cannot read?); set it to the key (`mage-secrets env --export-key` prints it), or unset it to use the data dir's key file"
+            )));
+        }
+        Ok(Some(GivenKey {
+            origin: KeyOrigin::Variable,
+            text,
+            environment: environment_from_env(),
+        }))
+    }
+
+    /// The key in a file, `-` (standard input) or `/dev/fd/N`.
+    pub fn from_file(path: &Path) -> Result<GivenKey> {
+        let stdin = path.as_os_str() == "-";
+        if stdin && std::io::stdin().is_terminal() {
+            return Err(Error::Usage(
+                "--key-file - reads the key from standard input, which is a terminal; pipe the key in, or give a file".into(),
+            ));
+        }
+        let mut text = Zeroizing::new(String::new());
+        // At most a little more than a key: /dev/zero is not read forever.
+        let limit = MAX_KEY_TEXT as u64 + 1;
+        let read = if stdin {
+            std::io::stdin()
+                .lock()
+                .take(limit)
+                .read_to_string(&mut text)
+        } else {
+            std::fs::File::open(path).and_then(|f| f.take(limit).read_to_string(&mut text))
+        };
+        let read = read.map_err(|e| Error::io("read key file", path, e))?;
+        if read > MAX_KEY_TEXT {
+            return Err(Error::KeyFile {
+                path: path.to_path_buf(),
+                problem: "is too large to be a key (a key file is 45 bytes)".into(),
+            });
+        }
+        if text.trim().is_empty() {
+            return Err(Error::KeyFile {
+                path: path.to_path_buf(),
+                problem:
+                    "is empty; it should hold a key (`mage-secrets env --export-key` prints it)"
+                        .into(),
+            });
+        }
+        Ok(GivenKey {
+            origin: KeyOrigin::File(path.to_path_buf()),
+            text,
+            environment: environment_from_env(),
+        })
+    }
+}
+
+fn environment_from_env() -> Option<String> {
+    std::env::var(ENVIRONMENT_VAR)
+        .ok()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
 }
 
 impl Settings {
-    /// Settings from explicit values, falling back to the process environment.
+    /// Settings from explicit values, falling back to the process
+    /// environment. A key in `MAGE_SECRETS_KEY` takes the place of the data
+    /// dir's key file.
     pub fn resolve(data_dir: Option<PathBuf>, database: Option<String>) -> Result<Settings> {
+        let key = GivenKey::from_env()?;
         let data_dir = match data_dir {
             Some(dir) => dir,
             None => match std::env::var_os(DATA_DIR_VAR).filter(|v| !v.is_empty()) {
                 Some(dir) => PathBuf::from(dir),
+                // A given key needs no data dir (nor a HOME).
+                None if key.is_some() => default_data_dir().unwrap_or_default(),
                 None => default_data_dir()?,
             },
         };
@@ -36,7 +174,15 @@ impl Settings {
         Ok(Settings {
             data_dir: expand_tilde(&data_dir),
             database,
+            key,
         })
+    }
+
+    /// These settings with the key read from `path` (`--key-file`), which
+    /// wins over `MAGE_SECRETS_KEY` and the data dir's key file.
+    pub fn with_key_file(mut self, path: &Path) -> Result<Settings> {
+        self.key = Some(GivenKey::from_file(path)?);
+        Ok(self)
     }
 
     /// Settings the way Mage's `get_secret_value` finds them: from the
@@ -50,6 +196,7 @@ impl Settings {
         Settings {
             data_dir: data_dir.into(),
             database: None,
+            key: None,
         }
     }
 

@@ -7,6 +7,7 @@ mod support;
 mod check;
 mod completions;
 mod hostile;
+mod keys;
 mod mage_import;
 mod postgres;
 mod reliability;

@@ -187,6 +187,7 @@ fn sixteen_clients_writing_fifty_each_lose_nothing() {
     let settings = mage_secrets::Settings {
         data_dir: ws.path("d"),
         database: Some(db.clone()),
+        key: None,
     };
     let env = mage_secrets::Environment::open(&settings).unwrap();
     assert_eq!(env.count().unwrap(), 801);

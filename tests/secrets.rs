@@ -63,6 +63,7 @@ fn library_reads_what_the_cli_wrote() {
         let settings = mage_secrets::Settings {
             data_dir: ws.path(env),
             database: Some(ws.path(SHARED).display().to_string()),
+            key: None,
         };
         let env = mage_secrets::Environment::open(&settings).unwrap();
         assert_eq!(env.get_secret_value("secret1").unwrap().as_deref(), want1);

@@ -73,6 +73,8 @@ impl Workspace {
         cmd.current_dir(self.dir.path())
             .env_remove("MAGE_DATA_DIR")
             .env_remove("MAGE_SECRETS_DATABASE")
+            .env_remove("MAGE_SECRETS_KEY")
+            .env_remove("MAGE_SECRETS_ENVIRONMENT")
             .env("HOME", self.dir.path().join("home"))
             .env("NO_COLOR", "1")
             .env("COLUMNS", "100")

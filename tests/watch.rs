@@ -19,6 +19,10 @@ struct Watcher {
 
 impl Watcher {
     fn start(ws: &Workspace, extra: &[&str]) -> Watcher {
+        Watcher::start_with_env(ws, extra, &[])
+    }
+
+    fn start_with_env(ws: &Workspace, extra: &[&str], env: &[(&str, &str)]) -> Watcher {
         let mut child = ws
             .cmd(
                 &[
@@ -27,6 +31,7 @@ impl Watcher {
                 ]
                 .concat(),
             )
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -267,6 +272,34 @@ fn exec_runs_once_per_changed_batch_and_not_for_a_no_op_save() {
     assert_eq!(read(&ws, "exec.log").unwrap().matches("---").count(), 1);
     let (code, _) = w.stop();
     assert_eq!(code, 0);
+}
+
+#[test]
+fn exec_commands_do_not_inherit_a_given_key_unless_asked() {
+    let ws = Workspace::new();
+    project(&ws);
+    let key = read(&ws, "d/mage-secrets/key").unwrap();
+    let uuid = read(&ws, "d/mage-secrets/uuid").unwrap();
+    let env = [
+        ("MAGE_SECRETS_KEY", key.as_str()),
+        ("MAGE_SECRETS_ENVIRONMENT", uuid.trim()),
+    ];
+    for (keep, want) in [(None, "absent\n"), (Some("--keep-key-env"), "present\n")] {
+        let _ = fs::remove_file(ws.path("exec.log"));
+        let mut args = vec![
+            "--database",
+            "d/mage-secrets/secrets.db",
+            "--exec",
+            "if [ -n \"${MAGE_SECRETS_KEY+set}\" ]; then echo present; else echo absent; fi > exec.log",
+        ];
+        args.extend(keep);
+        let w = Watcher::start_with_env(&ws, &args, &env);
+        ws.write("p/c.yaml", format!("c: {want}"));
+        wait_for("exec", || read(&ws, "exec.log").is_some(), || w.log());
+        wait_content(&ws, &w, "exec.log", Some(want));
+        let (code, _) = w.stop();
+        assert_eq!(code, 0);
+    }
 }
 
 #[test]

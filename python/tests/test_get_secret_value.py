@@ -144,3 +144,22 @@ def test_a_rotated_key_is_followed(dev, monkeypatch):
 def test_the_package_exports_what_it_documents():
     for name in mage_secrets.__all__:
         assert hasattr(mage_secrets, name), name
+
+
+def test_a_key_from_the_environment_needs_no_data_dir(seed, monkeypatch, tmp_path):
+    _, prod = seed
+    key = (prod.data_dir / "mage-secrets" / "key").read_text()
+    uuid = (prod.data_dir / "mage-secrets" / "uuid").read_text().strip()
+    nowhere = tmp_path / "no-data-dir"
+    monkeypatch.setenv("MAGE_DATA_DIR", str(nowhere))
+    monkeypatch.setenv("MAGE_SECRETS_DATABASE", prod.database)
+    monkeypatch.setenv("MAGE_SECRETS_KEY", key)
+    monkeypatch.setenv("MAGE_SECRETS_ENVIRONMENT", uuid)
+    assert get_secret_value("secret1") == "real production secret"
+    assert get_secret_value("secret3", suppress_warning=True) is None
+    assert not nowhere.exists()
+    dev_key = (seed[0].data_dir / "mage-secrets" / "key").read_text()
+    monkeypatch.setenv("MAGE_SECRETS_KEY", dev_key)
+    with pytest.raises(MageSecretsError, match=f"does not open environment {uuid}") as raised:
+        get_secret_value("secret1")
+    assert dev_key.strip() not in str(raised.value)

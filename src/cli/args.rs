@@ -34,6 +34,14 @@ pub struct Cli {
     )]
     pub database: Option<String>,
 
+    /// Read the key from PATH (- for stdin) instead of the data dir [env: MAGE_SECRETS_KEY]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub key_file: Option<PathBuf>,
+
+    /// Pass MAGE_SECRETS_KEY on to commands mage-secrets starts (--exec, run)
+    #[arg(long, global = true)]
+    pub keep_key_env: bool,
+
     /// When to color diagnostics
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
@@ -136,8 +144,21 @@ Examples:
     #[command(after_help = "\
 Examples:
   mage-secrets env
-  mage-secrets --data-dir ~/.mage_prod env")]
-    Env,
+  mage-secrets --data-dir ~/.mage_prod env
+  mage-secrets env --export-key | gh secret set MAGE_SECRETS_KEY   the key, for a CI secret store
+
+The key comes from --key-file, else MAGE_SECRETS_KEY (with MAGE_SECRETS_ENVIRONMENT naming
+the environment), else the data dir's key file; `env` says which, never the key itself.")]
+    Env {
+        /// Print the environment's key (the key file's text) to stdout, to load into a CI's
+        /// secret store; refused when stdout is a terminal unless --force
+        #[arg(long)]
+        export_key: bool,
+
+        /// With --export-key: print the key even to a terminal
+        #[arg(long, requires = "export_key")]
+        force: bool,
+    },
 
     /// Re-seal every secret of the environment under a new key (crash-safe)
     #[command(

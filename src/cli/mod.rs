@@ -46,8 +46,20 @@ pub fn main() -> i32 {
 }
 
 fn run(cli: Cli, reporter: &Reporter) -> mage_secrets::Result<i32> {
-    let settings = Settings::resolve(cli.data_dir.clone(), cli.database.clone())?;
-    reporter.detail(&format!("data dir: {}", settings.data_dir.display()));
+    let mut settings = Settings::resolve(cli.data_dir.clone(), cli.database.clone())?;
+    if let Some(path) = &cli.key_file {
+        settings = settings.with_key_file(path)?;
+    }
+    if !cli.keep_key_env {
+        // Read above; commands this process starts (--exec, run) do not
+        // inherit it. Nothing else runs yet: no thread reads the
+        // environment concurrently.
+        std::env::remove_var(mage_secrets::settings::KEY_VAR);
+    }
+    match &settings.key {
+        Some(given) => reporter.detail(&format!("key from {}", given.origin)),
+        None => reporter.detail(&format!("data dir: {}", settings.data_dir.display())),
+    }
     let request = Request::new(cli.command, &settings)?;
     let ctx = Context {
         settings,
@@ -58,7 +70,7 @@ fn run(cli: Cli, reporter: &Reporter) -> mage_secrets::Result<i32> {
         Request::Get(secret) => secrets::get(&ctx, &secret),
         Request::List(list) => secrets::list(&ctx, &list),
         Request::Delete(secret) => secrets::delete(&ctx, &secret),
-        Request::Env => secrets::env(&ctx),
+        Request::Env { export_key, force } => secrets::env(&ctx, export_key, force),
         Request::RotateKey { dry_run } => secrets::rotate_key(&ctx, dry_run),
         Request::Doctor => secrets::doctor(&ctx),
         Request::ImportMage(import) => secrets::import_mage(&ctx, &import),

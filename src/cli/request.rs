@@ -90,7 +90,10 @@ pub enum Request {
     Get(NamedSecret),
     List(ListRequest),
     Delete(NamedSecret),
-    Env,
+    Env {
+        export_key: bool,
+        force: bool,
+    },
     RotateKey {
         dry_run: bool,
     },
@@ -128,7 +131,7 @@ impl Request {
                 format,
             }),
             Command::Delete { name, scope } => Request::Delete(NamedSecret::new(name, &scope)?),
-            Command::Env => Request::Env,
+            Command::Env { export_key, force } => Request::Env { export_key, force },
             Command::RotateKey { dry_run } => Request::RotateKey { dry_run },
             Command::Doctor => Request::Doctor,
             Command::ImportMage {

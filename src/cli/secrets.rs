@@ -28,6 +28,11 @@ pub fn set(ctx: &Context, secret: &NamedSecret, from_file: Option<&Path>) -> Res
     let NamedSecret { name, scope } = secret;
     // The request is valid: read the value before touching the data dir or
     // the database.
+    if from_file.is_none() && settings.key.as_ref().is_some_and(|k| k.origin.is_stdin()) {
+        return Err(Error::Usage(
+            "--key-file - took standard input, so the value cannot come from it too; pass the value with --from-file".into(),
+        ));
+    }
     let value = read_value(name, from_file)?;
     let env = open(settings, reporter)?;
     env.set(name, scope, &value)?;
@@ -121,13 +126,39 @@ pub fn delete(ctx: &Context, secret: &NamedSecret) -> Result<i32> {
     Ok(0)
 }
 
-pub fn env(ctx: &Context) -> Result<i32> {
+pub fn env(ctx: &Context, export_key: bool, force: bool) -> Result<i32> {
     let env = open(&ctx.settings, &ctx.reporter)?;
+    if export_key {
+        return export(ctx, &env, force);
+    }
     let info = env.info()?;
+    let key_line = if ctx.settings.key.is_some() {
+        format!("key:       {}", info.key_file)
+    } else {
+        format!("key file:  {}", info.key_file)
+    };
     print_stdout(&format!(
-        "data dir:  {}\nuuid:      {}\ndatabase:  {}\nkey file:  {}\nsecrets:   {}\n",
-        info.data_dir, info.uuid, info.database, info.key_file, info.secrets
+        "data dir:  {}\nuuid:      {}\ndatabase:  {}\n{key_line}\nsecrets:   {}\n",
+        info.data_dir, info.uuid, info.database, info.secrets
     ))?;
+    Ok(0)
+}
+
+/// `env --export-key`: the key, only to a pipe or a file unless forced.
+fn export(ctx: &Context, env: &Environment, force: bool) -> Result<i32> {
+    if std::io::stdout().is_terminal() && !force {
+        return Err(Error::Usage(format!(
+            "refusing to print the key of environment {} to a terminal (screens are recorded and scrolled back); pipe it into your CI's secret store, e.g. `mage-secrets env --export-key | gh secret set MAGE_SECRETS_KEY`, or pass --force",
+            env.uuid()
+        )));
+    }
+    ctx.reporter.warning(&format!(
+        "printing the key of environment {}: whoever holds it can decrypt every secret of it; load it into a secret store, together with MAGE_SECRETS_ENVIRONMENT={}",
+        env.uuid(),
+        env.uuid()
+    ));
+    let text = env.key_text();
+    write_stdout(&[text.as_bytes()])?;
     Ok(0)
 }
 
