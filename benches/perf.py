@@ -1,103 +1,134 @@
 #!/usr/bin/env python3
 """Whole-process timings of mage-secrets against `cp -r`, as DESIGN §7 asks.
 
-    python3 benches/perf.py                  # trees of 100, 1,000 and 10,000 files in $TMPDIR
-    python3 benches/perf.py --dir /dev/shm   # on tmpfs: no disk journal noise
-    python3 benches/perf.py --sizes 1000 --runs 30
+    python3 benches/perf.py                              # 1,000 and 10,000 files in $TMPDIR
+    python3 benches/perf.py --dir /dev/shm               # on tmpfs: no disk journal noise
+    python3 benches/perf.py --sizes 10000 --lines 20 --refs 20 --files-per-pipeline 10
+    python3 benches/perf.py --sizes 10000 --pipeline-scaling 10 1000
 
-For each size it generates a project (20 references per file over 100
-secrets) with `examples/gen_project.rs`, then times, as whole processes,
-`render --out` (into a new folder each run), `cp -r` of the same tree (into
-a new folder each run), `check` and `get`, and reports the medians, the
-ratio render / cp -r, the peak RSS of each command, and the growth of
-render time from 1,000 to 10,000 files. Output folders are removed only
-after all runs, so no run pays for an earlier one's deletion.
+The tree's shape is an option: files (--sizes), references per file
+(--refs, over --secrets secrets), plain lines per file (--lines), and how
+files spread over pipeline folders (--files-per-pipeline; without it, the
+mixed Mage layout of `examples/gen_project.rs`). For each size it times,
+with `hyperfine -N` (medians; each output goes into a fresh folder, removed
+outside the timing), `render --out`, `cp -r` of the same tree, `check` and
+`get`, and measures each command's peak RSS once. It reports the ratio
+render / cp -r, the growth from the smallest to the largest size, and, with
+--pipeline-scaling A B, render time with the files in A and in B pipeline
+folders (the contract: within 10%).
 """
 import argparse
+import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "mage-secrets")
 GEN = os.path.join(ROOT, "target", "release", "examples", "gen_project")
 
 
-def run(argv, cwd):
-    """Runs argv; returns (seconds, peak RSS in KiB)."""
-    start = time.perf_counter()
+def peak_rss_mib(argv, cwd):
+    """Runs argv once; its peak RSS in MiB."""
     proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
     err = proc.stderr.read().decode()
     proc.stderr.close()
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"{' '.join(argv)} failed:\n{err}")
-    return elapsed, usage.ru_maxrss
+    return usage.ru_maxrss / 1024
 
 
-def measure(name, make_argv, cwd, runs):
-    times, rss = [], []
-    for i in range(runs):
-        t, m = run(make_argv(i), cwd)
-        times.append(t)
-        rss.append(m)
-    return {"name": name, "median_ms": statistics.median(times) * 1000, "rss_kib": max(rss)}
+def median_ms(command, cwd, runs, prepare=None):
+    """The median of `runs` runs of command (a list), by hyperfine -N."""
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        argv = ["hyperfine", "-N", "--style", "none", "--warmup", "1", "--runs", str(runs),
+                "--export-json", out.name]
+        if prepare:
+            argv += ["--prepare", prepare]
+        argv.append(" ".join(command))
+        subprocess.run(argv, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
+        return json.load(open(out.name))["results"][0]["median"] * 1000
+
+
+def generate(work, files, args, pipelines=None):
+    argv = [GEN, "--files", str(files), "--refs", str(args.refs), "--secrets", str(args.secrets),
+            "--lines", str(args.lines), "--out", work]
+    if pipelines:
+        argv += ["--pipelines", str(pipelines)]
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+
+
+def measure_tree(work, runs, full=True):
+    data = [BIN, "--data-dir", "mage_data", "-q"]
+    r = {"render": median_ms([*data, "render", "project", "--out", "out"], work, runs, "rm -rf out")}
+    if not full:
+        return r
+    r["cp"] = median_ms(["cp", "-r", "project", "cp_out"], work, runs, "rm -rf cp_out")
+    r["check"] = median_ms([*data, "check", "project"], work, runs)
+    r["get"] = median_ms([*data, "get", "secret_42"], work, max(runs, 30))
+    shutil.rmtree(os.path.join(work, "out"), ignore_errors=True)
+    r["render_rss"] = peak_rss_mib([*data, "render", "project", "--out", "out"], work)
+    r["check_rss"] = peak_rss_mib([*data, "check", "project"], work)
+    r["get_rss"] = peak_rss_mib([*data, "get", "secret_42"], work)
+    return r
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10000])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000], help="files per tree")
+    ap.add_argument("--refs", type=int, default=20, help="references per file")
+    ap.add_argument("--secrets", type=int, default=100, help="distinct secrets")
+    ap.add_argument("--lines", type=int, default=0, help="plain lines per file, besides the references")
+    ap.add_argument("--files-per-pipeline", type=int, help="all files in pipeline folders, this many in each")
+    ap.add_argument("--pipeline-scaling", type=int, nargs=2, metavar=("FEW", "MANY"),
+                    help="also render the largest tree spread over FEW and over MANY pipeline folders")
     ap.add_argument("--runs", type=int, default=15)
-    ap.add_argument("--dir", default=tempfile.gettempdir())
+    ap.add_argument("--dir", default=tempfile.gettempdir(), help="where the trees go (e.g. /dev/shm)")
     args = ap.parse_args()
+    if not shutil.which("hyperfine"):
+        sys.exit("perf.py needs hyperfine (apt-get install hyperfine, or cargo install hyperfine)")
 
     subprocess.run(["cargo", "build", "--release", "--quiet", "--examples", "--bins"], cwd=ROOT, check=True)
     rows = []
     for n in args.sizes:
         work = tempfile.mkdtemp(prefix=f"mage-secrets-bench-{n}-", dir=args.dir)
         try:
-            subprocess.run([GEN, "--files", str(n), "--refs", "20", "--secrets", "100", "--out", work],
-                           check=True, stdout=subprocess.DEVNULL)
-            runs = args.runs if n <= 1000 else max(5, args.runs // 3)
-            data = ["--data-dir", "mage_data", "-q"]
-            # Warm the page cache and the binary once.
-            run([BIN, *data, "render", "project", "--out", "warm"], work)
-            run(["cp", "-r", "project", "warm_cp"], work)
-            results = {}
-            # Interleave render and cp so that both see the same machine state.
-            r_times, c_times, r_rss = [], [], []
-            for i in range(runs):
-                t, m = run([BIN, *data, "render", "project", "--out", f"out_{i}"], work)
-                r_times.append(t)
-                r_rss.append(m)
-                t, _ = run(["cp", "-r", "project", f"cp_{i}"], work)
-                c_times.append(t)
-            results["render"] = {"median_ms": statistics.median(r_times) * 1000, "rss_kib": max(r_rss)}
-            results["cp"] = {"median_ms": statistics.median(c_times) * 1000, "rss_kib": 0}
-            results["check"] = measure("check", lambda i: [BIN, *data, "check", "project"], work, runs)
-            results["get"] = measure("get", lambda i: [BIN, *data, "get", "secret_42"], work, max(runs, 30))
-            rows.append((n, results))
+            pipelines = n // args.files_per_pipeline if args.files_per_pipeline else None
+            generate(work, n, args, pipelines)
+            rows.append((n, measure_tree(work, args.runs if n <= 1000 else max(5, args.runs // 2))))
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
-    print(f"\nmachine: {os.cpu_count()} cores; folder: {args.dir}; medians of {args.runs} runs (fewer for 10,000 files)\n")
-    print("| files | cp -r | render --out | render / cp -r | check | get | render peak RSS | check peak RSS |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    shape = (f"{args.refs} references over {args.secrets} secrets and {args.lines} plain lines per file, "
+             + (f"{args.files_per_pipeline} files per pipeline folder" if args.files_per_pipeline
+                else "mixed Mage layout"))
+    print(f"\nmachine: {os.cpu_count()} cores; folder: {args.dir}; {shape}; hyperfine -N medians\n")
+    print("| files | cp -r | render --out | render / cp -r | check | get | peak RSS render | check | get |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n, r in rows:
-        ratio = r["render"]["median_ms"] / r["cp"]["median_ms"]
-        print(f"| {n:,} | {r['cp']['median_ms']:.1f} ms | {r['render']['median_ms']:.1f} ms | {ratio:.2f}x "
-              f"| {r['check']['median_ms']:.1f} ms | {r['get']['median_ms']:.2f} ms "
-              f"| {r['render']['rss_kib'] / 1024:.1f} MiB | {r['check']['rss_kib'] / 1024:.1f} MiB |")
-    by_size = dict(rows)
-    if 1000 in by_size and 10000 in by_size:
-        t1, t10 = by_size[1000]["render"]["median_ms"], by_size[10000]["render"]["median_ms"]
-        print(f"\nrender from 1,000 to 10,000 files: {t1:.1f} ms -> {t10:.1f} ms, "
-              f"{(t10 - t1) / 9:.1f} ms per 1,000 more files ({t10 / t1:.1f}x for 10x the files)")
+        print(f"| {n:,} | {r['cp']:.1f} ms | {r['render']:.1f} ms | {r['render'] / r['cp']:.2f}x "
+              f"| {r['check']:.1f} ms | {r['get']:.2f} ms | {r['render_rss']:.1f} MiB "
+              f"| {r['check_rss']:.1f} MiB | {r['get_rss']:.1f} MiB |")
+    if len(rows) > 1:
+        (n1, r1), (n2, r2) = rows[0], rows[-1]
+        print(f"\nscaling: render {r1['render']:.1f} ms at {n1:,} files -> {r2['render']:.1f} ms at {n2:,} "
+              f"({r2['render'] / r1['render']:.1f}x for {n2 / n1:.0f}x the files)")
+    if args.pipeline_scaling:
+        n = args.sizes[-1]
+        times = []
+        for p in args.pipeline_scaling:
+            work = tempfile.mkdtemp(prefix=f"mage-secrets-bench-{n}-p{p}-", dir=args.dir)
+            try:
+                generate(work, n, args, p)
+                times.append(measure_tree(work, max(5, args.runs // 2), full=False)["render"])
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+        (a, b), (ta, tb) = args.pipeline_scaling, times
+        print(f"pipelines: {n:,} files in {a:,} pipeline folders {ta:.1f} ms, in {b:,} {tb:.1f} ms "
+              f"({(tb / ta - 1) * 100:+.1f}%)")
 
 
 if __name__ == "__main__":

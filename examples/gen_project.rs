@@ -27,6 +27,13 @@ struct Args {
     /// Distinct secrets
     #[arg(long, default_value_t = 100)]
     secrets: usize,
+    /// Plain lines per file, besides the references
+    #[arg(long, default_value_t = 0)]
+    lines: usize,
+    /// Put every file in pipeline folders, spread over this many (default:
+    /// a mixed Mage layout with a pipeline folder per 20 files)
+    #[arg(long)]
+    pipelines: Option<usize>,
     /// Output folder (project/ and mage_data/ are created in it)
     #[arg(long)]
     out: PathBuf,
@@ -58,10 +65,13 @@ fn reference(rng: &mut Lcg, secrets: usize, key: usize) -> String {
     }
 }
 
-fn file_body(rng: &mut Lcg, index: usize, refs: usize, secrets: usize) -> String {
+fn file_body(rng: &mut Lcg, index: usize, args: &Args) -> String {
     let mut text = format!("# generated file {index}\nname: block_{index}\nsettings:\n");
-    for k in 0..refs {
-        let _ = writeln!(text, "  {}", reference(rng, secrets, k));
+    for k in 0..args.refs {
+        let _ = writeln!(text, "  {}", reference(rng, args.secrets, k));
+    }
+    for k in 0..args.lines {
+        let _ = writeln!(text, "  plain_{k}: some plain configuration value {k}");
     }
     if index.is_multiple_of(10) {
         text.push_str("runtime:\n  start_date: \"{{ n_days_ago(1) }}\"\n  table: \"{{ variables('table') }}\"\n");
@@ -90,10 +100,13 @@ fn main() {
         }
     }
     write(&project.join("io_config.yaml"), &io);
-    let pipelines = (args.files / 20).max(1);
+    let pipelines = args.pipelines.unwrap_or(args.files / 20).max(1);
     for i in 1..args.files {
         let p = i % pipelines;
         let path = match i % 4 {
+            _ if args.pipelines.is_some() => {
+                project.join(format!("pipelines/pipeline_{p}/blocks/block_{i}.yaml"))
+            }
             0 => project.join(format!("pipelines/pipeline_{p}/metadata_{i}.yaml")),
             1 => project.join(format!(
                 "pipelines/pipeline_{p}/blocks/group_{}/block_{i}.yaml",
@@ -105,7 +118,7 @@ fn main() {
             )),
             _ => project.join(format!("dbt/project_{}/profiles_{i}.yml", i % 3)),
         };
-        write(&path, &file_body(&mut rng, i, args.refs, args.secrets));
+        write(&path, &file_body(&mut rng, i, &args));
     }
 
     let env = Environment::open(&Settings::for_data_dir(&data_dir)).expect("open environment");

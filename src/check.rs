@@ -5,7 +5,7 @@
 //! checked without its key. With the environment's own key, each file is
 //! also rendered in memory and parsed as YAML.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -23,17 +23,17 @@ use crate::template::{self, Engine, EnvVars, RenderOptions};
 #[derive(Debug, Clone)]
 pub struct Presence {
     pub environment: String,
-    names: HashSet<(Scope, String)>,
+    /// Per name, the scopes that hold it: a lookup allocates nothing.
+    names: HashMap<String, HashSet<Scope>>,
 }
 
 impl Presence {
     /// Reads the names of one environment (one query, no decryption).
     pub fn load(store: &dyn SecretStore, environment: &str) -> Result<Presence> {
-        let names = store
-            .list(environment, &ScopeFilter::All)?
-            .into_iter()
-            .map(|info| (info.scope, info.name))
-            .collect();
+        let mut names: HashMap<String, HashSet<Scope>> = HashMap::new();
+        for info in store.list(environment, &ScopeFilter::All)? {
+            names.entry(info.name).or_default().insert(info.scope);
+        }
         Ok(Presence {
             environment: environment.to_string(),
             names,
@@ -42,9 +42,8 @@ impl Presence {
 
     /// The first scope of `chain` that holds `name`.
     pub fn resolve<'c>(&self, chain: &'c [Scope], name: &str) -> Option<&'c Scope> {
-        chain
-            .iter()
-            .find(|s| self.names.contains(&((*s).clone(), name.to_string())))
+        let scopes = self.names.get(name)?;
+        chain.iter().find(|s| scopes.contains(*s))
     }
 }
 
@@ -355,12 +354,16 @@ mod tests {
     }
 
     fn presence(names: &[(&str, &str)]) -> Presence {
+        let mut by_name: HashMap<String, HashSet<Scope>> = HashMap::new();
+        for (s, n) in names {
+            by_name
+                .entry(n.to_string())
+                .or_default()
+                .insert(Scope::parse(s).unwrap());
+        }
         Presence {
             environment: "env-1".into(),
-            names: names
-                .iter()
-                .map(|(s, n)| (Scope::parse(s).unwrap(), n.to_string()))
-                .collect(),
+            names: by_name,
         }
     }
 

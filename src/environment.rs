@@ -32,11 +32,14 @@ pub struct EnvironmentInfo {
     pub secrets: u64,
 }
 
-/// Per name, what each scope looked up so far holds (`None`: not set).
-type Cache = HashMap<String, Vec<(Scope, Option<Arc<SecretValue>>)>>;
+/// Per name, then per scope, what the store holds (`None`: not set). Both
+/// levels are hashed, so a lookup costs the same however many scopes
+/// (pipelines) were looked up before.
+type Cache = HashMap<String, HashMap<Scope, Option<Arc<SecretValue>>>>;
 
-/// Every sealed row of the environment, read in one query before a render.
-type Preloaded = HashMap<(Scope, String), Vec<u8>>;
+/// Every sealed row of the environment, read in one query before a render:
+/// per name, then per scope, so that a lookup allocates nothing.
+type Preloaded = HashMap<String, HashMap<Scope, Vec<u8>>>;
 
 /// An open environment. Cheap to clone and share between threads.
 #[derive(Clone)]
@@ -52,7 +55,7 @@ struct Inner {
     key: Key,
     store: Mutex<Box<dyn SecretStore>>,
     cache: RwLock<Cache>,
-    preloaded: Mutex<Option<Preloaded>>,
+    preloaded: RwLock<Option<Preloaded>>,
     warnings: Vec<String>,
 }
 
@@ -121,7 +124,7 @@ impl Environment {
                 key_check,
                 store: Mutex::new(store),
                 cache: RwLock::new(HashMap::new()),
-                preloaded: Mutex::new(None),
+                preloaded: RwLock::new(None),
                 warnings,
             }),
         })
@@ -187,7 +190,7 @@ impl Environment {
                 key_check,
                 store: Mutex::new(store),
                 cache: RwLock::new(HashMap::new()),
-                preloaded: Mutex::new(None),
+                preloaded: RwLock::new(None),
                 warnings: Vec::new(),
             }),
         })
@@ -259,21 +262,27 @@ impl Environment {
     fn lookup_one(&self, scope: &Scope, name: &str) -> Result<Option<Arc<SecretValue>>> {
         {
             let cache = self.inner.cache.read().unwrap_or_else(|p| p.into_inner());
-            if let Some(scopes) = cache.get(name) {
-                if let Some((_, hit)) = scopes.iter().find(|(s, _)| s == scope) {
-                    return Ok(hit.clone());
-                }
+            if let Some(hit) = cache.get(name).and_then(|scopes| scopes.get(scope)) {
+                return Ok(hit.clone());
             }
         }
-        let preloaded = self
-            .inner
-            .preloaded
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map(|rows| rows.get(&(scope.clone(), name.to_string())).cloned());
-        let sealed = match preloaded {
-            Some(row) => row,
+        let sealed = {
+            let preloaded = self
+                .inner
+                .preloaded
+                .read()
+                .unwrap_or_else(|p| p.into_inner());
+            match preloaded.as_ref() {
+                // Every row is here: a name that is not needs no caching.
+                Some(rows) => match rows.get(name).and_then(|scopes| scopes.get(scope)) {
+                    Some(sealed) => Some(sealed.clone()),
+                    None => return Ok(None),
+                },
+                None => None,
+            }
+        };
+        let sealed = match sealed {
+            Some(row) => Some(row),
             None => self.store().get(&self.inner.uuid, scope, name)?,
         };
         let value = match sealed {
@@ -283,7 +292,7 @@ impl Environment {
         self.cache()
             .entry(name.to_string())
             .or_default()
-            .push((scope.clone(), value.clone()));
+            .insert(scope.clone(), value.clone());
         Ok(value)
     }
 
@@ -301,30 +310,31 @@ impl Environment {
         use std::hash::{Hash, Hasher};
         let rows = self.store().rows(&self.inner.uuid)?;
         let mut fingerprints = HashMap::with_capacity(rows.len());
-        let mut map = HashMap::with_capacity(rows.len());
+        let mut map: Preloaded = HashMap::new();
         for row in rows {
             let mut h = std::collections::hash_map::DefaultHasher::new();
             row.sealed.hash(&mut h);
-            let key = (row.scope, row.name);
-            fingerprints.insert(key.clone(), h.finish());
-            map.insert(key, row.sealed);
+            fingerprints.insert((row.scope.clone(), row.name.clone()), h.finish());
+            map.entry(row.name)
+                .or_default()
+                .insert(row.scope, row.sealed);
         }
         *self
             .inner
             .preloaded
-            .lock()
+            .write()
             .unwrap_or_else(|p| p.into_inner()) = Some(map);
         Ok(fingerprints)
     }
 
     fn forget(&self, scope: &Scope, name: &str) {
         if let Some(scopes) = self.cache().get_mut(name) {
-            scopes.retain(|(s, _)| s != scope);
+            scopes.remove(scope);
         }
         *self
             .inner
             .preloaded
-            .lock()
+            .write()
             .unwrap_or_else(|p| p.into_inner()) = None;
     }
 
@@ -527,7 +537,7 @@ impl Environment {
         *self
             .inner
             .preloaded
-            .lock()
+            .write()
             .unwrap_or_else(|p| p.into_inner()) = None;
     }
 
