@@ -31,14 +31,15 @@ GEN = os.path.join(ROOT, "target", "release", "examples", "gen_project")
 
 
 def peak_rss_mib(argv, cwd):
-    """Runs argv once; its peak RSS in MiB."""
-    proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    err = proc.stderr.read().decode()
-    proc.stderr.close()
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"{' '.join(argv)} failed:\n{err}")
-    return usage.ru_maxrss / 1024
+    """Runs argv once under /usr/bin/time; its peak RSS in MiB. (A child of
+    this script would count Python's own pages: Linux keeps the peak across
+    exec.)"""
+    with tempfile.NamedTemporaryFile(suffix=".rss") as out:
+        proc = subprocess.run(["/usr/bin/time", "-o", out.name, "-f", "%M", *argv], cwd=cwd,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if proc.returncode != 0:
+            sys.exit(f"{' '.join(argv)} failed:\n{proc.stderr.decode()}")
+        return int(open(out.name).read().split()[-1]) / 1024
 
 
 def median_ms(command, cwd, runs, prepare=None):
@@ -88,8 +89,8 @@ def main():
     ap.add_argument("--runs", type=int, default=15)
     ap.add_argument("--dir", default=tempfile.gettempdir(), help="where the trees go (e.g. /dev/shm)")
     args = ap.parse_args()
-    if not shutil.which("hyperfine"):
-        sys.exit("perf.py needs hyperfine (apt-get install hyperfine, or cargo install hyperfine)")
+    if not shutil.which("hyperfine") or not os.path.exists("/usr/bin/time"):
+        sys.exit("perf.py needs hyperfine and /usr/bin/time (apt-get install hyperfine time)")
 
     subprocess.run(["cargo", "build", "--release", "--quiet", "--examples", "--bins"], cwd=ROOT, check=True)
     rows = []
