@@ -276,7 +276,18 @@ fn database(settings: &Settings, uuid: Option<String>, key: Option<Key>, out: &m
             ));
             return;
         }
-        Ok(Some(_)) => out.push(ok("key check", format!("the key opens environment {uuid}"))),
+        Ok(Some(_)) => {
+            let name = store
+                .environment_names()
+                .ok()
+                .and_then(|names| names.into_iter().find(|(u, _)| *u == uuid))
+                .map(|(_, name)| format!(" (named '{name}')"))
+                .unwrap_or_default();
+            out.push(ok(
+                "key check",
+                format!("the key opens environment {uuid}{name}"),
+            ))
+        }
         Err(e) => {
             out.push(problem("key check", e.to_string(), "check the database"));
             return;

@@ -27,6 +27,8 @@ pub struct Resolved {
 pub struct EnvironmentInfo {
     pub data_dir: String,
     pub uuid: String,
+    /// The name given with `env --name`, if any.
+    pub name: Option<String>,
     pub database: String,
     pub key_file: String,
     pub secrets: u64,
@@ -398,6 +400,32 @@ impl Environment {
         self.store().list(&self.inner.uuid, filter)
     }
 
+    /// The environment's name (`env --name`), if it has one.
+    pub fn name(&self) -> Result<Option<String>> {
+        Ok(self
+            .store()
+            .environment_names()?
+            .into_iter()
+            .find(|(uuid, _)| *uuid == self.inner.uuid)
+            .map(|(_, name)| name))
+    }
+
+    /// Names the environment (`None` removes the name). A name is unique
+    /// in its database: one another environment holds is refused.
+    pub fn set_name(&self, name: Option<&str>) -> Result<()> {
+        if let Some(name) = name {
+            crate::environment_name::validate_name(name)?;
+        }
+        match self.store().set_environment_name(&self.inner.uuid, name)? {
+            None => Ok(()),
+            Some(holder) => Err(Error::Usage(format!(
+                "environment name '{}' is already used by environment {holder} in database {}; choose another name, or remove it there with `mage-secrets --data-dir <its data dir> env --clear-name`",
+                name.unwrap_or_default(),
+                self.inner.database.describe()
+            ))),
+        }
+    }
+
     /// Where everything is, and how many secrets there are.
     pub fn info(&self) -> Result<EnvironmentInfo> {
         if let Some(given) = &self.inner.settings.key {
@@ -412,6 +440,7 @@ impl Environment {
         Ok(EnvironmentInfo {
             data_dir: self.inner.settings.data_dir.display().to_string(),
             uuid: self.inner.uuid.clone(),
+            name: self.name()?,
             database: self.inner.database.describe(),
             key_file: self.inner.settings.key_path().display().to_string(),
             secrets: self.store().count(&self.inner.uuid)?,

@@ -14,6 +14,7 @@ mod data_dir;
 pub mod diagnostic;
 pub mod doctor;
 mod environment;
+pub mod environment_name;
 pub mod error;
 pub mod fsutil;
 pub mod mage_import;

@@ -365,7 +365,11 @@ fn a_check_that_cannot_run_exits_2() {
             "not-a-uuid",
         ])
         .code(2);
-    assert!(bad.stderr.contains("is not a uuid"), "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("names no environment"),
+        "{}",
+        bad.stderr
+    );
     let unknown = ws
         .run(&[
             "--data-dir",
@@ -377,7 +381,7 @@ fn a_check_that_cannot_run_exits_2() {
         ])
         .code(2);
     assert!(
-        unknown.stderr.contains("is not in database"),
+        unknown.stderr.contains("names no environment of database"),
         "{}",
         unknown.stderr
     );

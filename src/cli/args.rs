@@ -140,12 +140,13 @@ Examples:
         scope: PipelineArg,
     },
 
-    /// Show the environment: data dir, uuid, database, key file, secret count
+    /// Show the environment: data dir, uuid, name, database, key file, secret count
     #[command(after_help = "\
 Examples:
   mage-secrets env
   mage-secrets --data-dir ~/.mage_prod env
   mage-secrets env --export-key | gh secret set MAGE_SECRETS_KEY   the key, for a CI secret store
+  mage-secrets env --name prod                  name it; then check --environment prod
 
 The key comes from --key-file, else MAGE_SECRETS_KEY (with MAGE_SECRETS_ENVIRONMENT naming
 the environment), else the data dir's key file; `env` says which, never the key itself.")]
@@ -158,6 +159,13 @@ the environment), else the data dir's key file; `env` says which, never the key 
         /// With --export-key: print the key even to a terminal
         #[arg(long, requires = "export_key")]
         force: bool,
+
+        /// Give the environment a name, unique in its database (letters, digits, _ - .)
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        /// Remove the environment's name
+        #[arg(long, conflicts_with = "name")]
+        clear_name: bool,
     },
 
     /// Re-seal every secret of the environment under a new key (crash-safe)
@@ -245,8 +253,8 @@ Exit status: 0 nothing wrong, 1 problems found, 2 the check could not run.")]
         /// A project folder, or one file
         #[arg(default_value = ".")]
         path: PathBuf,
-        /// Check this environment of the database by existence alone (no key needed)
-        #[arg(long, value_name = "UUID", conflicts_with = "all_environments")]
+        /// Check this environment of the database by existence alone (no key needed): a name, a uuid or a unique uuid prefix
+        #[arg(long, value_name = "ENV", conflicts_with = "all_environments")]
         environment: Option<String>,
         /// A table of each referenced secret in each environment of the database
         #[arg(long)]

@@ -4,6 +4,7 @@ use std::io::Write;
 
 use mage_secrets::check::{self, CheckOptions, CheckReport, Presence, PresenceTable};
 use mage_secrets::diagnostic::Diagnostic;
+use mage_secrets::environment_name::{self, EnvironmentEntry};
 use mage_secrets::project::{self, ProjectFiles};
 use mage_secrets::template::ProcessEnv;
 use mage_secrets::{store, Environment, Error, Result};
@@ -33,24 +34,16 @@ pub fn check(ctx: &Context, request: &CheckRequest) -> Result<i32> {
         Target::All => {
             let store = store::open_existing(&settings.database_location()?)?;
             let table = check::presence_table(&project, store.as_ref())?;
-            return print_table(reporter, &table, format);
+            let entries = store::environment_entries(store.as_ref())?;
+            return print_table(reporter, &table, &entries, format);
         }
-        Target::Other(uuid) => {
+        Target::Other(query) => {
             let location = settings.database_location()?;
             let store = store::open_existing(&location)?;
-            let known = store.environments()?;
-            if !known.contains(uuid) {
-                return Err(Error::Usage(format!(
-                    "environment {uuid} is not in database {}; environments there: {}",
-                    location.describe(),
-                    if known.is_empty() {
-                        "none".to_string()
-                    } else {
-                        known.join(", ")
-                    }
-                )));
-            }
-            let presence = Presence::load(store.as_ref(), uuid)?;
+            let entries = store::environment_entries(store.as_ref())?;
+            let entry = environment_name::resolve(query, &entries, &location.describe())?;
+            reporter.detail(&format!("checking environment {}", entry.long()));
+            let presence = Presence::load(store.as_ref(), &entry.uuid)?;
             check::check(&project, &presence, None, &ProcessEnv, &options)
         }
         Target::Own => {
@@ -162,13 +155,30 @@ fn escape_property(s: &str) -> String {
     escape_data(s).replace(':', "%3A").replace(',', "%2C")
 }
 
-fn print_table(reporter: &Reporter, table: &PresenceTable, format: CheckFormat) -> Result<i32> {
+fn print_table(
+    reporter: &Reporter,
+    table: &PresenceTable,
+    entries: &[EnvironmentEntry],
+    format: CheckFormat,
+) -> Result<i32> {
+    let label = |uuid: &str| {
+        entries
+            .iter()
+            .find(|e| e.uuid == uuid)
+            .and_then(|e| e.name.clone())
+            .unwrap_or_else(|| uuid.chars().take(8).collect())
+    };
     let complete = table.complete();
     let ok = complete && !table.problems.iter().any(Diagnostic::is_error);
     match format {
         CheckFormat::Json => {
             let mut doc = serde_json::to_value(table).expect("serializable");
             doc["complete"] = complete.into();
+            doc["environment_names"] = entries
+                .iter()
+                .filter_map(|e| Some((e.uuid.clone(), e.name.clone()?.into())))
+                .collect::<serde_json::Map<_, _>>()
+                .into();
             stdout(&format!(
                 "{}\n",
                 serde_json::to_string_pretty(&doc).expect("serializable")
@@ -196,11 +206,7 @@ fn print_table(reporter: &Reporter, table: &PresenceTable, format: CheckFormat) 
             for d in &table.problems {
                 reporter.diagnostic(d);
             }
-            let short: Vec<String> = table
-                .environments
-                .iter()
-                .map(|e| e.chars().take(8).collect())
-                .collect();
+            let short: Vec<String> = table.environments.iter().map(|e| label(e)).collect();
             let name_w = table
                 .secrets
                 .iter()
@@ -219,6 +225,7 @@ fn print_table(reporter: &Reporter, table: &PresenceTable, format: CheckFormat) 
             for s in &short {
                 out.push_str(&format!("  {s:8}"));
             }
+            let widths: Vec<usize> = short.iter().map(|s| s.len().max(8)).collect();
             out.push('\n');
             for row in &table.secrets {
                 out.push_str(&format!(
@@ -226,13 +233,13 @@ fn print_table(reporter: &Reporter, table: &PresenceTable, format: CheckFormat) 
                     row.name,
                     row.scopes.join(", ")
                 ));
-                for env in &table.environments {
+                for (env, width) in table.environments.iter().zip(&widths) {
                     let cell = if row.present.get(env).copied().unwrap_or(false) {
                         "yes"
                     } else {
                         "MISSING"
                     };
-                    out.push_str(&format!("  {cell:8}"));
+                    out.push_str(&format!("  {cell:width$}"));
                 }
                 out.push('\n');
             }

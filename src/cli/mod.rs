@@ -70,7 +70,11 @@ fn run(cli: Cli, reporter: &Reporter) -> mage_secrets::Result<i32> {
         Request::Get(secret) => secrets::get(&ctx, &secret),
         Request::List(list) => secrets::list(&ctx, &list),
         Request::Delete(secret) => secrets::delete(&ctx, &secret),
-        Request::Env { export_key, force } => secrets::env(&ctx, export_key, force),
+        Request::Env {
+            export_key,
+            force,
+            name,
+        } => secrets::env(&ctx, export_key, force, name.as_ref()),
         Request::RotateKey { dry_run } => secrets::rotate_key(&ctx, dry_run),
         Request::Doctor => secrets::doctor(&ctx),
         Request::ImportMage(import) => secrets::import_mage(&ctx, &import),

@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+use mage_secrets::environment_name;
 use mage_secrets::mage_import::MageSource;
 use mage_secrets::project::Selection;
 use mage_secrets::secret;
@@ -32,8 +33,8 @@ pub struct NamedSecret {
 pub enum Target {
     /// The data dir's own environment (key at hand: YAML is parsed too).
     Own,
-    /// Another environment of the database (a normalised uuid), by
-    /// existence alone.
+    /// Another environment of the database (a name, uuid or uuid prefix,
+    /// resolved against the database), by existence alone.
     Other(String),
     /// Every environment of the database.
     All,
@@ -81,6 +82,12 @@ pub struct RunRequest {
     pub args: Vec<std::ffi::OsString>,
 }
 
+/// `env --name NAME` or `env --clear-name`.
+pub enum NameChange {
+    Set(String),
+    Clear,
+}
+
 /// One command, validated.
 pub enum Request {
     Set {
@@ -93,6 +100,7 @@ pub enum Request {
     Env {
         export_key: bool,
         force: bool,
+        name: Option<NameChange>,
     },
     RotateKey {
         dry_run: bool,
@@ -131,7 +139,23 @@ impl Request {
                 format,
             }),
             Command::Delete { name, scope } => Request::Delete(NamedSecret::new(name, &scope)?),
-            Command::Env { export_key, force } => Request::Env { export_key, force },
+            Command::Env {
+                export_key,
+                force,
+                name,
+                clear_name,
+            } => Request::Env {
+                export_key,
+                force,
+                name: match (name, clear_name) {
+                    (Some(name), _) => {
+                        environment_name::validate_name(&name)?;
+                        Some(NameChange::Set(name))
+                    }
+                    (None, true) => Some(NameChange::Clear),
+                    (None, false) => None,
+                },
+            },
             Command::RotateKey { dry_run } => Request::RotateKey { dry_run },
             Command::Doctor => Request::Doctor,
             Command::ImportMage {
@@ -169,7 +193,7 @@ impl Request {
             } => {
                 let selection = selection(&select)?;
                 let target = match (environment, all_environments) {
-                    (Some(uuid), _) => Target::Other(parse_uuid(&uuid)?),
+                    (Some(query), _) => Target::Other(query),
                     (None, true) => Target::All,
                     (None, false) => Target::Own,
                 };
@@ -247,12 +271,6 @@ fn render_options(flags: &RenderFlags) -> RenderOptions {
         lenient: flags.lenient,
         raw: flags.raw,
     }
-}
-
-fn parse_uuid(text: &str) -> Result<String> {
-    uuid::Uuid::parse_str(text)
-        .map(|u| u.hyphenated().to_string())
-        .map_err(|_| Error::Usage(format!("--environment '{text}' is not a uuid")))
 }
 
 /// A prefix keeps variable names valid: letters, digits and `_`, not

@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 
 use super::args::ListFormat;
 use super::output::Reporter;
-use super::request::{Context, ImportRequest, ListRequest, NamedSecret};
+use super::request::{Context, ImportRequest, ListRequest, NameChange, NamedSecret};
 
 /// Opens the environment and shows its warnings.
 pub fn open(settings: &Settings, reporter: &Reporter) -> Result<Environment> {
@@ -61,9 +61,14 @@ pub fn get(ctx: &Context, secret: &NamedSecret) -> Result<i32> {
 pub fn list(ctx: &Context, list: &ListRequest) -> Result<i32> {
     let env = open(&ctx.settings, &ctx.reporter)?;
     let secrets = env.list(&list.filter)?;
+    let name = env.name()?;
     let text = match list.format {
         ListFormat::Json => {
-            let doc = serde_json::json!({ "environment": env.uuid(), "secrets": secrets });
+            let doc = serde_json::json!({
+                "environment": env.uuid(),
+                "environment_name": name,
+                "secrets": secrets
+            });
             format!(
                 "{}\n",
                 serde_json::to_string_pretty(&doc).expect("serializable")
@@ -77,16 +82,29 @@ pub fn list(ctx: &Context, list: &ListRequest) -> Result<i32> {
                 };
                 ctx.reporter.info(&format!(
                     "no secrets in {what} of environment {}",
-                    env.uuid()
+                    described(env.uuid(), name.as_deref())
                 ));
                 String::new()
             } else {
+                ctx.reporter.info(&format!(
+                    "environment {}: {} secret(s)",
+                    described(env.uuid(), name.as_deref()),
+                    secrets.len()
+                ));
                 table(&secrets)
             }
         }
     };
     print_stdout(&text)?;
     Ok(0)
+}
+
+/// `prod (3f60…-uuid)`, or the uuid alone.
+fn described(uuid: &str, name: Option<&str>) -> String {
+    match name {
+        Some(name) => format!("{name} ({uuid})"),
+        None => uuid.to_string(),
+    }
 }
 
 fn table(secrets: &[mage_secrets::store::SecretInfo]) -> String {
@@ -126,10 +144,28 @@ pub fn delete(ctx: &Context, secret: &NamedSecret) -> Result<i32> {
     Ok(0)
 }
 
-pub fn env(ctx: &Context, export_key: bool, force: bool) -> Result<i32> {
+pub fn env(
+    ctx: &Context,
+    export_key: bool,
+    force: bool,
+    change: Option<&NameChange>,
+) -> Result<i32> {
     let env = open(&ctx.settings, &ctx.reporter)?;
     if export_key {
         return export(ctx, &env, force);
+    }
+    match change {
+        Some(NameChange::Set(name)) => {
+            env.set_name(Some(name))?;
+            ctx.reporter
+                .info(&format!("environment {} is named '{name}'", env.uuid()));
+        }
+        Some(NameChange::Clear) => {
+            env.set_name(None)?;
+            ctx.reporter
+                .info(&format!("environment {} has no name now", env.uuid()));
+        }
+        None => {}
     }
     let info = env.info()?;
     let key_line = if ctx.settings.key.is_some() {
@@ -138,8 +174,14 @@ pub fn env(ctx: &Context, export_key: bool, force: bool) -> Result<i32> {
         format!("key file:  {}", info.key_file)
     };
     print_stdout(&format!(
-        "data dir:  {}\nuuid:      {}\ndatabase:  {}\n{key_line}\nsecrets:   {}\n",
-        info.data_dir, info.uuid, info.database, info.secrets
+        "data dir:  {}\nuuid:      {}\nname:      {}\ndatabase:  {}\n{key_line}\nsecrets:   {}\n",
+        info.data_dir,
+        info.uuid,
+        info.name
+            .as_deref()
+            .unwrap_or("(none; `env --name NAME` gives one)"),
+        info.database,
+        info.secrets
     ))?;
     Ok(0)
 }

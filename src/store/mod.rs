@@ -11,6 +11,7 @@ mod sqlite;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
+use crate::environment_name::EnvironmentEntry;
 use crate::error::{Error, Result};
 use crate::secret::Scope;
 use crate::settings::{DatabaseLocation, PostgresUrl};
@@ -97,6 +98,14 @@ pub trait SecretStore: Send {
     /// Uuids of the registered environments, sorted.
     fn environments(&self) -> Result<Vec<String>>;
 
+    /// The names given to environments (`env --name`): (uuid, name).
+    fn environment_names(&self) -> Result<Vec<(String, String)>>;
+
+    /// Names a registered environment (`None` removes its name). Returns
+    /// the uuid of the environment that already holds `name`, if another
+    /// does; nothing is changed then.
+    fn set_environment_name(&self, env_uuid: &str, name: Option<&str>) -> Result<Option<String>>;
+
     /// Re-seals every row of an environment and replaces its key check, in
     /// one transaction that first checks the key check is still `old_check`.
     /// `reseal` maps each row to its new sealed value. Returns the row count.
@@ -113,6 +122,20 @@ pub trait SecretStore: Send {
 
     /// A value that changes whenever another connection commits a change.
     fn change_counter(&self) -> Result<u64>;
+}
+
+/// Every environment of a database with its name, sorted by uuid.
+pub fn environment_entries(store: &dyn SecretStore) -> Result<Vec<EnvironmentEntry>> {
+    let names: std::collections::HashMap<String, String> =
+        store.environment_names()?.into_iter().collect();
+    Ok(store
+        .environments()?
+        .into_iter()
+        .map(|uuid| EnvironmentEntry {
+            name: names.get(&uuid).cloned(),
+            uuid,
+        })
+        .collect())
 }
 
 /// Runs one query on the PostgreSQL server a URL names (TLS and timeouts
@@ -253,6 +276,43 @@ mod conformance {
         );
         assert_eq!(store.rows("e1").unwrap().len(), 2);
         assert_eq!(store.environments().unwrap(), vec!["e1", "e2"]);
+        assert!(store.environment_names().unwrap().is_empty());
+        assert_eq!(
+            store.set_environment_name("e1", Some("prod")).unwrap(),
+            None
+        );
+        assert_eq!(
+            store.set_environment_name("e2", Some("prod")).unwrap(),
+            Some("e1".to_string()),
+            "a name belongs to one environment"
+        );
+        assert_eq!(
+            store.set_environment_name("e1", Some("prod")).unwrap(),
+            None
+        );
+        assert_eq!(store.set_environment_name("e2", Some("dev")).unwrap(), None);
+        assert_eq!(
+            store.environment_names().unwrap(),
+            vec![("e1".into(), "prod".into()), ("e2".into(), "dev".into())]
+        );
+        assert_eq!(store.set_environment_name("e2", None).unwrap(), None);
+        assert_eq!(
+            environment_entries(store).unwrap(),
+            vec![
+                EnvironmentEntry {
+                    uuid: "e1".into(),
+                    name: Some("prod".into())
+                },
+                EnvironmentEntry {
+                    uuid: "e2".into(),
+                    name: None
+                },
+            ]
+        );
+        assert!(matches!(
+            store.set_environment_name("nope", Some("x")),
+            Err(Error::Usage(_))
+        ));
 
         assert!(store.delete("e1", &p, "b").unwrap());
         assert!(!store.delete("e1", &p, "b").unwrap());

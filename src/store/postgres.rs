@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::secret::Scope;
 use crate::settings::PostgresUrl;
 
-const SCHEMA_VERSION: i32 = 1;
+const SCHEMA_VERSION: i32 = 2;
 /// Key of the advisory lock that serialises migrations.
 const MIGRATION_LOCK: i64 = 0x6d61_6765_7365_6372;
 /// The channel every write notifies, with the environment uuid as payload.
@@ -39,9 +39,10 @@ const RETRY_FOR: Duration = Duration::from_secs(20);
 /// a connection that froze without being reset is noticed.
 const LISTENER_PING: Duration = Duration::from_secs(5);
 
-fn migrations() -> [String; 1] {
-    [format!(
-        "CREATE TABLE environments (
+fn migrations() -> [String; 2] {
+    [
+        format!(
+            "CREATE TABLE environments (
              uuid       TEXT PRIMARY KEY NOT NULL,
              key_check  BYTEA NOT NULL,
              created_at TEXT NOT NULL DEFAULT {NOW}
@@ -55,7 +56,11 @@ fn migrations() -> [String; 1] {
              updated_at TEXT NOT NULL DEFAULT {NOW},
              PRIMARY KEY (env_uuid, scope, name)
          );"
-    )]
+        ),
+        "ALTER TABLE environments ADD COLUMN name TEXT;
+     CREATE UNIQUE INDEX environments_name ON environments (name);"
+            .to_string(),
+    ]
 }
 
 /// What opening found of the schema.
@@ -427,6 +432,48 @@ impl SecretStore for PostgresStore {
                 })
             })
             .collect()
+    }
+
+    fn environment_names(&self) -> Result<Vec<(String, String)>> {
+        // Names came with schema version 2; a database that is behind has none.
+        if !self.has_tables() {
+            return Ok(Vec::new());
+        }
+        let rows = self.read(|s| {
+            s.query(
+                "SELECT uuid, name FROM environments WHERE name IS NOT NULL ORDER BY uuid",
+                &[],
+            )
+        })?;
+        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    fn set_environment_name(&self, env_uuid: &str, name: Option<&str>) -> Result<Option<String>> {
+        let outcome = self.with_session(true, |s| {
+            s.transaction(|s| {
+                let holder = s.query(
+                    "SELECT uuid FROM environments WHERE name = $1 AND uuid <> $2",
+                    &[&name, &env_uuid],
+                )?;
+                if let Some(row) = holder.first() {
+                    return Ok((Some(Some(row.get::<_, String>(0))), false));
+                }
+                let changed = s.execute(
+                    "UPDATE environments SET name = $2 WHERE uuid = $1",
+                    &[&env_uuid, &name],
+                )?;
+                if changed == 0 {
+                    return Ok((None, false));
+                }
+                Ok((Some(None), true))
+            })
+        })?;
+        outcome.ok_or_else(|| {
+            Error::Usage(format!(
+                "environment {env_uuid} is not registered in database {}",
+                self.connector.location()
+            ))
+        })
     }
 
     fn environments(&self) -> Result<Vec<String>> {

@@ -15,10 +15,11 @@ use crate::fsutil;
 use crate::secret::Scope;
 
 /// Version of the schema below, kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// Migrations, indexed by the version they lead from (0 → 1, …).
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE environments (
     uuid       TEXT PRIMARY KEY NOT NULL,
     key_check  BLOB NOT NULL,
@@ -33,7 +34,12 @@ CREATE TABLE secrets (
     updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
     PRIMARY KEY (env_uuid, scope, name)
 ) WITHOUT ROWID;
-"#];
+"#,
+    r#"
+ALTER TABLE environments ADD COLUMN name TEXT;
+CREATE UNIQUE INDEX environments_name ON environments (name);
+"#,
+];
 
 /// How long a connection waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -363,6 +369,49 @@ impl SecretStore for SqliteStore {
 
     fn rows(&self, env_uuid: &str) -> Result<Vec<SealedRow>> {
         sealed_rows(&self.conn, env_uuid).map_err(|e| self.err(e))
+    }
+
+    fn environment_names(&self) -> Result<Vec<(String, String)>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT uuid, name FROM environments WHERE name IS NOT NULL ORDER BY uuid",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<(String, String)>>>())
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
+    }
+
+    fn set_environment_name(&self, env_uuid: &str, name: Option<&str>) -> Result<Option<String>> {
+        let tx = self.write_tx()?;
+        let holder: Option<String> = tx
+            .query_row(
+                "SELECT uuid FROM environments WHERE name = ?1 AND uuid <> ?2",
+                params![name, env_uuid],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        if holder.is_some() {
+            return Ok(holder);
+        }
+        let changed = tx
+            .execute(
+                "UPDATE environments SET name = ?2 WHERE uuid = ?1",
+                params![env_uuid, name],
+            )
+            .map_err(|e| self.err(e))?;
+        if changed == 0 {
+            return Err(Error::Usage(format!(
+                "environment {env_uuid} is not registered in database {}",
+                self.location
+            )));
+        }
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(None)
     }
 
     fn environments(&self) -> Result<Vec<String>> {
