@@ -8,6 +8,9 @@ use clap_complete::engine::ArgValueCompleter;
 
 use super::complete;
 
+/// The heading global options are listed under in every command's help.
+const GLOBAL: &str = "Global options";
+
 const ABOUT: &str = "Encrypted secrets and a config preprocessor for Mage projects";
 
 const EXAMPLES: &str = "\
@@ -21,13 +24,14 @@ Examples:
 #[command(name = "mage-secrets", version, about = ABOUT, after_help = EXAMPLES)]
 pub struct Cli {
     /// The environment's data dir [default: ~/.mage_data]
-    #[arg(long, global = true, value_name = "DIR", env = "MAGE_DATA_DIR")]
+    #[arg(long, global = true, help_heading = GLOBAL, value_name = "DIR", env = "MAGE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
 
     /// Database: a SQLite path or a postgres:// URL [default: <data dir>/mage-secrets/secrets.db]
     #[arg(
         long,
         global = true,
+        help_heading = GLOBAL,
         value_name = "URL",
         env = "MAGE_SECRETS_DATABASE",
         hide_env_values = true
@@ -43,15 +47,15 @@ pub struct Cli {
     pub keep_key_env: bool,
 
     /// When to color diagnostics
-    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    #[arg(long, global = true, help_heading = GLOBAL, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
 
     /// Print only errors
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(short, long, global = true, help_heading = GLOBAL, conflicts_with = "verbose")]
     pub quiet: bool,
 
-    /// Print more about what is done
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    /// Print more: -v the data dir, database and environment; -vv also where each came from and per-file steps
+    #[arg(short, long, global = true, help_heading = GLOBAL, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
     #[command(subcommand)]
@@ -96,6 +100,9 @@ Examples:
         /// Read the value from this file, byte for byte
         #[arg(long, value_name = "FILE")]
         from_file: Option<PathBuf>,
+        /// Never a value: values come from stdin, a prompt or --from-file (a hint is printed)
+        #[arg(hide = true, num_args = 0.., allow_hyphen_values = true)]
+        extra: Vec<std::ffi::OsString>,
     },
 
     /// Print a secret's value (exit 1 if it is not set)
@@ -123,6 +130,7 @@ Examples:
         /// List every scope
         #[arg(long, conflicts_with = "pipeline")]
         all_scopes: bool,
+        /// Output format: a table, or one JSON document
         #[arg(long, value_enum, default_value_t = ListFormat::Text)]
         format: ListFormat,
     },
@@ -262,6 +270,7 @@ Exit status: 0 nothing wrong, 1 problems found, 2 the check could not run.")]
         /// Unset env_var()s without a default are errors, not warnings
         #[arg(long)]
         strict_env: bool,
+        /// Output format: diagnostics on stderr, one JSON document, or GitHub Actions annotations
         #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
         format: CheckFormat,
         #[command(flatten)]
@@ -326,8 +335,20 @@ Examples:
   mage-secrets completions bash > /etc/bash_completion.d/mage-secrets
   mage-secrets completions zsh > ~/.zfunc/_mage-secrets")]
     Completions {
+        /// The shell to complete for
         #[arg(value_enum)]
         shell: clap_complete::Shell,
+    },
+
+    /// Print the manual page (roff), of mage-secrets or of one command
+    #[command(after_help = "\
+Examples:
+  mage-secrets man | man -l -
+  mage-secrets man > /usr/local/share/man/man1/mage-secrets.1
+  mage-secrets man check | man -l -")]
+    Man {
+        /// A command, for its own page (mage-secrets-COMMAND)
+        command: Option<String>,
     },
 }
 

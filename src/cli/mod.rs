@@ -5,6 +5,7 @@
 mod args;
 mod check;
 mod complete;
+mod manual;
 mod output;
 mod render;
 mod request;
@@ -18,6 +19,15 @@ use mage_secrets::{Error, Settings};
 pub use args::Cli;
 use output::Reporter;
 use request::{Context, Request};
+
+/// Where the data dir came from, for -vv.
+fn data_dir_source(cli: &Cli) -> &'static str {
+    if cli.data_dir.is_some() {
+        "--data-dir or MAGE_DATA_DIR"
+    } else {
+        "the default, ~/.mage_data"
+    }
+}
 
 /// Parses the command line, runs it, and returns the process exit code.
 pub fn main() -> i32 {
@@ -58,8 +68,24 @@ fn run(cli: Cli, reporter: &Reporter) -> mage_secrets::Result<i32> {
     }
     match &settings.key {
         Some(given) => reporter.detail(&format!("key from {}", given.origin)),
-        None => reporter.detail(&format!("data dir: {}", settings.data_dir.display())),
+        None => {
+            reporter.detail(&format!("data dir: {}", settings.data_dir.display()));
+            reporter.trace(&format!("  from {}", data_dir_source(&cli)));
+        }
     }
+    // Described without its password.
+    match settings.database_location() {
+        Ok(location) => reporter.detail(&format!("database: {}", location.describe())),
+        Err(_) => reporter.detail("database: (invalid; see the error below)"),
+    }
+    reporter.trace(&format!(
+        "  from {}",
+        if cli.database.is_some() {
+            "--database or MAGE_SECRETS_DATABASE"
+        } else {
+            "the default, inside the data dir"
+        }
+    ));
     let request = Request::new(cli.command, &settings)?;
     let ctx = Context {
         settings,
@@ -82,6 +108,7 @@ fn run(cli: Cli, reporter: &Reporter) -> mage_secrets::Result<i32> {
         Request::Check(check) => check::check(&ctx, &check),
         Request::Watch(watch) => watch::watch(&ctx, watch),
         Request::Run(run) => run::run(&ctx, &run),
+        Request::Man(command) => manual::man(command.as_deref()),
         Request::Completions(shell) => {
             let mut out = std::io::stdout().lock();
             complete::write_registration(shell, &mut out)

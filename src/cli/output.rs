@@ -77,6 +77,13 @@ impl Reporter {
         }
     }
 
+    /// A finer detail, shown with `-vv`.
+    pub fn trace(&self, message: &str) {
+        if self.verbose > 1 {
+            eprintln!("{}", self.paint(BLUE, message));
+        }
+    }
+
     /// A diagnostic with its location, message and caret snippet.
     pub fn diagnostic(&self, d: &Diagnostic) {
         if self.quiet && !d.is_error() {

@@ -112,6 +112,8 @@ pub enum Request {
     Watch(WatchRequest),
     Run(RunRequest),
     Completions(clap_complete::Shell),
+    /// The manual page of mage-secrets, or of one command.
+    Man(Option<String>),
 }
 
 impl Request {
@@ -121,10 +123,20 @@ impl Request {
                 name,
                 scope,
                 from_file,
-            } => Request::Set {
-                secret: NamedSecret::new(name, &scope)?,
-                from_file,
-            },
+                extra,
+            } => {
+                if !extra.is_empty() {
+                    // The extra argument is most likely the value: never
+                    // repeat it.
+                    return Err(Error::Usage(format!(
+                        "set takes one argument, the name; values never come from the command line (process lists and shell history would show them). Pipe it: printf '%s' \"$VALUE\" | mage-secrets set {name}, or run `mage-secrets set {name}` for a no-echo prompt, or use --from-file FILE"
+                    )));
+                }
+                Request::Set {
+                    secret: NamedSecret::new(name, &scope)?,
+                    from_file,
+                }
+            }
             Command::Get { name, scope } => Request::Get(NamedSecret::new(name, &scope)?),
             Command::List {
                 scope,
@@ -248,6 +260,7 @@ impl Request {
                 })
             }
             Command::Completions { shell } => Request::Completions(shell),
+            Command::Man { command } => Request::Man(command),
         })
     }
 }

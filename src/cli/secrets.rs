@@ -20,6 +20,7 @@ pub fn open(settings: &Settings, reporter: &Reporter) -> Result<Environment> {
         reporter.warning(w);
     }
     reporter.detail(&format!("environment: {}", env.uuid()));
+    reporter.trace(&format!("key file: {}", settings.key_path().display()));
     Ok(env)
 }
 
