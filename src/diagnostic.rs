@@ -178,9 +178,66 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
     i
 }
 
+/// Diagnostics in first-seen order, with every missing-secret error about
+/// the same secret gathered behind its first: one secret used in 987 files is
+/// one group of 987 places, not 987 errors.
+pub fn group_by_secret(diagnostics: &[Diagnostic]) -> Vec<Vec<&Diagnostic>> {
+    let mut groups: Vec<Vec<&Diagnostic>> = Vec::new();
+    let mut by_name: std::collections::HashMap<(&str, Severity), usize> =
+        std::collections::HashMap::new();
+    for d in diagnostics {
+        let key = match (&d.kind, &d.name) {
+            (Kind::MissingSecret, Some(name)) => Some((name.as_str(), d.severity)),
+            _ => None,
+        };
+        match key.and_then(|k| by_name.get(&k).copied()) {
+            Some(i) => groups[i].push(d),
+            None => {
+                if let Some(k) = key {
+                    by_name.insert(k, groups.len());
+                }
+                groups.push(vec![d]);
+            }
+        }
+    }
+    groups
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn missing_secrets_group_by_name_in_first_seen_order() {
+        let missing = |name: &str, file: &str| {
+            Diagnostic::error(Kind::MissingSecret, format!("secret '{name}'"))
+                .named(name)
+                .in_file(Path::new(file))
+        };
+        let all = vec![
+            missing("a", "1.yaml"),
+            Diagnostic::error(Kind::Syntax, "syntax").in_file(Path::new("2.yaml")),
+            missing("b", "2.yaml"),
+            missing("a", "3.yaml"),
+            Diagnostic::error(Kind::Syntax, "syntax").in_file(Path::new("4.yaml")),
+            missing("a", "4.yaml"),
+        ];
+        let groups = group_by_secret(&all);
+        let shape: Vec<(String, usize)> = groups
+            .iter()
+            .map(|g| (g[0].message.clone(), g.len()))
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                ("secret 'a'".to_string(), 3),
+                ("syntax".to_string(), 1),
+                ("secret 'b'".to_string(), 1),
+                ("syntax".to_string(), 1),
+            ]
+        );
+        assert_eq!(groups[0][2].file.as_deref(), Some(Path::new("4.yaml")));
+    }
 
     #[test]
     fn line_and_column_of_offsets() {

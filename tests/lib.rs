@@ -7,6 +7,7 @@ mod support;
 mod check;
 mod completions;
 mod environments;
+mod grouped;
 mod help;
 mod hostile;
 mod keys;

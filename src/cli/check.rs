@@ -89,9 +89,7 @@ fn print_report(
             stdout(&text)
         }
         CheckFormat::Text => {
-            for d in &report.problems {
-                reporter.diagnostic(d);
-            }
+            reporter.diagnostics(&report.problems);
             let yaml = if report.yaml_checked {
                 ""
             } else {

@@ -45,9 +45,7 @@ pub fn main() -> i32 {
         Ok(code) => code,
         Err(err) => {
             if let Error::Render(diagnostics) = &err {
-                for d in diagnostics {
-                    reporter.diagnostic(d);
-                }
+                reporter.diagnostics(diagnostics);
             }
             reporter.error(&err.to_string());
             err.exit_code()

@@ -84,6 +84,46 @@ impl Reporter {
         }
     }
 
+    /// Diagnostics, one missing-secret error per secret: its first place in
+    /// full, then how many other places use it and the first few of them
+    /// (every one with -v).
+    pub fn diagnostics(&self, diagnostics: &[Diagnostic]) {
+        const SHOWN: usize = 3;
+        for group in mage_secrets::diagnostic::group_by_secret(diagnostics) {
+            let (first, more) = group.split_first().expect("groups are not empty");
+            if more.is_empty() {
+                self.diagnostic(first);
+                continue;
+            }
+            if self.quiet && !first.is_error() {
+                continue;
+            }
+            let mut head = (*first).clone();
+            head.message = format!("{} (used in {} places)", head.message, group.len());
+            let help = head.help.take();
+            self.diagnostic(&head);
+            let places: Vec<String> = more.iter().filter_map(|d| d.location()).collect();
+            let mut err = std::io::stderr().lock();
+            let label = self.paint(BOLD, "= also at:");
+            if self.verbose > 0 || places.len() <= SHOWN {
+                let _ = writeln!(err, "  {label}");
+                for p in &places {
+                    let _ = writeln!(err, "      {p}");
+                }
+            } else {
+                let _ = writeln!(
+                    err,
+                    "  {label} {} and {} more (-v lists every place)",
+                    places[..SHOWN].join(", "),
+                    places.len() - SHOWN
+                );
+            }
+            if let Some(help) = help {
+                let _ = writeln!(err, "  {} {help}", self.paint(BOLD, "= help:"));
+            }
+        }
+    }
+
     /// A diagnostic with its location, message and caret snippet.
     pub fn diagnostic(&self, d: &Diagnostic) {
         if self.quiet && !d.is_error() {

@@ -49,9 +49,7 @@ pub fn render(ctx: &Context, request: &RenderRequest) -> Result<i32> {
 }
 
 fn show(reporter: &Reporter, diagnostics: &[Diagnostic]) {
-    for d in diagnostics {
-        reporter.diagnostic(d);
-    }
+    reporter.diagnostics(diagnostics);
 }
 
 fn render_file(ctx: &Context, request: &RenderRequest) -> Result<i32> {
