@@ -152,7 +152,12 @@ fn an_edit_rewrites_only_its_output() {
     assert_eq!(before_d, mtime(&ws, "build/pipelines/etl/d.yaml"));
     let (code, log) = w.stop();
     assert_eq!(code, 0, "{log}");
-    assert_eq!(log.matches("wrote build/a.yaml").count(), 2, "{log}");
+    // The first render is counted, the edit is named.
+    assert!(
+        log.contains("watching: 4 file(s): 4 written, 0 up to date;"),
+        "{log}"
+    );
+    assert_eq!(log.matches("wrote build/a.yaml").count(), 1, "{log}");
 }
 
 #[test]
@@ -250,6 +255,7 @@ fn exec_runs_once_per_changed_batch_and_not_for_a_no_op_save() {
         &[
             "--debounce",
             "300",
+            "--no-initial-exec",
             "--exec",
             "printf '%s\\n---\\n' \"$MAGE_SECRETS_CHANGED\" >> exec.log",
         ],
@@ -338,4 +344,91 @@ fn sigterm_stops_cleanly_without_temporary_files() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     assert!(Path::new(&ws.path("build/a.yaml")).exists());
+}
+
+#[test]
+fn exec_runs_after_the_first_render_too() {
+    let ws = Workspace::new();
+    project(&ws);
+    let exec = "printf '%s\\n---\\n' \"$MAGE_SECRETS_CHANGED\" >> exec.log";
+    let w = Watcher::start(&ws, &["--exec", exec]);
+    wait_for(
+        "initial exec",
+        || read(&ws, "exec.log").is_some_and(|l| l.contains("---")),
+        || w.log(),
+    );
+    let log = read(&ws, "exec.log").unwrap();
+    assert!(
+        log.starts_with(
+            "build/a.yaml\nbuild/b.yaml\nbuild/c.yaml\nbuild/pipelines/etl/d.yaml\n---"
+        ),
+        "{log}"
+    );
+    let (code, _) = w.stop();
+    assert_eq!(code, 0);
+    // Outputs up to date: the next start runs it with nothing changed.
+    let w = Watcher::start(&ws, &["--exec", exec]);
+    wait_for(
+        "second initial exec",
+        || read(&ws, "exec.log").is_some_and(|l| l.matches("---").count() == 2),
+        || w.log(),
+    );
+    assert!(w.log().contains("0 written, 4 up to date"), "{}", w.log());
+    w.stop();
+}
+
+#[test]
+fn missing_secrets_at_start_say_what_was_written() {
+    let ws = Workspace::new();
+    project(&ws);
+    ws.write("p/e.yaml", "e: \"{{ mage_secret_var('not_yet') }}\"\n");
+    let w = Watcher::start(&ws, &[]);
+    let log = w.log();
+    assert!(
+        log.contains("e.yaml failed; no output is written for it until it renders"),
+        "{log}"
+    );
+    assert!(!log.contains("last good output"), "{log}");
+    assert!(
+        log.contains(
+            "watching: 5 file(s): 4 written, 0 up to date, 1 failing (no output written for them)"
+        ),
+        "{log}"
+    );
+    assert!(
+        !log.contains("wrote "),
+        "per-file lines only with -v: {log}"
+    );
+    w.stop();
+    // The next start keeps the outputs that exist, and says so.
+    ws.write("p/a.yaml", "a: \"{{ mage_secret_var('not_yet') }}\"\n");
+    let w = Watcher::start(&ws, &["-v"]);
+    let log = w.log();
+    assert!(
+        log.contains("a.yaml failed; its last good output is kept"),
+        "{log}"
+    );
+    assert!(
+        log.contains("2 failing (1 keep their last good output, 1 have none yet)"),
+        "{log}"
+    );
+    w.stop();
+}
+
+#[test]
+fn a_secret_change_prints_counts_and_files_with_v() {
+    let ws = Workspace::new();
+    project(&ws);
+    let w = Watcher::start(&ws, &[]);
+    ws.set("d", None, "pw", "two");
+    wait_content(&ws, &w, "build/a.yaml", Some("a: \"two\""));
+    w.wait_log("2 output(s) written");
+    assert!(!w.log().contains("wrote "), "{}", w.log());
+    w.stop();
+    let w = Watcher::start(&ws, &["-v"]);
+    assert!(w.log().contains("watching: 4 file(s)"), "{}", w.log());
+    ws.set("d", None, "pw", "three");
+    w.wait_log("wrote build/a.yaml");
+    w.wait_log("wrote build/pipelines/etl/d.yaml");
+    w.stop();
 }

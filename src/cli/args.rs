@@ -285,6 +285,7 @@ Examples:
   mage-secrets watch . --out build/ --debounce 200
 
 The changed output paths reach --exec in MAGE_SECRETS_CHANGED, one per line.
+-v prints a line per written file; without it, counts.
 Ctrl-C or SIGTERM stops it after the batch in progress.")]
     Watch {
         /// The project folder
@@ -296,9 +297,12 @@ Ctrl-C or SIGTERM stops it after the batch in progress.")]
         /// Quiet period (ms) that ends a batch of file events
         #[arg(long, value_name = "MS", default_value_t = 50)]
         debounce: u64,
-        /// Run this shell command after each batch that changed an output
+        /// Run this shell command after the first render and after each batch that changed an output
         #[arg(long, value_name = "CMD")]
         exec: Option<String>,
+        /// Run --exec only after changes, not after the first render
+        #[arg(long, requires = "exec")]
+        no_initial_exec: bool,
         #[command(flatten)]
         render: RenderFlags,
         /// Permissions of output files (octal); folders get x where r is set

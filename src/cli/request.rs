@@ -222,6 +222,7 @@ impl Request {
                 out,
                 debounce,
                 exec,
+                no_initial_exec,
                 render,
                 mode,
             } => Request::Watch(WatchRequest {
@@ -233,6 +234,7 @@ impl Request {
                     mode,
                     debounce: std::time::Duration::from_millis(debounce),
                     exec,
+                    initial_exec: !no_initial_exec,
                 },
             }),
             Command::Run {

@@ -22,6 +22,9 @@ pub fn watch(ctx: &Context, request: WatchRequest) -> Result<i32> {
     let stop = watch::stop_on_signals()?;
     let mut printer = Printer {
         reporter: *reporter,
+        out: out.clone(),
+        started: false,
+        store_batch: false,
     };
     let mut w = Watch::new(env, &root, &out, options, &mut printer)?;
     w.run(&stop)?;
@@ -44,48 +47,86 @@ fn stamp() -> String {
     )
 }
 
+/// Prints the watcher's events: counts for the first render and for a
+/// secret-store change (a line per file with -v), a line per file for an
+/// edit.
 struct Printer {
     reporter: Reporter,
+    out: std::path::PathBuf,
+    /// The first render is done.
+    started: bool,
+    /// The batch in progress re-renders after a secret-store change.
+    store_batch: bool,
+}
+
+impl Printer {
+    fn per_file(&self) -> bool {
+        self.reporter.verbose > 0 || (self.started && !self.store_batch)
+    }
 }
 
 impl WatchObserver for Printer {
     fn event(&mut self, event: WatchEvent<'_>) {
         let r = &self.reporter;
         match event {
-            WatchEvent::Ready { files, failed } => r.info(&format!(
-                "{} watching: {files} file(s) rendered{}; Ctrl-C to stop",
-                stamp(),
+            WatchEvent::Ready {
+                files,
+                written,
+                failed,
+                kept,
+            } => {
+                self.started = true;
+                let mut counts =
+                    format!("{written} written, {} up to date", files - failed - written);
                 if failed > 0 {
-                    format!(", {failed} failing (last good output kept)")
-                } else {
-                    String::new()
+                    counts.push_str(&format!(", {failed} failing"));
+                    if kept > 0 {
+                        counts.push_str(&format!(
+                            " ({kept} keep their last good output, {} have none yet)",
+                            failed - kept
+                        ));
+                    } else {
+                        counts.push_str(" (no output written for them)");
+                    }
                 }
-            )),
-            WatchEvent::Written(p) => r.info(&format!("{} wrote {}", stamp(), p.display())),
+                r.info(&format!(
+                    "{} watching: {files} file(s): {counts}; Ctrl-C to stop",
+                    stamp()
+                ))
+            }
+            WatchEvent::BatchDone { written } => {
+                if self.store_batch && !self.per_file() {
+                    r.info(&format!("{} {written} output(s) written", stamp()));
+                }
+                self.store_batch = false;
+            }
+            WatchEvent::Written(p) => {
+                if self.per_file() {
+                    r.info(&format!("{} wrote {}", stamp(), p.display()))
+                }
+            }
             WatchEvent::Removed(p) => r.info(&format!("{} removed {}", stamp(), p.display())),
             WatchEvent::Failed(p, diagnostics) => {
-                eprintln!(
-                    "{} {} failed; its last good output is kept:",
-                    stamp(),
-                    p.display()
-                );
-                for d in diagnostics {
-                    r.diagnostic(d);
-                }
+                let kept = if self.out.join(p).is_file() {
+                    "its last good output is kept"
+                } else {
+                    "no output is written for it until it renders"
+                };
+                eprintln!("{} {} failed; {kept}:", stamp(), p.display());
+                r.diagnostics(diagnostics);
             }
             WatchEvent::Recovered(p) => {
                 eprintln!("{} recovered: {} renders again", stamp(), p.display())
             }
-            WatchEvent::Warnings(diagnostics) => {
-                for d in diagnostics {
-                    r.diagnostic(d);
-                }
+            WatchEvent::Warnings(diagnostics) => r.diagnostics(diagnostics),
+            WatchEvent::StoreChanged { names, files } => {
+                self.store_batch = true;
+                r.info(&format!(
+                    "{} secret store changed ({}): re-rendering {files} file(s)",
+                    stamp(),
+                    names.join(", ")
+                ))
             }
-            WatchEvent::StoreChanged { names, files } => r.info(&format!(
-                "{} secret store changed ({}): re-rendering {files} file(s)",
-                stamp(),
-                names.join(", ")
-            )),
             WatchEvent::ExecFailed(message) => {
                 r.error(&format!("{} {message}; still watching", stamp()))
             }

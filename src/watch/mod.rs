@@ -47,13 +47,25 @@ pub struct WatchOptions {
     pub debounce: Duration,
     /// Shell command run after each batch that changed an output.
     pub exec: Option<String>,
+    /// Whether `exec` also runs after the first render (when it wrote or
+    /// kept at least one output), as consul-template and watchexec do.
+    pub initial_exec: bool,
 }
 
 /// What the watcher tells its observer.
 #[derive(Debug)]
 pub enum WatchEvent<'a> {
-    /// The first render is done.
-    Ready { files: usize, failed: usize },
+    /// The first render is done: of `files`, `written` outputs were
+    /// written (the others that rendered were up to date), `failed` failed,
+    /// and `kept` of those still have an output from an earlier run.
+    Ready {
+        files: usize,
+        written: usize,
+        failed: usize,
+        kept: usize,
+    },
+    /// A batch after the first render is done; it wrote `written` outputs.
+    BatchDone { written: usize },
     /// An output was (re)written.
     Written(&'a Path),
     /// A source vanished and its output was removed.
@@ -168,17 +180,26 @@ impl<'o> Watch<'o> {
                 std::slice::from_ref(d),
             ));
         }
-        let mut failed = 0;
+        let (mut failed, mut kept) = (0, 0);
         for rel in project.files.clone() {
             if !self.render_one(&project, &rel) {
                 failed += 1;
+                if self.out.join(&rel).is_file() {
+                    kept += 1;
+                }
             }
         }
-        self.changed_outputs.clear();
+        let files = self.files.len();
         self.observer.event(WatchEvent::Ready {
-            files: self.files.len(),
+            files,
+            written: self.changed_outputs.len(),
             failed,
+            kept,
         });
+        if self.options.initial_exec && files - failed + kept > 0 {
+            self.run_exec();
+        }
+        self.changed_outputs.clear();
         Ok(())
     }
 
@@ -355,12 +376,22 @@ impl<'o> Watch<'o> {
         Ok(())
     }
 
-    /// Runs `--exec` when the batch changed an output.
+    /// Reports the batch and runs `--exec` when it changed an output.
     fn finish_batch(&mut self) {
+        self.observer.event(WatchEvent::BatchDone {
+            written: self.changed_outputs.len(),
+        });
         if self.changed_outputs.is_empty() {
             return;
         }
-        let changed = std::mem::take(&mut self.changed_outputs);
+        self.run_exec();
+        self.changed_outputs.clear();
+    }
+
+    /// Runs `--exec`, the outputs written since the last run in
+    /// `MAGE_SECRETS_CHANGED`.
+    fn run_exec(&mut self) {
+        let changed = &self.changed_outputs;
         let Some(cmd) = &self.options.exec else {
             return;
         };
@@ -527,6 +558,7 @@ mod tests {
             mode: 0o600,
             debounce: Duration::from_millis(50),
             exec: None,
+            initial_exec: true,
         };
         let mut events = Events::default();
         let mut watch = Watch::new(env, &root, &out, options, &mut events).unwrap();
