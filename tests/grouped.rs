@@ -51,7 +51,7 @@ fn check_gives_one_error_per_missing_secret_with_its_places() {
         assert!(
             verbose
                 .stderr
-                .contains(&format!("p/pipelines/f{i}/x.yaml:1:")),
+                .contains(&format!("pipelines/f{i}/x.yaml:1:")),
             "f{i}: {}",
             verbose.stderr
         );

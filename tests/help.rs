@@ -9,7 +9,7 @@ fn every_argument_has_a_description() {
     assert!(get.contains("<NAME>  Secret name"), "{get}");
     let check = ws.run(&["check", "--help"]).ok().stdout;
     assert!(
-        check.contains("--format <FORMAT>  Output format"),
+        check.contains("Output format: diagnostics on stderr"),
         "{check}"
     );
     let list = ws.run(&["list", "--help"]).ok().stdout;
