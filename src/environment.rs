@@ -432,6 +432,7 @@ impl Environment {
             return Ok(EnvironmentInfo {
                 data_dir: "none (a given key)".into(),
                 uuid: self.inner.uuid.clone(),
+                name: self.name()?,
                 database: self.inner.database.describe(),
                 key_file: format!("key from {}", given.origin),
                 secrets: self.store().count(&self.inner.uuid)?,
