@@ -6,6 +6,7 @@ mod support;
 
 mod check;
 mod completions;
+mod differential;
 mod hostile;
 mod keys;
 mod mage_import;
@@ -15,4 +16,5 @@ mod render;
 mod run;
 mod secrets;
 mod snapshots;
+mod value_integrity;
 mod watch;

@@ -246,6 +246,7 @@ fn render_options(flags: &RenderFlags) -> RenderOptions {
     RenderOptions {
         lenient: flags.lenient,
         raw: flags.raw,
+        direct: false,
     }
 }
 
