@@ -306,7 +306,11 @@ impl Environment {
                 &rel,
                 &source,
                 &project::scope_chain(&rel),
-                &RenderOptions::default(),
+                // Parsed here, not by Mage's Jinja pass.
+                &RenderOptions {
+                    direct: true,
+                    ..RenderOptions::default()
+                },
                 true,
             )
             .into_output()?;

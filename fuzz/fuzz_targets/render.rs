@@ -1,7 +1,8 @@
 //! Template analysis, quote-aware substitution and the YAML check, with no
 //! I/O: any template with any secret value must render or fail with
-//! diagnostics, never panic; and a value placed in a double-quoted scalar
-//! must read back exactly.
+//! diagnostics, never panic; a render that succeeds parses (what Mage reads,
+//! after its Jinja pass); and a value placed in any quoting context either
+//! reads back exactly or the render fails (the YAML-parser oracle).
 #![no_main]
 
 use std::path::Path;
@@ -10,11 +11,16 @@ use std::sync::Arc;
 use libfuzzer_sys::fuzz_target;
 use mage_secrets::template::{Engine, EnvVars, RenderOptions, SecretSource};
 use mage_secrets::{Scope, SecretValue};
+use serde::Deserialize;
 
 struct OneSecret(Arc<SecretValue>);
 
 impl SecretSource for OneSecret {
-    fn lookup(&self, _chain: &[Scope], name: &str) -> mage_secrets::Result<Option<Arc<SecretValue>>> {
+    fn lookup(
+        &self,
+        _chain: &[Scope],
+        name: &str,
+    ) -> mage_secrets::Result<Option<Arc<SecretValue>>> {
         Ok((name == "v").then(|| self.0.clone()))
     }
     fn environment(&self) -> &str {
@@ -30,24 +36,125 @@ impl EnvVars for NoVars {
     }
 }
 
+/// What Mage's Jinja pass makes of an output's protections.
+fn mage_view(out: &str) -> String {
+    out.replace("{{ '{{' }}", "{{")
+        .replace("{{ '{%' }}", "{%")
+        .replace("{{ '{#' }}", "{#")
+        .replace("{{ '{' }}", "{")
+}
+
+/// The YAML-parser oracle: a template placing `v` in one context, and where
+/// its loaded value is found.
+const CONTEXTS: &[(&str, &[&str], bool)] = &[
+    ("key: {{ mage_secret_var('v') }}\n", &["key"], false),
+    ("key: \"{{ mage_secret_var('v') }}\"\n", &["key"], false),
+    ("key: '{{ mage_secret_var('v') }}'\n", &["key"], false),
+    (
+        "key: |\n  {{ mage_secret_var('v') }}\nnext: 1\n",
+        &["key"],
+        true,
+    ),
+    (
+        "key: |-\n  {{ mage_secret_var('v') }}\nnext: 1\n",
+        &["key"],
+        false,
+    ),
+    (
+        "key: {a: {{ mage_secret_var('v') }}, b: 1}\n",
+        &["key", "a"],
+        false,
+    ),
+    (
+        "key: [\"{{ mage_secret_var('v') }}\", x]\n",
+        &["key", "0"],
+        false,
+    ),
+    ("# {{ mage_secret_var('v') }}\nkey: 1\n", &[], false),
+];
+
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     // "template \x1f value": the value fills mage_secret_var('v').
     let (template, value) = text.split_once('\u{1f}').unwrap_or((text, "value"));
-    let engine = Engine::new(Arc::new(OneSecret(Arc::new(SecretValue::new(value.to_string())))), Arc::new(NoVars));
+    let engine = Engine::new(
+        Arc::new(OneSecret(Arc::new(SecretValue::new(value.to_string())))),
+        Arc::new(NoVars),
+    );
     let chain = [Scope::Global];
     for lenient in [false, true] {
-        let options = RenderOptions { lenient, ..RenderOptions::default() };
-        let _ = engine.render(Path::new("fuzz.yaml"), template, &chain, &options, true);
+        let options = RenderOptions {
+            lenient,
+            ..RenderOptions::default()
+        };
+        let file = engine.render(Path::new("fuzz.yaml"), template, &chain, &options, true);
+        if let Some(out) = file.output {
+            // A render that succeeds was proven: what Mage reads parses.
+            let view = mage_view(&out);
+            for doc in serde_yaml::Deserializer::from_str(&view) {
+                serde::de::IgnoredAny::deserialize(doc).expect("a proven output parses");
+            }
+        }
     }
-    let quoted = engine.render(
-        Path::new("q.yaml"),
-        "key: \"{{ mage_secret_var('v') }}\"\n",
-        &chain,
-        &RenderOptions::default(),
-        true,
-    );
-    let out = quoted.output.expect("a double-quoted value always renders");
-    let doc: serde_yaml::Value = serde_yaml::from_str(&out).expect("and parses");
-    assert_eq!(doc["key"].as_str(), Some(value));
+    // Wherever a value is placed, a render that succeeds gives it back
+    // exactly (or, in plain context, a collection or a warned resolution).
+    for (template, path, clip) in CONTEXTS {
+        let file = engine.render(
+            Path::new("o.yaml"),
+            template,
+            &chain,
+            &RenderOptions::default(),
+            true,
+        );
+        let Some(out) = file.output else {
+            assert!(file
+                .diagnostics
+                .iter()
+                .any(|d| d.is_error() && !d.message.contains(value) || value.len() < 4));
+            continue;
+        };
+        let doc: serde_yaml::Value =
+            serde_yaml::from_str(&mage_view(&out)).expect("a proven output parses");
+        let mut node = &doc;
+        for step in *path {
+            node = match step.parse::<usize>() {
+                Ok(i) => &node[i],
+                Err(_) => &node[*step],
+            };
+        }
+        if path.is_empty() {
+            assert_eq!(
+                doc["key"].as_u64(),
+                Some(1),
+                "a comment value stays in its comment"
+            );
+            continue;
+        }
+        let warned = file.diagnostics.iter().any(|d| !d.is_error());
+        match node.as_str() {
+            Some(s) => {
+                let want = if *clip && !value.is_empty() && !value.ends_with('\n') {
+                    format!("{value}\n")
+                } else {
+                    value.to_string()
+                };
+                assert!(
+                    s == want || warned,
+                    "{template:?}: read {s:?}, meant {want:?}"
+                );
+            }
+            // Another type: PyYAML-style resolution, which is warned about,
+            // or a JSON-like collection in plain context.
+            None => assert!(
+                warned
+                    || node.is_mapping()
+                    || node.is_sequence()
+                    || template.starts_with("key: {{")
+                    || template.contains("{a: {{"),
+                "{template:?}: read {node:?}"
+            ),
+        }
+    }
 });

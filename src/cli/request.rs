@@ -285,6 +285,7 @@ fn render_options(flags: &RenderFlags) -> RenderOptions {
     RenderOptions {
         lenient: flags.lenient,
         raw: flags.raw,
+        direct: false,
     }
 }
 

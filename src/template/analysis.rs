@@ -64,6 +64,35 @@ pub struct ExpressionSite {
     /// The expression is exactly a call of ours with literal arguments,
     /// which can be evaluated without compiling it.
     pub call: Option<SimpleCall>,
+    /// The expression is one call of `mage_secret_var`, `env_var` or
+    /// `json_value` and nothing else: its value is escaped for its quoting
+    /// context. Anything else (filters, `~`, conditionals) is text the user
+    /// shaped, placed as Mage places it.
+    pub bare: bool,
+}
+
+/// Whether the tokens of an expression are one call of a value function.
+fn is_bare_call(tokens: &[(Token<'_>, Span)]) -> bool {
+    let [(Token::Ident(f), _), (Token::ParenOpen, _), rest @ ..] = tokens else {
+        return false;
+    };
+    if !matches!(*f, "mage_secret_var" | "env_var" | "json_value") {
+        return false;
+    }
+    let mut depth = 1usize;
+    for (i, (token, _)) in rest.iter().enumerate() {
+        match token {
+            Token::ParenOpen | Token::BracketOpen | Token::BraceOpen => depth += 1,
+            Token::ParenClose | Token::BracketClose | Token::BraceClose => {
+                depth -= 1;
+                if depth == 0 {
+                    return i + 1 == rest.len();
+                }
+            }
+            _ => {}
+        }
+    }
+    false
 }
 
 /// `mage_secret_var('name')`, `env_var('NAME')` or `env_var('NAME', default)`.
@@ -244,6 +273,7 @@ impl Analysis {
                             trim_after: closing.is_some_and(|c| source[c].starts_with('-')),
                             context: QuotingContext::Plain,
                             call: simple_call(body),
+                            bare: is_bare_call(body),
                         });
                     }
                     pos = end;
@@ -268,6 +298,18 @@ impl Analysis {
             .checked_sub(1)?;
         let site = &self.expressions[idx];
         (offset <= site.inner.end).then_some(site)
+    }
+
+    /// Environment variable names referenced literally inside `range`.
+    pub fn env_var_names_in(&self, range: Range<usize>) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .references
+            .iter()
+            .filter(|r| r.function == Function::EnvVar && range.contains(&r.offset))
+            .filter_map(|r| r.name.as_deref())
+            .collect();
+        names.dedup();
+        names
     }
 
     /// Secret names referenced literally inside `range` of the source.

@@ -44,24 +44,14 @@ impl Engine {
             Function::SecretVar => Kind::MissingSecret,
             Function::EnvVar => Kind::UnsetEnvVar,
         };
-        let mut places: Vec<usize> = analysis
+        let places: Vec<usize> = analysis
             .references
             .iter()
             .filter(|r| r.function == function && r.name.as_deref() == Some(name.as_str()))
             .map(|r| r.offset)
             .collect();
         if places.is_empty() {
-            // A computed name: point at the first computed call.
-            places.extend(
-                analysis
-                    .references
-                    .iter()
-                    .find(|r| r.function == function && r.name.is_none())
-                    .map(|r| r.offset),
-            );
-        }
-        if places.is_empty() {
-            return vec![make(kind, message).named(name).with_help(help)];
+            return self.computed_name_diagnostics(function, source, analysis, lenient);
         }
         places
             .into_iter()
@@ -72,6 +62,52 @@ impl Engine {
                     .at_offset(source, o)
             })
             .collect()
+    }
+}
+
+impl Engine {
+    /// A missing value whose name no literal call gives: the name is
+    /// computed (and may come from a value), so it is never echoed; every
+    /// computed call is pointed at.
+    fn computed_name_diagnostics(
+        &self,
+        function: Function,
+        source: &str,
+        analysis: &Analysis,
+        lenient: bool,
+    ) -> Vec<Diagnostic> {
+        let message = match function {
+            Function::SecretVar => format!(
+                "a secret whose name is computed by this expression is not set in environment {}",
+                self.environment_uuid
+            ),
+            Function::EnvVar => "an environment variable whose name is computed by this expression is not set, and env_var has no default".to_string(),
+        };
+        let help = "the name is not shown, as it is computed and may come from a value; write it as a literal, or check the expression that computes it";
+        let (message, make): (String, fn(Kind, String) -> Diagnostic) = if lenient {
+            (format!("{message}; rendered as None"), Diagnostic::warning)
+        } else {
+            (message, Diagnostic::error)
+        };
+        let kind = match function {
+            Function::SecretVar => Kind::MissingSecret,
+            Function::EnvVar => Kind::UnsetEnvVar,
+        };
+        let computed: Vec<Diagnostic> = analysis
+            .references
+            .iter()
+            .filter(|r| r.function == function && r.name.is_none())
+            .map(|r| {
+                make(kind, message.clone())
+                    .with_help(help)
+                    .at_offset(source, r.offset)
+            })
+            .collect();
+        if computed.is_empty() {
+            vec![make(kind, message).with_help(help)]
+        } else {
+            computed
+        }
     }
 }
 

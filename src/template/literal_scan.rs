@@ -65,6 +65,7 @@ pub(super) fn scan_simple(source: &str) -> Option<Analysis> {
             trim_after: false,
             context: QuotingContext::Plain,
             call: Some(call),
+            bare: true,
         });
         pos = close + 2;
     }

@@ -13,13 +13,17 @@
 //! places every error in the template source.
 
 pub mod analysis;
+pub mod assembly;
 mod diagnostics;
 pub mod functions;
+mod libyaml;
 mod literal_scan;
 mod partial;
+pub mod proof;
 pub mod python;
 pub mod quoting;
 mod whole;
+mod yaml11;
 mod yaml_check;
 
 #[cfg(test)]
@@ -33,13 +37,13 @@ use minijinja::{AutoEscape, UndefinedBehavior};
 
 use crate::diagnostic::{Diagnostic, Kind};
 use crate::secret::Scope;
-use analysis::Analysis;
+use analysis::{Analysis, Function};
+use assembly::Assembly;
 pub use diagnostics::syntax_errors;
 use diagnostics::{lex_error, template_error};
 pub use functions::{EnvVars, ProcessEnv, SecretSource};
 use functions::{RenderScope, SCOPE_VAR};
 use quoting::{escape, QuotingContext};
-use yaml_check::yaml_problem;
 
 /// Names a file may use and still be rendered as a whole template.
 const KNOWN_NAMES: &[&str] = &[
@@ -63,6 +67,9 @@ pub struct RenderOptions {
     pub lenient: bool,
     /// Insert values raw, without quote-aware escaping (Mage's bytes).
     pub raw: bool,
+    /// The output is read directly (dbt, a program), not through Mage's
+    /// Jinja pass: `{{`, `{%`, `{#` are written as they are, unprotected.
+    pub direct: bool,
 }
 
 /// How a file was produced.
@@ -161,6 +168,9 @@ impl Engine {
             return file;
         }
         let located = |d: Diagnostic| d.in_file(path);
+        // Jinja2 reads `\r\n` and `\r` as `\n` everywhere in a template.
+        let normalized = normalize_newlines(source);
+        let source: &str = &normalized;
         let analysis = match Analysis::of(source) {
             Ok(a) => a,
             Err(e) => {
@@ -170,7 +180,11 @@ impl Engine {
         };
         file.references = analysis.references.clone();
         let scope = RenderScope::new(chain.to_vec());
-        let mut sink = Sink::default();
+        let mut sink = Sink {
+            errors: Vec::new(),
+            asm: Assembly::new(source.len() + 64, !options.direct),
+            tags_kept: false,
+        };
         let rendered = if analysis.is_simple(source) {
             // Text and literal calls only: evaluated directly, with exactly
             // the engine's result, at a fraction of the cost.
@@ -228,21 +242,78 @@ impl Engine {
             names.dedup();
             names
         };
-        let Some(output) = rendered else { return file };
-        if file.diagnostics.iter().any(Diagnostic::is_error) {
+        if rendered.is_none() || file.diagnostics.iter().any(Diagnostic::is_error) {
             return file;
         }
+        let mut asm = sink.asm;
+        asm.finish(file.mode == RenderMode::Whole);
         if check_yaml {
-            let probe = sink.probe.as_deref().unwrap_or(&output);
-            if !sink.skip_yaml {
-                if let Some(d) = yaml_problem(probe, source, &sink.spans, &analysis) {
-                    file.diagnostics.push(located(d));
-                    return file;
-                }
+            let mut findings = yaml_check::check(&asm, source, &analysis, sink.tags_kept);
+            if file.mode == RenderMode::Whole {
+                findings.extend(self.unplaced_empty_values(&asm, source, &analysis, &scope));
+            }
+            let failed = findings.iter().any(Diagnostic::is_error);
+            file.diagnostics.extend(findings.into_iter().map(located));
+            if failed {
+                return file;
             }
         }
-        file.output = Some(output);
+        file.output = Some(asm.out);
         file
+    }
+
+    /// Warnings for literal calls in plain context whose value is empty and
+    /// that left no place (the engine records no span for empty output):
+    /// PyYAML reads an empty plain value as None.
+    fn unplaced_empty_values(
+        &self,
+        asm: &Assembly,
+        source: &str,
+        analysis: &Analysis,
+        scope: &RenderScope,
+    ) -> Vec<Diagnostic> {
+        analysis
+            .expressions
+            .iter()
+            .filter(|site| site.context == QuotingContext::Plain && site.bare)
+            .filter(|site| !asm.place_sources.contains(&site.inner))
+            .filter(|site| {
+                let Some(call) = &site.call else { return false };
+                match call.function {
+                    Function::SecretVar => self
+                        .secrets
+                        .lookup(&scope.chain, &call.name)
+                        .ok()
+                        .flatten()
+                        .is_some_and(|v| v.as_str().is_empty()),
+                    Function::EnvVar => match (self.vars.get(&call.name), &call.default) {
+                        (Some(v), _) => v.is_empty(),
+                        (None, Some(analysis::Literal::Str(d))) => d.is_empty(),
+                        _ => false,
+                    },
+                }
+            })
+            .map(|site| yaml_check::empty_value_warning(source, analysis, site.inner.clone()))
+            .collect()
+    }
+
+    /// Places an expression's output: a bare call's value escaped for its
+    /// quoting context (or an error recorded when it cannot be placed
+    /// there); the text of an expression the user shaped as it is, as Mage
+    /// places it.
+    fn place(
+        &self,
+        text: &str,
+        bare: bool,
+        context: QuotingContext,
+        file: &FileSource<'_>,
+        source_range: Range<usize>,
+        sink: &mut Sink,
+    ) {
+        let intended = bare.then_some(text);
+        if let Some(escaped) = self.escaped(text, bare, context, file, source_range.clone(), sink) {
+            sink.asm.value(&escaped, intended, context, source_range);
+        }
     }
 
     /// An expression's output escaped for its quoting context, or `None`
@@ -250,6 +321,7 @@ impl Engine {
     fn escaped<'t>(
         &self,
         text: &'t str,
+        bare: bool,
         context: QuotingContext,
         file: &FileSource<'_>,
         source_range: Range<usize>,
@@ -260,25 +332,30 @@ impl Engine {
             analysis,
             options,
         } = *file;
-        if options.raw {
+        if options.raw || !bare {
             return Some(std::borrow::Cow::Borrowed(text));
         }
         match escape(text, context) {
             Ok(escaped) => Some(escaped),
             Err(e) => {
                 let names = analysis.secret_names_in(source_range.clone());
-                let what = if names.is_empty() {
-                    String::new()
-                } else {
+                let vars = analysis.env_var_names_in(source_range.clone());
+                let what = if !names.is_empty() {
                     format!(" (secrets: {})", names.join(", "))
+                } else if !vars.is_empty() {
+                    format!(" (environment variables: {})", vars.join(", "))
+                } else {
+                    String::new()
                 };
-                sink.errors.push(
-                    Diagnostic::error(
-                        Kind::Quoting,
-                        format!("cannot place this value in single quotes{what}: {e}"),
-                    )
-                    .at_offset(source, source_range.start),
+                let d = Diagnostic::error(
+                    Kind::Quoting,
+                    format!("cannot place this value in single quotes{what}: {e}"),
                 );
+                let d = match names.first() {
+                    Some(name) => d.named(name),
+                    None => d,
+                };
+                sink.errors.push(d.at_offset(source, source_range.start));
                 None
             }
         }
@@ -294,19 +371,30 @@ struct FileSource<'a> {
 }
 
 /// Collected while assembling one file's output.
-#[derive(Default)]
 struct Sink {
     errors: Vec<Diagnostic>,
-    spans: Vec<OutSpan>,
-    /// For partial renders: the output with runtime expressions replaced by
-    /// a placeholder, for the YAML check.
-    probe: Option<String>,
-    skip_yaml: bool,
+    asm: Assembly,
+    /// A partial render kept a tag that may change the YAML structure.
+    tags_kept: bool,
 }
 
-/// Which source produced a range of the output.
-struct OutSpan {
-    output: Range<usize>,
-    source: Range<usize>,
-    expression: bool,
+/// `{% raw %}` or `{% endraw %}` (with any whitespace control).
+fn is_raw_marker(tag: &str) -> bool {
+    let inner = tag
+        .strip_prefix("{%")
+        .and_then(|t| t.strip_suffix("%}"))
+        .map(|t| {
+            t.trim_start_matches(['-', '+'])
+                .trim_end_matches(['-', '+'])
+                .trim()
+        });
+    matches!(inner, Some("raw" | "endraw"))
+}
+
+/// Jinja2 reads every `\r\n` and lone `\r` of a template as `\n`.
+fn normalize_newlines(source: &str) -> std::borrow::Cow<'_, str> {
+    if !source.contains('\r') {
+        return std::borrow::Cow::Borrowed(source);
+    }
+    std::borrow::Cow::Owned(source.replace("\r\n", "\n").replace('\r', "\n"))
 }

@@ -9,7 +9,7 @@ use super::analysis::{self, Analysis};
 use super::diagnostics::template_error;
 use super::functions::{self, RenderScope};
 use super::quoting::Segment;
-use super::{Engine, FileSource, OutSpan, RenderOptions, Sink, KNOWN_NAMES};
+use super::{is_raw_marker, Engine, FileSource, RenderOptions, Sink, KNOWN_NAMES};
 use crate::diagnostic::Kind;
 
 /// Stand-in for a runtime expression when a partially rendered file is
@@ -25,9 +25,7 @@ impl Engine {
         scope: &RenderScope,
         options: &RenderOptions,
         sink: &mut Sink,
-    ) -> Option<String> {
-        let mut out = String::with_capacity(source.len() + 16);
-        let mut probe = String::with_capacity(source.len() + 16);
+    ) -> Option<()> {
         // What becomes of each expression, decided (and compiled) once.
         let plans: Vec<Plan<'_>> = analysis
             .expressions
@@ -38,6 +36,11 @@ impl Engine {
         let mut trim_next = false;
         let segments = &analysis.segments;
         let mut failed = false;
+        let file = FileSource {
+            source,
+            analysis,
+            options,
+        };
         for (idx, segment) in segments.iter().enumerate() {
             match segment {
                 Segment::Raw(r) | Segment::Tag(r) => {
@@ -60,27 +63,24 @@ impl Engine {
                     if next_trims {
                         text = text.trim_end();
                     }
-                    let out_start = out.len();
-                    out.push_str(text);
-                    if matches!(segment, Segment::Tag(_)) && !whitespace_only {
-                        // A kept `{% … %}` or `{# … #}`: no YAML check for
-                        // tags (they change the structure); comments vanish.
-                        if text.starts_with("{%") || text.contains('\n') {
-                            sink.skip_yaml = true;
+                    // Template text and tags stay live for Mage's pass.
+                    let stand_in = if matches!(segment, Segment::Tag(_)) && !whitespace_only {
+                        // No YAML check can see through a kept `{% … %}`
+                        // (it changes the structure) but a raw block's
+                        // markers, which only keep its text from Mage;
+                        // comments vanish.
+                        if (text.starts_with("{%") && !is_raw_marker(text)) || text.contains('\n') {
+                            sink.tags_kept = true;
                         }
+                        ""
                     } else {
-                        probe.push_str(text);
-                    }
-                    sink.spans.push(OutSpan {
-                        output: out_start..out.len(),
-                        source: r.clone(),
-                        expression: false,
-                    });
+                        text
+                    };
+                    sink.asm.kept(text, stand_in, r.clone());
                 }
                 Segment::Expression(_) => {
                     let (site, plan) = sites.next().expect("one site per expression segment");
                     let outer = &source[site.outer.clone()];
-                    let out_start = out.len();
                     let evaluated = match plan {
                         Plan::Call(call) => Some(
                             functions::eval_simple(call, scope, &*self.secrets, &*self.vars)
@@ -101,34 +101,14 @@ impl Engine {
                     };
                     if let Some(result) = evaluated {
                         match result {
-                            Ok(text) => {
-                                let escaped = self.escaped(
-                                    &text,
-                                    site.context,
-                                    &FileSource {
-                                        source,
-                                        analysis,
-                                        options,
-                                    },
-                                    site.inner.clone(),
-                                    sink,
-                                );
-                                if let Some(escaped) = escaped {
-                                    probe.push_str(&escaped);
-                                    if analysis::has_template_syntax(&escaped) {
-                                        // Mage renders this file again at run time:
-                                        // keep the value from being evaluated there.
-                                        out.push_str("{% raw %}");
-                                        out.push_str(&escaped.replace(
-                                            "{% endraw %}",
-                                            "{% endraw %}{{ '{% endraw %}' }}{% raw %}",
-                                        ));
-                                        out.push_str("{% endraw %}");
-                                    } else {
-                                        out.push_str(&escaped);
-                                    }
-                                }
-                            }
+                            Ok(text) => self.place(
+                                &text,
+                                site.bare,
+                                site.context,
+                                &file,
+                                site.inner.clone(),
+                                sink,
+                            ),
                             Err(e) => {
                                 sink.errors.push(template_error(
                                     source,
@@ -141,22 +121,16 @@ impl Engine {
                         }
                         trim_next = site.trim_after;
                     } else {
-                        out.push_str(outer);
-                        probe.push_str(RUNTIME_PLACEHOLDER);
+                        sink.asm
+                            .kept(outer, RUNTIME_PLACEHOLDER, site.inner.clone());
                         if outer.contains('\n') {
-                            sink.skip_yaml = true;
+                            sink.tags_kept = true;
                         }
                     }
-                    sink.spans.push(OutSpan {
-                        output: out_start..out.len(),
-                        source: site.inner.clone(),
-                        expression: true,
-                    });
                 }
             }
         }
-        sink.probe = Some(probe);
-        (!failed).then_some(out)
+        (!failed).then_some(())
     }
 
     /// Whether a partial render evaluates an expression (a literal call, or

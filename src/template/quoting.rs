@@ -63,10 +63,17 @@ struct Scanner {
     line_indent: usize,
     /// Indent of the line that holds a `|`/`>` indicator.
     block_pending: Option<usize>,
+    /// Indent of the line where the plain scalar being written started.
+    node_indent: usize,
     /// The previous character was whitespace (or a line start).
     after_space: bool,
     /// Skip the next character (after `\` in double quotes).
     escape_next: bool,
+    /// A plain scalar is being written on this line.
+    in_plain: bool,
+    /// The previous line ended inside a plain scalar whose node sits at
+    /// this indentation: a deeper line continues it.
+    plain_continues_above: Option<usize>,
 }
 
 impl Scanner {
@@ -79,8 +86,11 @@ impl Scanner {
             at_line_start: true,
             line_indent: 0,
             block_pending: None,
+            node_indent: 0,
             after_space: true,
             escape_next: false,
+            in_plain: false,
+            plain_continues_above: None,
         }
     }
 
@@ -110,23 +120,32 @@ impl Scanner {
     /// An expression's output is scalar content.
     fn expression(&mut self) {
         if self.state == State::Normal {
+            self.continue_plain_line();
             self.token_start = false;
             self.after_indicator = false;
+            self.in_plain = true;
         }
         self.at_line_start = false;
         self.after_space = false;
     }
 
     fn newline(&mut self) {
-        match self.state {
-            State::Comment => self.state = State::Normal,
-            State::Normal => {
-                if let Some(parent_indent) = self.block_pending.take() {
-                    self.state = State::Block { parent_indent };
-                }
-            }
-            _ => {}
+        if self.state == State::Comment {
+            // A comment may follow a block indicator: `key: | # note`.
+            self.state = State::Normal;
         }
+        if self.state == State::Normal {
+            if let Some(parent_indent) = self.block_pending.take() {
+                self.state = State::Block { parent_indent };
+            }
+        }
+        self.plain_continues_above =
+            (self.state == State::Normal && self.in_plain).then_some(if self.flow_depth > 0 {
+                0
+            } else {
+                self.node_indent
+            });
+        self.in_plain = false;
         self.at_line_start = true;
         self.line_indent = 0;
         self.after_space = true;
@@ -139,7 +158,8 @@ impl Scanner {
     fn feed(&mut self, text: &str) {
         let mut chars = text.chars().peekable();
         while let Some(c) = chars.next() {
-            if c == '\n' {
+            // libyaml and PyYAML also break lines at NEL, LS and PS.
+            if matches!(c, '\n' | '\u{85}' | '\u{2028}' | '\u{2029}') {
                 if self.state == State::Double {
                     self.escape_next = false;
                 }
@@ -180,9 +200,26 @@ impl Scanner {
                         }
                     }
                 }
-                State::Normal => self.normal(c, chars.peek().copied()),
+                State::Normal => {
+                    if line_start && c != '#' {
+                        self.continue_plain_line();
+                    }
+                    self.normal(c, chars.peek().copied())
+                }
             }
             self.after_space = c == ' ' || c == '\t';
+        }
+    }
+
+    /// At the first character of a line (or an expression there): a line
+    /// deeper than the node of a plain scalar left open continues it, so a
+    /// quote there is text, not the start of a quoted scalar.
+    fn continue_plain_line(&mut self) {
+        if let Some(above) = self.plain_continues_above.take() {
+            if self.line_indent > above || self.flow_depth > 0 {
+                self.token_start = false;
+                self.in_plain = true;
+            }
         }
     }
 
@@ -194,8 +231,10 @@ impl Scanner {
 
     fn normal(&mut self, c: char, next: Option<char>) {
         let followed_by_space = matches!(next, None | Some(' ' | '\t' | '\r' | '\n'));
+        let was_plain = std::mem::take(&mut self.in_plain);
         match c {
             ' ' | '\t' => {
+                self.in_plain = was_plain;
                 if self.after_indicator {
                     self.token_start = true;
                     self.after_indicator = false;
@@ -236,6 +275,10 @@ impl Scanner {
                 if !self.after_indicator || self.after_space {
                     self.after_indicator = false;
                 }
+                if !was_plain {
+                    self.node_indent = self.line_indent;
+                }
+                self.in_plain = !self.after_indicator;
                 self.token_start = false;
             }
         }
@@ -325,7 +368,7 @@ fn escape_double(value: &str) -> Cow<'_, str> {
 }
 
 fn escape_single(value: &str) -> Result<Cow<'_, str>, QuotingError> {
-    if value.contains(['\n', '\r']) {
+    if value.contains(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}']) {
         return Err(QuotingError::SingleQuotedLineBreak);
     }
     if value
@@ -421,6 +464,26 @@ mod tests {
             vec![Plain],
             "comma is literal outside flow"
         );
+    }
+
+    #[test]
+    fn comments_after_block_indicators_other_line_breaks_and_plain_continuations() {
+        assert_eq!(
+            contexts("cert: | # PEM below\n  {{x}}\nother: {{y}}"),
+            vec![Block { indent: 2 }, Plain]
+        );
+        assert_eq!(
+            contexts("a: {k: 1, # c\u{85}b: \"{{x}}\"}"),
+            vec![DoubleQuoted]
+        );
+        assert_eq!(contexts("# c\u{2028}b: '{{x}}'"), vec![SingleQuoted]);
+        assert_eq!(
+            contexts("k: plain text\n  \"{{x}}\"\nj: \"{{y}}\""),
+            vec![Plain, DoubleQuoted]
+        );
+        assert_eq!(contexts("k: {{a}}\n  \"{{x}}\""), vec![Plain, Plain]);
+        assert_eq!(contexts("k: a\nj: \"{{x}}\""), vec![DoubleQuoted]);
+        assert_eq!(contexts("- a\n- \"{{x}}\""), vec![DoubleQuoted]);
     }
 
     #[test]

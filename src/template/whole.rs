@@ -9,7 +9,7 @@ use super::analysis::Analysis;
 use super::diagnostics::template_error;
 use super::functions::{self, RenderScope};
 use super::quoting::{QuotingContext, Segment};
-use super::{Engine, FileSource, OutSpan, RenderOptions, Sink};
+use super::{Engine, FileSource, RenderOptions, Sink};
 use crate::diagnostic::Kind;
 
 impl Engine {
@@ -21,8 +21,7 @@ impl Engine {
         scope: &RenderScope,
         options: &RenderOptions,
         sink: &mut Sink,
-    ) -> Option<String> {
-        let mut out = String::with_capacity(source.len() + 64);
+    ) -> Option<()> {
         let mut sites = analysis.expressions.iter();
         let file = FileSource {
             source,
@@ -31,15 +30,7 @@ impl Engine {
         };
         for segment in &analysis.segments {
             match segment {
-                Segment::Raw(r) => {
-                    let start = out.len();
-                    out.push_str(&source[r.clone()]);
-                    sink.spans.push(OutSpan {
-                        output: start..out.len(),
-                        source: r.clone(),
-                        expression: false,
-                    });
-                }
+                Segment::Raw(r) => sink.asm.text(&source[r.clone()], r.clone()),
                 Segment::Expression(_) => {
                     let site = sites.next().expect("one site per expression segment");
                     let call = site
@@ -54,22 +45,19 @@ impl Engine {
                                 return None;
                             }
                         };
-                    let start = out.len();
-                    if let Some(escaped) =
-                        self.escaped(text.as_str(), site.context, &file, site.inner.clone(), sink)
-                    {
-                        out.push_str(&escaped);
-                    }
-                    sink.spans.push(OutSpan {
-                        output: start..out.len(),
-                        source: site.inner.clone(),
-                        expression: true,
-                    });
+                    self.place(
+                        text.as_str(),
+                        true,
+                        site.context,
+                        &file,
+                        site.inner.clone(),
+                        sink,
+                    );
                 }
                 Segment::Tag(_) => {} // the final newline, dropped as Jinja does
             }
         }
-        Some(out)
+        Some(())
     }
 
     pub(super) fn render_whole(
@@ -80,7 +68,7 @@ impl Engine {
         analysis: &Analysis,
         options: &RenderOptions,
         sink: &mut Sink,
-    ) -> Option<String> {
+    ) -> Option<()> {
         let (raw_output, spans) = match template.render_with_spans(ctx) {
             Ok(r) => r,
             Err(e) => {
@@ -89,20 +77,23 @@ impl Engine {
                 return None;
             }
         };
-        let mut out = String::with_capacity(raw_output.len() + 16);
         let mut last = 0;
         for span in &spans {
             let range = span.output_range();
-            out.push_str(&raw_output[last..range.start]);
+            if range.start > last {
+                sink.asm
+                    .text(&raw_output[last..range.start], source.len()..source.len());
+            }
             let text = &raw_output[range.clone()];
-            let start = out.len();
             let source_range = span.source_range();
             match span.kind() {
                 OutputSpanKind::Expression => {
                     let site = analysis.expression_at(source_range.start);
                     let context = site.map_or(QuotingContext::Plain, |s| s.context);
-                    if let Some(escaped) = self.escaped(
+                    let bare = site.is_some_and(|s| s.bare);
+                    self.place(
                         text,
+                        bare,
                         context,
                         &FileSource {
                             source,
@@ -111,20 +102,16 @@ impl Engine {
                         },
                         source_range.clone(),
                         sink,
-                    ) {
-                        out.push_str(&escaped);
-                    }
+                    );
                 }
-                _ => out.push_str(text),
+                _ => sink.asm.text(text, source_range),
             }
-            sink.spans.push(OutSpan {
-                output: start..out.len(),
-                source: source_range,
-                expression: span.kind() == OutputSpanKind::Expression,
-            });
             last = range.end;
         }
-        out.push_str(&raw_output[last..]);
-        Some(out)
+        if raw_output.len() > last {
+            sink.asm
+                .text(&raw_output[last..], source.len()..source.len());
+        }
+        Some(())
     }
 }

@@ -1,97 +1,218 @@
-//! The YAML check of a rendered file: every document must parse, and a
-//! failure is placed in the template and names the secrets substituted on
-//! the failing line, never a value.
+//! The YAML check of one rendered file: runs the [proof](super::proof) on
+//! the text Mage's loader reads and turns its findings into diagnostics
+//! placed in the template, naming the secret (or variable) and never
+//! showing a value.
 
 use super::analysis::Analysis;
-use super::OutSpan;
+use super::assembly::Assembly;
+use super::proof::{self, Finding};
+use super::quoting::QuotingContext;
 use crate::diagnostic::{line_col, Diagnostic, Kind};
 
-/// Parses `output` as YAML (every document); on failure, a diagnostic placed
-/// in the template, naming the secrets substituted on the failing line and
-/// never showing a value.
-pub(super) fn yaml_problem(
-    output: &str,
+const QUOTE_HELP: &str = "put the expression in double quotes (\"{{ … }}\"), where any value is escaped, or fix the YAML around it";
+
+/// Diagnostics for the assembled file. `tags_kept`: a partial render kept
+/// `{% … %}` tags, so the structure Mage sees is only known at run time: a
+/// parse failure is then not reported (the tags may be what makes it
+/// parse), but every place that parses is still checked.
+pub fn check(
+    asm: &Assembly,
     source: &str,
-    spans: &[OutSpan],
     analysis: &Analysis,
-) -> Option<Diagnostic> {
-    use serde::Deserialize;
-    // Syntax only, like PyYAML's loader in Mage: duplicate keys are allowed.
-    let err = serde_yaml::Deserializer::from_str(output)
-        .find_map(|doc| serde::de::IgnoredAny::deserialize(doc).err())?;
-    let index = err.location().map_or(0, |l| l.index()).min(output.len());
-    // The output line holding the error, and the source offset it maps to.
-    let line_start = output[..index].rfind('\n').map_or(0, |i| i + 1);
-    let line_end = output[index..]
-        .find('\n')
-        .map_or(output.len(), |i| index + i);
+    tags_kept: bool,
+) -> Vec<Diagnostic> {
+    let findings = proof::prove(&asm.yaml, &asm.places);
+    let mut out = Vec::new();
+    for finding in findings {
+        match finding {
+            Finding::Syntax { message, span } => {
+                if tags_kept {
+                    continue;
+                }
+                out.push(syntax(asm, source, analysis, &message, span));
+            }
+            Finding::Structure { place } => {
+                let what = describe(asm, analysis, place);
+                let d = if asm.places[place].context == QuotingContext::Comment {
+                    Diagnostic::error(
+                        Kind::Yaml,
+                        format!("{what} would not stay inside its YAML comment: it would change the YAML Mage reads"),
+                    )
+                    .with_help("move the expression out of the comment, or remove it")
+                } else {
+                    Diagnostic::error(
+                        Kind::Yaml,
+                        format!("{what} would not reach Mage as this one value: it would be cut (a ` #` starts a comment), trimmed, or read as more YAML (keys, items) than one value"),
+                    )
+                    .with_help(QUOTE_HELP)
+                };
+                out.push(placed(d, asm, source, analysis, place));
+            }
+            Finding::Changed { place } => {
+                let what = describe(asm, analysis, place);
+                let d = Diagnostic::error(
+                    Kind::Yaml,
+                    format!("{what} would be read by Mage as a different text here (YAML changes its line ends, indentation or escapes in this kind of scalar)"),
+                )
+                .with_help(QUOTE_HELP);
+                out.push(placed(d, asm, source, analysis, place));
+            }
+            Finding::Unloadable { place } => {
+                let what = describe(asm, analysis, place);
+                let d = Diagnostic::error(
+                    Kind::Yaml,
+                    format!("{what} would make Mage's loader (PyYAML) fail or read another structure here, where libyaml does not: PyYAML refuses a tab outside quotes and block scalars, ends a plain scalar in a flow collection at `?`, and cannot load `<<` or `=` as a value"),
+                )
+                .with_help("put the expression in quotes to keep the value a string");
+                out.push(placed(d, asm, source, analysis, place));
+            }
+            Finding::Resolved { place } => {
+                let what = describe(asm, analysis, place);
+                out.push(placed(resolved(&what), asm, source, analysis, place));
+            }
+        }
+    }
+    out
+}
+
+fn resolved(what: &str) -> Diagnostic {
+    Diagnostic::warning(
+        Kind::Yaml,
+        format!("{what} is read by Mage (PyYAML, YAML 1.1) as another type or text than the value itself, as yes/no/on/off, 0123, 1_000, 1:30, ~, dates and empty values are"),
+    )
+    .with_help("put the expression in quotes to keep the value a string")
+}
+
+/// The warning for an empty value alone in plain context (read as None).
+pub fn empty_value_warning(
+    source: &str,
+    analysis: &Analysis,
+    site: std::ops::Range<usize>,
+) -> Diagnostic {
+    let what = describe_range(analysis, site.clone());
+    let d = resolved(&what);
+    let d = match analysis.secret_names_in(site.clone()).first() {
+        Some(name) => d.named(name),
+        None => d,
+    };
+    d.at_offset(source, site.start)
+}
+
+fn placed(
+    d: Diagnostic,
+    asm: &Assembly,
+    source: &str,
+    analysis: &Analysis,
+    place: usize,
+) -> Diagnostic {
+    let range = asm.place_sources[place].clone();
+    let d = match analysis.secret_names_in(range.clone()).first() {
+        Some(name) => d.named(name),
+        None => d,
+    };
+    d.at_offset(source, range.start)
+}
+
+/// "the value of secret 'pw'", "the value of environment variable 'HOME'",
+/// "the value of this expression": names only, written in the template.
+fn describe(asm: &Assembly, analysis: &Analysis, place: usize) -> String {
+    describe_range(analysis, asm.place_sources[place].clone())
+}
+
+fn describe_range(analysis: &Analysis, range: std::ops::Range<usize>) -> String {
+    let secrets = analysis.secret_names_in(range.clone());
+    if !secrets.is_empty() {
+        let list: Vec<String> = secrets.iter().map(|n| format!("'{n}'")).collect();
+        let noun = if list.len() == 1 { "secret" } else { "secrets" };
+        return format!("the value of {noun} {}", list.join(", "));
+    }
+    let vars: Vec<String> = analysis
+        .env_var_names_in(range)
+        .iter()
+        .map(|n| format!("'{n}'"))
+        .collect();
+    if !vars.is_empty() {
+        return format!("the value of environment variable {}", vars.join(", "));
+    }
+    "the value of this expression".to_string()
+}
+
+/// A parse failure, placed where the parser stopped and naming the values
+/// whose text spans the failing node (from where the last complete node
+/// ended to the end of the line where the parser stopped).
+fn syntax(
+    asm: &Assembly,
+    source: &str,
+    analysis: &Analysis,
+    message: &str,
+    span: std::ops::Range<usize>,
+) -> Diagnostic {
+    let text = &asm.yaml;
+    let at = span.end.min(text.len());
+    let from = span.start.min(at);
+    let line_start = text[..from].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[at..].find('\n').map_or(text.len(), |i| at + i);
     let mut names: Vec<&str> = Vec::new();
-    let mut source_offset = None;
-    for span in spans {
-        let overlaps = span.output.start <= line_end && span.output.end >= line_start;
-        if !overlaps {
-            continue;
+    for (place, range) in asm.places.iter().zip(&asm.place_sources) {
+        let r = &place.range;
+        let overlaps = r.start <= line_end
+            && r.end >= line_start
+            && !(r.is_empty() && r.start == line_end && line_end != at);
+        if overlaps {
+            names.extend(analysis.secret_names_in(range.clone()));
+            names.extend(analysis.env_var_names_in(range.clone()));
         }
-        if span.expression {
-            names.extend(analysis.secret_names_in(span.source.clone()));
+    }
+    if names.is_empty() {
+        // The nearest value before the failing place.
+        if let Some(i) = asm.places.iter().rposition(|p| p.range.start <= at) {
+            names.extend(analysis.secret_names_in(asm.place_sources[i].clone()));
+            names.extend(analysis.env_var_names_in(asm.place_sources[i].clone()));
         }
-        if source_offset.is_none() && span.output.end >= index {
-            source_offset = Some(if span.expression {
-                span.source.start
+    }
+    // The template place behind the failing offset.
+    let source_offset = asm
+        .spans
+        .iter()
+        .find(|s| s.yaml.end > at || (s.yaml.end == at && s.yaml.start < at))
+        .map(|s| {
+            if asm.place_sources.contains(&s.source) || s.source.start >= source.len() {
+                s.source.start
             } else {
-                span.source.start
-                    + index
-                        .saturating_sub(span.output.start)
-                        .min(span.source.len())
-            });
+                s.source.start + (at - s.yaml.start).min(s.source.len())
+            }
+        })
+        .unwrap_or(source.len());
+    if names.is_empty() {
+        // Values that printed nothing leave no place: name the expressions
+        // on the template line where the parser stopped.
+        let offset = source_offset.min(source.len());
+        let line_start = source[..offset].rfind('\n').map_or(0, |i| i + 1);
+        let line_end = source[offset..]
+            .find('\n')
+            .map_or(source.len(), |i| offset + i);
+        for site in &analysis.expressions {
+            if site.outer.start <= line_end && site.outer.end >= line_start {
+                names.extend(analysis.secret_names_in(site.inner.clone()));
+                names.extend(analysis.env_var_names_in(site.inner.clone()));
+            }
         }
     }
     names.sort();
     names.dedup();
-    let message = yaml_message(&err.to_string());
-    let (out_line, _) = line_col(output, index);
+    let (out_line, _) = line_col(text, at);
     let secrets = if names.is_empty() {
         String::new()
     } else {
-        format!(" (secrets substituted on this line: {})", names.join(", "))
+        format!(
+            " (values whose text spans the failing place: {})",
+            names.join(", ")
+        )
     };
-    let d = Diagnostic::error(
+    Diagnostic::error(
         Kind::Yaml,
         format!("rendered YAML does not parse: {message} (output line {out_line}){secrets}"),
     )
-    .with_help("put the expression in quotes (\"{{ … }}\") so that its value is escaped as a string, or fix the YAML around it");
-    Some(match source_offset {
-        Some(o) => d.at_offset(source, o),
-        None => d.at_offset(source, source.len()),
-    })
-}
-
-/// The parser's message without serde_yaml's output position (the
-/// diagnostic gives the template's). libyaml's messages are fixed texts; any
-/// that quotes something (it could be part of a value) is replaced whole,
-/// rather than searched for values, which would itself tell about them.
-pub(super) fn yaml_message(raw: &str) -> String {
-    let message = raw.split(" at line ").next().unwrap_or(raw);
-    if message.contains(['"', '\'', '`']) {
-        "syntax error".to_string()
-    } else {
-        message.to_string()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn yaml_messages_never_quote() {
-        assert_eq!(
-            yaml_message("mapping values are not allowed in this context at line 2 column 9"),
-            "mapping values are not allowed in this context"
-        );
-        assert_eq!(
-            yaml_message("invalid type: string \"hunter2\", expected a map"),
-            "syntax error"
-        );
-    }
+    .with_help(QUOTE_HELP)
+    .at_offset(source, source_offset.min(source.len()))
 }

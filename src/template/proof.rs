@@ -1,0 +1,458 @@
+//! The proof that every substituted value reaches Mage as the value meant.
+//!
+//! The quoting scanner decides how a value is escaped from the template
+//! source alone; this module has the last word. It parses the text Mage's
+//! YAML loader will read with libyaml's event API (positions, no values
+//! built) and checks each substituted place against the events:
+//!
+//! - the place lies inside one scalar, and for a bare call that scalar's
+//!   loaded value contains the value exactly (in order, for several places
+//!   in one scalar);
+//! - or, in plain context, the place is exactly one flow collection (a JSON
+//!   or Python-printed object or list, which Mage also reads as one);
+//! - or the place touches no event at all and lies in a comment.
+//!
+//! Anything else (a value cut by ` #`, trimmed spaces, a key or an item
+//! injected, a line end changed by a block scalar) is a [`Finding`] naming
+//! the place. Plain scalars are also resolved as PyYAML resolves them (YAML
+//! 1.1), so that a value Mage would read as another type than its text
+//! (`yes`, `0123`, `1_000`, `12:30`) is reported.
+//!
+//! Findings never carry a value or anything computed from one: the caller
+//! names the secret and the place.
+
+use std::ops::Range;
+
+use super::libyaml::{Event, EventKind, Parser};
+use super::quoting::QuotingContext;
+use super::yaml11::{resolves_otherwise, unloadable};
+
+/// One substituted place in the text the YAML loader reads.
+#[derive(Clone, Debug)]
+pub struct Place {
+    /// Byte range of the substituted text.
+    pub range: Range<usize>,
+    /// For a bare call, the value itself (what Mage must read there); `None`
+    /// for an expression the user shaped, whose text is placed as Mage
+    /// places it and is only checked to stay within one node.
+    pub intended: Option<zeroize::Zeroizing<String>>,
+    /// The quoting context the scanner found in the template.
+    pub context: QuotingContext,
+}
+
+/// What the proof found wrong at a place (by index into the places).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Finding {
+    /// The output does not parse: libyaml's fixed message, the byte range
+    /// the failing node spans (from where the last node read starts to
+    /// where the parser stopped).
+    Syntax { message: String, span: Range<usize> },
+    /// The place's text is not one value: it spans or creates structure
+    /// (keys, items, documents), or lies partly outside its scalar (a ` #`
+    /// starts a comment, spaces trimmed).
+    Structure { place: usize },
+    /// The place lies in one scalar, but the loaded scalar does not hold the
+    /// value exactly (line ends folded, indentation taken, escapes read).
+    Changed { place: usize },
+    /// The scalar is plain and PyYAML resolves it to another type or text
+    /// than its characters (a warning: Mage reads it so).
+    Resolved { place: usize },
+    /// The scalar is plain and PyYAML resolves it to a tag its loader
+    /// cannot construct (`<<` outside a merge, `=`): Mage's load fails.
+    Unloadable { place: usize },
+}
+
+/// A collection being read.
+struct Open {
+    flow: bool,
+    mapping: bool,
+    next_is_key: bool,
+}
+
+/// Whether a non-empty range and an event touch: the event overlaps the
+/// range, or starts strictly inside it.
+fn touches(event: &Event, range: &Range<usize>) -> bool {
+    event.start < range.end && event.end > range.start
+}
+
+/// Parses `text` (every document) and checks every place. Places must be
+/// in text order and not overlap.
+pub fn prove(text: &str, places: &[Place]) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let mut events: Vec<Event> = Vec::new();
+    let mut values: Vec<Vec<u8>> = Vec::new();
+    let mut parser = Parser::new(text.as_bytes());
+    let holds_place = |start: usize, end: usize| {
+        let i = places.partition_point(|p| p.range.end < start);
+        places
+            .get(i)
+            .is_some_and(|p| p.range.start <= end && p.range.end >= start)
+    };
+    let mut open: Vec<Open> = Vec::new();
+    loop {
+        match parser.next(&mut values, holds_place) {
+            Ok(Some(mut e)) => {
+                let inside_flow = open.last().is_some_and(|o| o.flow);
+                let is_node = matches!(
+                    e.kind,
+                    EventKind::Scalar | EventKind::CollectionStart | EventKind::Alias
+                );
+                if is_node {
+                    if let Some(parent) = open.last_mut() {
+                        e.key = parent.mapping && parent.next_is_key;
+                        if parent.mapping {
+                            parent.next_is_key = !parent.next_is_key;
+                        }
+                    }
+                }
+                match e.kind {
+                    EventKind::CollectionStart => open.push(Open {
+                        flow: e.flow,
+                        mapping: e.mapping,
+                        next_is_key: true,
+                    }),
+                    EventKind::CollectionEnd => {
+                        open.pop();
+                    }
+                    _ => {}
+                }
+                e.flow |= inside_flow;
+                events.push(e)
+            }
+            Ok(None) => break,
+            Err((message, at, context_at)) => {
+                // The failing node starts at or after the last node read.
+                let from = events
+                    .iter()
+                    .rev()
+                    .find(|e| e.kind != EventKind::Other)
+                    .map_or(0, |e| e.start);
+                let from = context_at.map_or(from, |c| c.min(from)).min(at);
+                findings.push(Finding::Syntax {
+                    message,
+                    span: from..at.max(from),
+                });
+                return findings;
+            }
+        }
+    }
+    // Events come in text order of their start marks.
+    let mut cursor: Option<(usize, usize)> = None; // (event, offset in its value)
+    for (index, place) in places.iter().enumerate() {
+        let range = &place.range;
+        if range.is_empty() {
+            if place.intended.is_some() && place.context == QuotingContext::Plain {
+                // An empty value alone in plain context reads as None.
+                let alone = !events.iter().any(|e| {
+                    e.kind == EventKind::Scalar
+                        && e.start < e.end
+                        && e.start <= range.start
+                        && range.end <= e.end
+                });
+                if alone {
+                    findings.push(Finding::Resolved { place: index });
+                }
+            }
+            continue;
+        }
+        let first = events.partition_point(|e| e.end <= range.start && e.start <= range.start);
+        let touching: Vec<usize> = (first..events.len())
+            .take_while(|&i| events[i].start < range.end)
+            .filter(|&i| touches(&events[i], range))
+            .collect();
+        // PyYAML takes a tab outside quotes, block scalars and comments for
+        // the start of a token and fails; it counts no column for a BOM,
+        // which libyaml skips at a line start: both are safe only escaped.
+        let tab = text[range.clone()].contains('\t');
+        let bom = text[range.clone()].contains('\u{feff}');
+        match touching.as_slice() {
+            [] => {
+                // YAML ignores only comments and white space: non-blank
+                // text touching no event lies in a comment.
+                if bom {
+                    findings.push(Finding::Unloadable { place: index });
+                } else if place.context != QuotingContext::Comment {
+                    if tab {
+                        findings.push(Finding::Unloadable { place: index });
+                    } else if place.intended.is_some() {
+                        findings.push(Finding::Structure { place: index });
+                    }
+                }
+            }
+            [only] if events[*only].kind == EventKind::Scalar => {
+                let e = &events[*only];
+                let value = e.value.map(|v| &values[v]);
+                if bom && !e.double_quoted {
+                    findings.push(Finding::Unloadable { place: index });
+                    continue;
+                }
+                if e.plain && (tab || (e.flow && text[range.clone()].contains('?'))) {
+                    // PyYAML takes a tab outside quotes, block scalars and
+                    // comments for the start of a token, and ends a plain
+                    // scalar in a flow collection at `?`: it fails or
+                    // reads another structure where libyaml does not.
+                    findings.push(Finding::Unloadable { place: index });
+                    continue;
+                }
+                if e.properties && e.start >= range.start && e.start < range.end {
+                    // A tag or an anchor written by the value: PyYAML may
+                    // fail on it, and it is not part of the value read.
+                    findings.push(Finding::Unloadable { place: index });
+                    continue;
+                }
+                if e.plain_untagged && value.is_some_and(|v| unloadable(v)) {
+                    findings.push(Finding::Unloadable { place: index });
+                    continue;
+                }
+                if place.context == QuotingContext::Comment {
+                    findings.push(Finding::Structure { place: index });
+                    continue;
+                }
+                let Some(intended) = &place.intended else {
+                    // Text the user shaped is placed as Mage places it:
+                    // it need only stay within this one node.
+                    continue;
+                };
+                if !(e.start <= range.start && range.end <= e.end) {
+                    findings.push(Finding::Structure { place: index });
+                    continue;
+                }
+                let Some(value) = value else {
+                    findings.push(Finding::Changed { place: index });
+                    continue;
+                };
+                if e.block && intended.contains(['\u{85}', '\u{2028}', '\u{2029}']) {
+                    // PyYAML and libyaml differ on these line breaks in block
+                    // and single-quoted scalars.
+                    findings.push(Finding::Changed { place: index });
+                    continue;
+                }
+                let from = match cursor {
+                    Some((ev, offset)) if ev == *only => offset,
+                    _ => 0,
+                };
+                match memchr::memmem::find(&value[from.min(value.len())..], intended.as_bytes()) {
+                    Some(at) => {
+                        cursor = Some((*only, from + at + intended.len()));
+                        if e.plain_untagged && resolves_otherwise(value) {
+                            findings.push(Finding::Resolved { place: index });
+                        }
+                        if e.plain && intended.contains(['\u{85}', '\u{2028}', '\u{2029}']) {
+                            findings.push(Finding::Changed { place: index });
+                        }
+                    }
+                    None => findings.push(Finding::Changed { place: index }),
+                }
+            }
+            [open, .., close] if place.context == QuotingContext::Plain => {
+                // A flow collection that is exactly the value (as Mage reads
+                // a JSON object): one node from its first to its last byte.
+                let trimmed_start = range.start
+                    + (text[range.clone()].len() - text[range.clone()].trim_start().len());
+                let trimmed_end = range.start + text[range.clone()].trim_end().len();
+                let (o, c) = (&events[*open], &events[*close]);
+                let mut depth = 0i64;
+                let mut balanced = true;
+                // Per open collection: is it a mapping, and is the next node a key?
+                let mut open_maps: Vec<(bool, bool)> = Vec::new();
+                for &i in &touching {
+                    let node = matches!(
+                        events[i].kind,
+                        EventKind::CollectionStart | EventKind::Scalar
+                    );
+                    if node {
+                        if let Some((true, key)) = open_maps.last_mut() {
+                            // PyYAML cannot hash a collection used as a key.
+                            if *key && events[i].kind == EventKind::CollectionStart {
+                                balanced = false;
+                            }
+                            *key = !*key;
+                        }
+                    }
+                    match events[i].kind {
+                        EventKind::CollectionStart => {
+                            depth += 1;
+                            open_maps.push((events[i].mapping, true));
+                        }
+                        EventKind::CollectionEnd => {
+                            depth -= 1;
+                            open_maps.pop();
+                        }
+                        EventKind::Other | EventKind::Alias => balanced = false,
+                        EventKind::Scalar => {}
+                    }
+                    if events[i].properties {
+                        balanced = false;
+                    }
+                    if depth <= 0 && i != *close {
+                        balanced = false;
+                    }
+                }
+                let is_node = balanced
+                    && depth == 0
+                    && !o.key
+                    && o.kind == EventKind::CollectionStart
+                    && c.kind == EventKind::CollectionEnd
+                    && o.start == trimmed_start
+                    && c.end == trimmed_end
+                    && matches!(text.as_bytes().get(trimmed_start), Some(b'{' | b'['));
+                if !is_node {
+                    findings.push(Finding::Structure { place: index });
+                }
+            }
+            _ => findings.push(Finding::Structure { place: index }),
+        }
+    }
+    findings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use QuotingContext::*;
+
+    fn place(text: &str, needle: &str, intended: Option<&str>, context: QuotingContext) -> Place {
+        let start = text.find(needle).expect("needle in text");
+        Place {
+            range: start..start + needle.len(),
+            intended: intended.map(|s| zeroize::Zeroizing::new(s.to_string())),
+            context,
+        }
+    }
+
+    fn one(text: &str, needle: &str, intended: &str, context: QuotingContext) -> Vec<Finding> {
+        prove(text, &[place(text, needle, Some(intended), context)])
+    }
+
+    #[test]
+    fn values_within_one_scalar_are_proven() {
+        assert!(one("a: \"x\\\"y\"\n", "x\\\"y", "x\"y", DoubleQuoted).is_empty());
+        assert!(one("a: 'it''s'\n", "it''s", "it's", SingleQuoted).is_empty());
+        assert!(one("url: pre-abc-post\n", "abc", "abc", Plain).is_empty());
+        assert!(one(
+            "k: |\n  l1\n  l2\nn: 1\n",
+            "l1\n  l2",
+            "l1\nl2",
+            Block { indent: 2 }
+        )
+        .is_empty());
+        assert!(one("k: [1, abc]\n", "abc", "abc", Plain).is_empty());
+        assert!(one("a: 1 # note abc\n", "note abc", "note abc", Comment).is_empty());
+    }
+
+    #[test]
+    fn cut_trimmed_and_injected_values_are_found() {
+        assert_eq!(
+            one("password: abc #def\n", "abc #def", "abc #def", Plain),
+            vec![Finding::Structure { place: 0 }]
+        );
+        assert_eq!(
+            one("password:   spaced  \n", "  spaced  ", "  spaced  ", Plain),
+            vec![Finding::Structure { place: 0 }]
+        );
+        assert_eq!(
+            one(
+                "cert: |\n  x\nevil: injected\nother: 1\n",
+                "x\nevil: injected",
+                "x\nevil: injected",
+                Block { indent: 2 }
+            ),
+            vec![Finding::Structure { place: 0 }]
+        );
+        assert_eq!(
+            one("k: {a: x, b: 2}\n", "x, b: 2", "x, b: 2", Plain),
+            vec![Finding::Structure { place: 0 }]
+        );
+        assert_eq!(
+            one("# c abc\nd: e\n", "abc\nd: e", "abc\nd: e", Comment),
+            vec![Finding::Structure { place: 0 }]
+        );
+    }
+
+    #[test]
+    fn changed_values_are_found() {
+        // Folded line ends, indentation taken by a block scalar.
+        assert_eq!(
+            one("k: a\n  b\n", "a\n  b", "a\n  b", Plain),
+            vec![Finding::Changed { place: 0 }]
+        );
+        assert_eq!(
+            one(
+                "k: |\n   a\n   b\n",
+                " a\n   b",
+                " a\n b",
+                Block { indent: 2 }
+            ),
+            vec![Finding::Changed { place: 0 }]
+        );
+        assert_eq!(
+            one("k: >\n  a\n  b\n", "a\n  b", "a\nb", Block { indent: 2 }),
+            vec![Finding::Changed { place: 0 }]
+        );
+    }
+
+    #[test]
+    fn a_json_value_in_plain_context_may_become_a_collection() {
+        assert!(one(
+            "k: {\"a\": [1, 2]}\n",
+            "{\"a\": [1, 2]}",
+            "{\"a\": [1, 2]}",
+            Plain
+        )
+        .is_empty());
+        assert!(one("k: ['x', 'y']\n", "['x', 'y']", "['x', 'y']", Plain).is_empty());
+        assert_eq!(one("k: [1] [2]\n", "[1] [2]", "[1] [2]", Plain).len(), 1);
+        // PyYAML cannot use a mapping as a key: `{{ 7*7 }}` after Mage's pass.
+        assert_eq!(
+            one("k: {{ 7*7 }}\n", "{{ 7*7 }}", "{{ 7*7 }}", Plain).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn pyyaml_resolution_is_reported() {
+        assert_eq!(
+            one("port: 0123\n", "0123", "0123", Plain),
+            vec![Finding::Resolved { place: 0 }]
+        );
+        assert!(one("port: \"0123\"\n", "0123", "0123", DoubleQuoted).is_empty());
+    }
+
+    #[test]
+    fn several_places_in_one_scalar_are_found_in_order() {
+        let text = "u: \"ab-ab\"\n";
+        let places = [
+            Place {
+                range: 4..6,
+                intended: Some(zeroize::Zeroizing::new("ab".into())),
+                context: DoubleQuoted,
+            },
+            Place {
+                range: 7..9,
+                intended: Some(zeroize::Zeroizing::new("ab".into())),
+                context: DoubleQuoted,
+            },
+        ];
+        assert!(prove(text, &places).is_empty());
+    }
+
+    #[test]
+    fn syntax_errors_span_the_failing_node() {
+        let text = "a: 1\n# c abc\nxyz\nuser: u\n";
+        let found = prove(text, &[]);
+        let [Finding::Syntax { span, message }] = found.as_slice() else {
+            panic!("{found:?}")
+        };
+        assert!(!message.contains('"'));
+        assert!(span.start <= text.find("xyz").unwrap(), "{span:?}");
+        let text = "# old password was old\nxyz\nuser: bob";
+        let found = prove(text, &[]);
+        let [Finding::Syntax { span, .. }] = found.as_slice() else {
+            panic!("{found:?}")
+        };
+        assert!(
+            span.start <= text.find("xyz").unwrap(),
+            "{span:?} {found:?}"
+        );
+    }
+}

@@ -1,0 +1,246 @@
+//! Value integrity: what Mage finally reads (`yaml.full_load` of
+//! `jinja2.Template(output).render()`) is exactly the value meant, or the
+//! render fails naming the secret and the place, never the value. (The
+//! differential test checks the same against Python's Jinja2 and PyYAML on
+//! thousands of generated cases.)
+
+use crate::support::{snapshot, Workspace};
+
+/// Stores `value` byte for byte (`--from-file`).
+fn set_exact(ws: &Workspace, name: &str, value: &str) {
+    let file = ws.write(&format!("values/{name}"), value);
+    ws.run(&[
+        "--data-dir",
+        "d",
+        "set",
+        name,
+        "--from-file",
+        file.to_str().unwrap(),
+    ])
+    .ok();
+}
+
+/// What Mage's Jinja pass makes of an output's protections.
+fn mage_view(out: &str) -> String {
+    out.replace("{{ '{{' }}", "{{")
+        .replace("{{ '{%' }}", "{%")
+        .replace("{{ '{#' }}", "{#")
+        .replace("{{ '{' }}", "{")
+}
+
+fn load(out: &str) -> serde_yaml::Value {
+    serde_yaml::from_str(&mage_view(out)).expect("the output loads")
+}
+
+/// Renders `p/` into `build/`, expecting failure: stderr, with nothing written.
+fn refused(ws: &Workspace) -> String {
+    ws.write("build/keep.txt", "previous output");
+    let before = snapshot(&ws.path("build"));
+    let out = ws
+        .run(&["--data-dir", "d", "render", "p", "--out", "build"])
+        .code(1);
+    assert_eq!(before, snapshot(&ws.path("build")), "nothing written");
+    out.stderr
+}
+
+const PEM: &str =
+    "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\nkqhkiG9w0BAQEF\n-----END PRIVATE KEY-----";
+
+#[test]
+fn filters_the_user_applied_are_not_undone() {
+    let ws = Workspace::new();
+    set_exact(&ws, "pem", PEM);
+    ws.write(
+        "p/io_config.yaml",
+        "SNOWFLAKE_PRIVATE_KEY: |\n  {{ mage_secret_var('pem') | indent(2) }}\nGCP_PRIVATE_KEY: \"{{ mage_secret_var('pem') | replace('\\n', '\\\\n') }}\"\n",
+    );
+    let out = ws
+        .run(&["--data-dir", "d", "render", "p/io_config.yaml"])
+        .ok();
+    let doc = load(&out.stdout);
+    assert_eq!(
+        doc["SNOWFLAKE_PRIVATE_KEY"].as_str(),
+        Some(format!("{PEM}\n").as_str())
+    );
+    assert_eq!(doc["GCP_PRIVATE_KEY"].as_str(), Some(PEM));
+}
+
+#[test]
+fn a_value_cannot_inject_keys_past_the_quoting_scanner() {
+    let ws = Workspace::new();
+    set_exact(&ws, "inj", "x\nevil: injected");
+    set_exact(&ws, "q", "x\", \"evil\": \"y");
+    // A comment after the block indicator, with LF and with CR-only line ends.
+    for newline in ["\n", "\r"] {
+        let template = "cert: | # PEM below\n  {{ mage_secret_var('inj') }}\nother: 1\n"
+            .replace('\n', newline);
+        ws.write("p/a.yaml", &template);
+        let out = ws.run(&["--data-dir", "d", "render", "p/a.yaml"]).ok();
+        let doc = load(&out.stdout);
+        assert_eq!(doc["cert"].as_str(), Some("x\nevil: injected\n"));
+        assert!(doc.get("evil").is_none(), "no key injected");
+        assert_eq!(doc["other"].as_u64(), Some(1));
+    }
+    // NEL ends a comment line inside a flow mapping.
+    ws.write(
+        "p/a.yaml",
+        "a: {k: 1, # c\u{85}b: \"{{ mage_secret_var('q') }}\"}\n",
+    );
+    let out = ws.run(&["--data-dir", "d", "render", "p/a.yaml"]).ok();
+    let doc = load(&out.stdout);
+    assert_eq!(doc["a"]["b"].as_str(), Some("x\", \"evil\": \"y"));
+    assert!(doc["a"].get("evil").is_none());
+    // A plain scalar continued onto a line that starts with a quote: the
+    // quote is text, not the start of a double-quoted scalar.
+    set_exact(&ws, "w", "a\\b");
+    ws.write(
+        "p/a.yaml",
+        "k: plain\n  \"{{ mage_secret_var('w') }}\"\nend: 1\n",
+    );
+    let out = ws.run(&["--data-dir", "d", "render", "p/a.yaml"]).ok();
+    assert_eq!(load(&out.stdout)["k"].as_str(), Some("plain \"a\\b\""));
+}
+
+#[test]
+fn a_value_yaml_would_cut_or_trim_in_plain_context_is_refused() {
+    for (value, name) in [("abc #def", "hashed"), ("  padded  ", "pw")] {
+        let ws = Workspace::new();
+        set_exact(&ws, name, value);
+        ws.write(
+            "p/io_config.yaml",
+            format!("password: {{{{ mage_secret_var('{name}') }}}}\n"),
+        );
+        let err = refused(&ws);
+        assert!(
+            err.contains(&format!(
+                "io_config.yaml:1:14: error: the value of secret '{name}' would not reach Mage as this one value"
+            )),
+            "{err}"
+        );
+        assert!(err.contains("double quotes"), "{err}");
+        assert!(!err.contains(value.trim()), "a value leaked: {err}");
+    }
+}
+
+#[test]
+fn a_value_a_block_scalar_would_change_is_refused() {
+    for (value, name) in [(" a\n b", "indented"), ("a\r\nb", "crlf")] {
+        let ws = Workspace::new();
+        set_exact(&ws, name, value);
+        ws.write(
+            "p/a.yaml",
+            format!("cert: |\n  {{{{ mage_secret_var('{name}') }}}}\nother: 1\n"),
+        );
+        let err = refused(&ws);
+        assert!(
+            err.contains(&format!("a.yaml:2:6: error: the value of secret '{name}'")),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn outputs_are_fixed_points_of_mages_jinja_pass() {
+    let ws = Workspace::new();
+    set_exact(&ws, "tpl", "{{ 7*7 }}");
+    set_exact(&ws, "esc", "{%endraw%}{{ 7*7 }}{%raw%}{%- endraw %}{#");
+    // Whole file: a value and a raw block.
+    ws.write(
+        "p/a.yaml",
+        "k: \"{{ mage_secret_var('tpl') }}\"\nt: \"{% raw %}{{ target.schema }}{% endraw %}\"\n",
+    );
+    let out = ws.run(&["--data-dir", "d", "render", "p/a.yaml"]).ok();
+    assert_eq!(
+        out.stdout,
+        "k: \"{{ '{{' }} 7*7 }}\"\nt: \"{{ '{{' }} target.schema }}\""
+    );
+    // Partial file: a value that tries to close a raw block; the runtime
+    // expression stays live.
+    ws.write(
+        "p/b.yaml",
+        "k: \"{{ mage_secret_var('esc') }}\"\nrt: \"{{ variables('x') }}\"\n",
+    );
+    let out = ws.run(&["--data-dir", "d", "render", "p/b.yaml"]).ok();
+    assert_eq!(
+        out.stdout,
+        "k: \"{{ '{%' }}endraw%}{{ '{{' }} 7*7 }}{{ '{%' }}raw%}{{ '{%' }}- endraw %}{{ '{#' }}\"\nrt: \"{{ variables('x') }}\"\n"
+    );
+}
+
+#[test]
+fn a_name_computed_from_a_value_is_never_shown() {
+    let ws = Workspace::new();
+    set_exact(&ws, "sent", "SENTINEL_NAME_XYZ");
+    ws.write(
+        "p/a.yaml",
+        "k: \"{{ env_var(mage_secret_var('sent')) }}\"\n",
+    );
+    let err = refused(&ws);
+    assert!(
+        err.contains("a.yaml:1:8: error: an environment variable whose name is computed by this expression is not set"),
+        "{err}"
+    );
+    let lenient = ws
+        .run(&["--data-dir", "d", "render", "--lenient", "p/a.yaml"])
+        .ok();
+    assert!(
+        lenient.stderr.contains("whose name is computed"),
+        "{}",
+        lenient.stderr
+    );
+    for text in [err, lenient.all()] {
+        assert!(!text.contains("SENTINEL"), "a value leaked: {text}");
+    }
+}
+
+#[test]
+fn a_yaml_error_names_the_secret_whose_value_spans_the_failing_place() {
+    let ws = Workspace::new();
+    set_exact(&ws, "pw_nl", "old\nxyz");
+    set_exact(&ws, "user", "bob");
+    ws.write(
+        "p/a.yaml",
+        "# old password was {{ mage_secret_var('pw_nl') }}\nuser: {{ mage_secret_var('user') }}\n",
+    );
+    let err = refused(&ws);
+    assert!(err.contains("rendered YAML does not parse"), "{err}");
+    assert!(err.contains("pw_nl"), "{err}");
+    assert!(!err.contains("xyz"), "a value leaked: {err}");
+}
+
+#[test]
+fn crlf_and_cr_line_ends_are_normalised_as_jinja2_does() {
+    let ws = Workspace::new();
+    set_exact(&ws, "x", "v");
+    for newline in ["\r\n", "\r"] {
+        ws.write(
+            "p/a.yaml",
+            format!("a: {{{{ mage_secret_var('x') }}}}{newline}b: 2{newline}"),
+        );
+        let out = ws.run(&["--data-dir", "d", "render", "p/a.yaml"]).ok();
+        assert_eq!(out.stdout, "a: v\nb: 2");
+    }
+}
+
+#[test]
+fn a_plain_value_pyyaml_reads_as_another_type_is_warned_about() {
+    let ws = Workspace::new();
+    set_exact(&ws, "port", "0123");
+    set_exact(&ws, "flag", "yes");
+    ws.write(
+        "p/a.yaml",
+        "port: {{ mage_secret_var('port') }}\nflag: {{ mage_secret_var('flag') }}\nok: \"{{ mage_secret_var('port') }}\"\n",
+    );
+    let out = ws.run(&["--data-dir", "d", "render", "p/a.yaml"]).ok();
+    assert_eq!(out.stdout, "port: 0123\nflag: yes\nok: \"0123\"");
+    for (line, name) in [(1, "port"), (2, "flag")] {
+        assert!(
+            out.stderr.contains(&format!(
+                "a.yaml:{line}:"
+            )) && out.stderr.contains(&format!("warning: the value of secret '{name}' is read by Mage (PyYAML, YAML 1.1) as another type")),
+            "{}",
+            out.stderr
+        );
+    }
+    assert_eq!(out.stderr.matches("warning:").count(), 2, "{}", out.stderr);
+}
