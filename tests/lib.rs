@@ -6,10 +6,10 @@ mod support;
 
 mod check;
 mod completions;
+mod differential;
 mod environments;
 mod grouped;
 mod help;
-mod differential;
 mod hostile;
 mod keys;
 mod mage_import;
