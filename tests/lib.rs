@@ -6,6 +6,7 @@ mod support;
 
 mod check;
 mod completions;
+mod faults;
 mod hostile;
 mod keys;
 mod mage_import;

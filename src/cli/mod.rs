@@ -6,6 +6,7 @@ mod args;
 mod check;
 mod complete;
 mod output;
+mod process;
 mod render;
 mod request;
 mod run;
@@ -21,6 +22,7 @@ use request::{Context, Request};
 
 /// Parses the command line, runs it, and returns the process exit code.
 pub fn main() -> i32 {
+    process::harden();
     complete::answer_if_asked(Cli::command);
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
