@@ -9,11 +9,16 @@ pub fn harden() {
     // SAFETY: system calls on the calling process with valid arguments;
     // their failure leaves the process as it was, which is no worse.
     unsafe {
-        let none = libc::rlimit {
+        // The soft limit only: a command `run` hands the secrets to may
+        // raise it again for itself.
+        let mut limit = libc::rlimit {
             rlim_cur: 0,
             rlim_max: 0,
         };
-        libc::setrlimit(libc::RLIMIT_CORE, &none);
+        if libc::getrlimit(libc::RLIMIT_CORE, &mut limit) == 0 {
+            limit.rlim_cur = 0;
+            libc::setrlimit(libc::RLIMIT_CORE, &limit);
+        }
         #[cfg(target_os = "linux")]
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
