@@ -180,7 +180,7 @@ fn renders_and_gets_during_key_rotations_never_fail() {
         let done = done.clone();
         let dir = ws.dir.path().to_path_buf();
         std::thread::spawn(move || {
-            for _ in 0..12 {
+            for _ in 0..40 {
                 let out = std::process::Command::new(crate::support::bin())
                     .current_dir(&dir)
                     .args(["--data-dir", "d", "rotate-key"])
@@ -216,6 +216,6 @@ fn renders_and_gets_during_key_rotations_never_fail() {
         gets += 1;
     }
     rotations.join().unwrap();
-    eprintln!("{renders} renders and {gets} gets during 12 rotations: none failed");
+    eprintln!("{renders} renders and {gets} gets during 40 rotations: none failed");
     assert!(ws.read("build/f3.yaml").contains("k19: \"value 19\""));
 }
