@@ -196,8 +196,7 @@ impl Environment {
                 settings: settings.clone(),
                 database,
                 uuid,
-                key,
-                key_check,
+                key: RwLock::new(Arc::new(KeyState { key, key_check })),
                 store: Mutex::new(store),
                 cache: RwLock::new(HashMap::new()),
                 preloaded: RwLock::new(None),
@@ -208,7 +207,7 @@ impl Environment {
 
     /// The key's text, as in a key file (for `env --export-key`).
     pub fn key_text(&self) -> zeroize::Zeroizing<String> {
-        self.inner.key.to_file_text()
+        self.key_state().key.to_file_text()
     }
 
     /// Opens the environment of a data dir that already has one; never
@@ -335,6 +334,10 @@ impl Environment {
     /// key this environment held), reads the key again (finishing or waiting for the rotation
     /// that changed it) and forgets the rows read before; whether it did.
     fn reload_key_if_rotated(&self, held: &Arc<KeyState>) -> Result<bool> {
+        if self.inner.settings.key.is_some() {
+            // A key given from outside the data dir cannot be read again.
+            return Ok(false);
+        }
         let store = self.store();
         if !Arc::ptr_eq(held, &self.key_state()) {
             // Another thread reloaded it meanwhile.
