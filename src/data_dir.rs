@@ -192,19 +192,70 @@ pub(crate) fn prepare(settings: &Settings) -> Result<()> {
     Ok(())
 }
 
-fn read_optional(path: &Path, action: &'static str) -> Result<Option<Zeroizing<String>>> {
-    match fs::read(path) {
-        Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(text) => Ok(Some(Zeroizing::new(text))),
-            Err(e) => {
-                let mut bytes = e.into_bytes();
-                zeroize::Zeroize::zeroize(&mut bytes);
-                Ok(Some(Zeroizing::new(String::from("\u{fffd}"))))
-            }
-        },
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(action, path, e)),
+/// The largest key or uuid file read: each holds one short line.
+const MAX_SMALL_FILE: u64 = 4096;
+
+/// Reads a key or uuid file, `None` when it is absent. Anything but a
+/// regular file of at most 4 KiB is an error at once: a FIFO would block,
+/// a link to `/dev/zero` would never end. Bytes that are not UTF-8 read
+/// as text that parses as nothing (and are wiped).
+pub(crate) fn read_optional(
+    path: &Path,
+    action: &'static str,
+) -> Result<Option<Zeroizing<String>>> {
+    use std::io::Read;
+    // Non-blocking, so that opening a FIFO returns at once.
+    let file = match fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(action, path, e)),
+    };
+    let meta = file.metadata().map_err(|e| Error::io(action, path, e))?;
+    if !meta.is_file() {
+        return Err(Error::Usage(format!(
+            "{} is not a regular file (it is {}); it must be a regular file holding one line: restore it from a backup of this data dir",
+            path.display(),
+            fsutil::describe_file_type(&meta)
+        )));
     }
+    if meta.len() > MAX_SMALL_FILE {
+        return Err(Error::Usage(format!(
+            "{} is larger than {MAX_SMALL_FILE} bytes; it must hold one line: restore it from a backup of this data dir",
+            path.display()
+        )));
+    }
+    let mut bytes = Zeroizing::new(Vec::new());
+    file.take(MAX_SMALL_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(action, path, e))?;
+    match std::str::from_utf8(&bytes) {
+        Ok(text) => Ok(Some(Zeroizing::new(text.to_string()))),
+        Err(_) => Ok(Some(Zeroizing::new(String::from("\u{fffd}")))),
+    }
+}
+
+/// Temporary files a killed process left in the environment folder (a
+/// rotation killed before it renamed its new key holds a key that was never
+/// committed).
+pub(crate) fn stale_temporaries(settings: &Settings) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = fs::read_dir(settings.own_dir()) else {
+        return Vec::new();
+    };
+    let mut found: Vec<_> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(fsutil::TEMP_PREFIX))
+        })
+        .map(|e| e.path())
+        .collect();
+    found.sort();
+    found
 }
 
 fn parse_uuid(path: &Path, text: &str) -> Result<String> {

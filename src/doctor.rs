@@ -8,6 +8,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use crate::crypto::Key;
+use crate::error::Error;
 use crate::settings::{DatabaseLocation, GivenKey, Settings, ENVIRONMENT_VAR};
 use crate::store;
 
@@ -134,8 +135,9 @@ fn data_dir(settings: &Settings, out: &mut Vec<Finding>) -> Option<(Option<Strin
         )),
     }
 
-    let uuid = match fs::read_to_string(settings.uuid_path())
+    let uuid = match crate::data_dir::read_optional(&settings.uuid_path(), "read uuid file")
         .ok()
+        .flatten()
         .and_then(|t| uuid::Uuid::parse_str(t.trim()).ok())
     {
         Some(u) => {
@@ -157,11 +159,13 @@ fn data_dir(settings: &Settings, out: &mut Vec<Finding>) -> Option<(Option<Strin
     };
 
     let key_path = settings.key_path();
-    let key = match fs::read_to_string(&key_path) {
-        Err(_) => {
+    let key = match crate::data_dir::read_optional(&key_path, "read key file")
+        .and_then(|t| t.ok_or_else(|| Error::Usage(format!("{} is missing", key_path.display()))))
+    {
+        Err(e) => {
             out.push(problem(
                 "key file",
-                format!("{} is missing or unreadable", key_path.display()),
+                e.to_string(),
                 "restore it from a backup of this data dir; without it the environment's secrets cannot be read",
             ));
             None
@@ -192,6 +196,18 @@ fn data_dir(settings: &Settings, out: &mut Vec<Finding>) -> Option<(Option<Strin
             }
         },
     };
+    let stale = crate::data_dir::stale_temporaries(settings);
+    if !stale.is_empty() {
+        out.push(problem(
+            "temporary files",
+            format!(
+                "{} temporary file(s) left by a killed process in {} (a killed rotation leaves keys that were never committed)",
+                stale.len(),
+                settings.own_dir().display()
+            ),
+            "`mage-secrets rotate-key` removes them (or delete them)",
+        ));
+    }
     if settings.key_new_path().exists() {
         out.push(problem(
             "interrupted rotation",
@@ -232,11 +248,8 @@ fn database(settings: &Settings, uuid: Option<String>, key: Option<Key>, out: &m
     let store = match store::open_existing(&location) {
         Ok(s) => s,
         Err(e) => {
-            out.push(problem(
-                "database",
-                e.to_string(),
-                "pass the right database with --database",
-            ));
+            let advice = database_advice(&e);
+            out.push(problem("database", e.to_string(), advice));
             return;
         }
     };
@@ -313,5 +326,24 @@ fn database(settings: &Settings, uuid: Option<String>, key: Option<Key>, out: &m
                 ));
             }
         }
+    }
+}
+
+/// What to do about a database that cannot be opened, by why.
+fn database_advice(e: &Error) -> &'static str {
+    let text = e.to_string();
+    if text.contains("cannot reach") || text.contains("did not answer") {
+        "the server is down or unreachable: start it, or check the host, port and network (the URL itself may be right)"
+    } else if text.contains("TLS") {
+        "check the URL's sslmode and sslrootcert, and the server's certificate"
+    } else if text.contains("28P01") || text.contains("28000") {
+        "check the user and password (in the URL, PGPASSWORD or a passfile)"
+    } else if text.contains("3D000") {
+        "the database does not exist on that server: create it, or fix the URL's database name"
+    } else if text.contains("read-only") || text.contains("Read-only") || text.contains("readonly")
+    {
+        "the database or its folder is read-only: commands that only read still work; write from a place where it is writable"
+    } else {
+        "pass the right database with --database"
     }
 }

@@ -43,6 +43,17 @@ type Cache = HashMap<String, HashMap<Scope, Option<Arc<SecretValue>>>>;
 /// per name, then per scope, so that a lookup allocates nothing.
 type Preloaded = HashMap<String, HashMap<Scope, Vec<u8>>>;
 
+/// The key this environment reads and writes with, and the key check it
+/// opens (every write verifies that it is still current).
+struct KeyState {
+    key: Key,
+    key_check: Vec<u8>,
+}
+
+/// How often a read that meets rows sealed under another key reloads the
+/// key before it calls the row tampered.
+const KEY_RELOADS: usize = 3;
+
 /// An open environment. Cheap to clone and share between threads.
 #[derive(Clone)]
 pub struct Environment {
@@ -50,11 +61,11 @@ pub struct Environment {
 }
 
 struct Inner {
-    key_check: Vec<u8>,
     settings: Settings,
     database: DatabaseLocation,
     uuid: String,
-    key: Key,
+    /// Replaced when a read finds that another process rotated the key.
+    key: RwLock<Arc<KeyState>>,
     store: Mutex<Box<dyn SecretStore>>,
     cache: RwLock<Cache>,
     preloaded: RwLock<Option<Preloaded>>,
@@ -122,8 +133,7 @@ impl Environment {
                 settings: settings.clone(),
                 database,
                 uuid,
-                key,
-                key_check,
+                key: RwLock::new(Arc::new(KeyState { key, key_check })),
                 store: Mutex::new(store),
                 cache: RwLock::new(HashMap::new()),
                 preloaded: RwLock::new(None),
@@ -188,8 +198,7 @@ impl Environment {
                 settings: settings.clone(),
                 database,
                 uuid,
-                key,
-                key_check,
+                key: RwLock::new(Arc::new(KeyState { key, key_check })),
                 store: Mutex::new(store),
                 cache: RwLock::new(HashMap::new()),
                 preloaded: RwLock::new(None),
@@ -200,7 +209,7 @@ impl Environment {
 
     /// The key's text, as in a key file (for `env --export-key`).
     pub fn key_text(&self) -> zeroize::Zeroizing<String> {
-        self.inner.key.to_file_text()
+        self.key_state().key.to_file_text()
     }
 
     /// Opens the environment of a data dir that already has one; never
@@ -283,19 +292,77 @@ impl Environment {
                 None => None,
             }
         };
-        let sealed = match sealed {
+        let mut sealed = match sealed {
             Some(row) => Some(row),
             None => self.store().get(&self.inner.uuid, scope, name)?,
         };
-        let value = match sealed {
-            None => None,
-            Some(sealed) => Some(Arc::new(self.unseal(scope, name, &sealed)?)),
+        let mut reloads = 0;
+        let value = loop {
+            let Some(row) = &sealed else { break None };
+            let held = self.key_state();
+            if let Some(value) = self.unseal(&held, scope, name, row)? {
+                break Some(Arc::new(value));
+            }
+            // A rotation may have committed since this environment read its
+            // key: reload the key (waiting for the rotation to finish) and
+            // read the row again. Only a row that fails under the current
+            // key is tampered.
+            if reloads == KEY_RELOADS || !self.reload_key_if_rotated(&held)? {
+                return Err(Error::Tampered {
+                    name: name.to_string(),
+                    scope: scope.to_string(),
+                    env_uuid: self.inner.uuid.clone(),
+                });
+            }
+            reloads += 1;
+            sealed = self.store().get(&self.inner.uuid, scope, name)?;
         };
         self.cache()
             .entry(name.to_string())
             .or_default()
             .insert(scope.clone(), value.clone());
         Ok(value)
+    }
+
+    fn key_state(&self) -> Arc<KeyState> {
+        self.inner
+            .key
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// When the database's key check is no longer the one in `held` (the
+    /// key this environment held), reads the key again (finishing or waiting for the rotation
+    /// that changed it) and forgets the rows read before; whether it did.
+    fn reload_key_if_rotated(&self, held: &Arc<KeyState>) -> Result<bool> {
+        if self.inner.settings.key.is_some() {
+            // A key given from outside the data dir cannot be read again.
+            return Ok(false);
+        }
+        let store = self.store();
+        if !Arc::ptr_eq(held, &self.key_state()) {
+            // Another thread reloaded it meanwhile.
+            return Ok(true);
+        }
+        if store.key_check(&self.inner.uuid)?.as_deref() == Some(held.key_check.as_slice()) {
+            return Ok(false);
+        }
+        let mut warnings = Vec::new();
+        let (uuid, key, key_check) =
+            data_dir::open_key(&self.inner.settings, store.as_ref(), &mut warnings)?;
+        drop(store);
+        if uuid != self.inner.uuid {
+            return Ok(false);
+        }
+        *self.inner.key.write().unwrap_or_else(|p| p.into_inner()) =
+            Arc::new(KeyState { key, key_check });
+        *self
+            .inner
+            .preloaded
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = None;
+        Ok(true)
     }
 
     /// Reads every sealed row of the environment in one query, so that a
@@ -340,36 +407,38 @@ impl Environment {
             .unwrap_or_else(|p| p.into_inner()) = None;
     }
 
-    fn unseal(&self, scope: &Scope, name: &str, sealed: &[u8]) -> Result<SecretValue> {
-        let tampered = || Error::Tampered {
+    /// The value of a sealed row, `None` when the key held does not open it.
+    fn unseal(
+        &self,
+        held: &KeyState,
+        scope: &Scope,
+        name: &str,
+        sealed: &[u8],
+    ) -> Result<Option<SecretValue>> {
+        let Some(plain) = held
+            .key
+            .open(&self.inner.uuid, &scope.to_string(), name, sealed)
+        else {
+            return Ok(None);
+        };
+        let text = String::from_utf8(plain.to_vec()).map_err(|_| Error::Tampered {
             name: name.to_string(),
             scope: scope.to_string(),
             env_uuid: self.inner.uuid.clone(),
-        };
-        let plain = self
-            .inner
-            .key
-            .open(&self.inner.uuid, &scope.to_string(), name, sealed)
-            .ok_or_else(tampered)?;
-        let text = String::from_utf8(plain.to_vec()).map_err(|_| tampered())?;
-        Ok(SecretValue::new(text))
+        })?;
+        Ok(Some(SecretValue::new(text)))
     }
 
     /// Sets (or overwrites) a secret.
     pub fn set(&self, name: &str, scope: &Scope, value: &str) -> Result<()> {
         secret::validate_name(name)?;
         secret::validate_value(value.as_bytes())?;
-        let sealed =
-            self.inner
-                .key
-                .seal(&self.inner.uuid, &scope.to_string(), name, value.as_bytes());
-        self.store().put(
-            &self.inner.uuid,
-            scope,
-            name,
-            &sealed,
-            &self.inner.key_check,
-        )?;
+        let held = self.key_state();
+        let sealed = held
+            .key
+            .seal(&self.inner.uuid, &scope.to_string(), name, value.as_bytes());
+        self.store()
+            .put(&self.inner.uuid, scope, name, &sealed, &held.key_check)?;
         self.forget(scope, name);
         Ok(())
     }
@@ -452,7 +521,7 @@ impl Environment {
     /// opened (this `Environment` can then no longer read or write).
     pub fn key_rotated(&self) -> Result<bool> {
         Ok(self.store().key_check(&self.inner.uuid)?.as_deref()
-            != Some(self.inner.key_check.as_slice()))
+            != Some(self.key_state().key_check.as_slice()))
     }
 
     /// Number of secrets of the environment, all scopes.
@@ -477,6 +546,11 @@ impl Environment {
         }
         let uuid = &self.inner.uuid;
         let _lock = data_dir::RotationLock::acquire(settings)?;
+        // Temporaries of a rotation that was killed hold keys that were
+        // never committed; under the lock no one else is writing one.
+        for stale in data_dir::stale_temporaries(settings) {
+            fs::remove_file(&stale).map_err(|e| Error::io("remove", &stale, e))?;
+        }
         let new_key = Key::generate();
         let new_path = settings.key_new_path();
         fsutil::write_atomic(
@@ -486,10 +560,11 @@ impl Environment {
             Existing::Replace,
         )?;
         data_dir::fault_point("rotate-after-key-new");
-        let old_key = &self.inner.key;
+        let held = self.key_state();
+        let old_key = &held.key;
         let count = self.store().rotate(
             uuid,
-            &self.inner.key_check,
+            &held.key_check,
             &new_key.key_check(uuid),
             &mut |row| {
                 let scope = row.scope.to_string();
@@ -544,7 +619,7 @@ impl Environment {
             Some(check) if new_key.opens_key_check(uuid, &check) => {
                 Ok(self.store().count(uuid).unwrap_or(0) as usize)
             }
-            Some(check) if self.inner.key.opens_key_check(uuid, &check) => {
+            Some(check) if self.key_state().key.opens_key_check(uuid, &check) => {
                 let _ = fs::remove_file(new_path);
                 Err(lost)
             }

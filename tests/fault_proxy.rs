@@ -121,3 +121,87 @@ pub fn silent_server() -> (u16, std::thread::JoinHandle<()>) {
     });
     (port, handle)
 }
+
+/// A proxy that can be cut (every connection closed, new ones refused) and
+/// restored, as a network outage does; `freeze` instead stops forwarding
+/// without closing anything, as a frozen route does.
+pub struct Outage {
+    pub port: u16,
+    state: Arc<std::sync::Mutex<LinkState>>,
+}
+
+#[derive(Default)]
+struct LinkState {
+    down: bool,
+    frozen: bool,
+    open: Vec<TcpStream>,
+}
+
+impl Outage {
+    pub fn start(upstream: String) -> Outage {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        let port = listener.local_addr().unwrap().port();
+        let state = Arc::new(std::sync::Mutex::new(LinkState::default()));
+        let shared = state.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if shared.lock().unwrap().down {
+                    drop(client);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                {
+                    let mut st = shared.lock().unwrap();
+                    st.open.push(client.try_clone().unwrap());
+                    st.open.push(server.try_clone().unwrap());
+                }
+                let (a, b) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let s1 = shared.clone();
+                let s2 = shared.clone();
+                std::thread::spawn(move || copy(a, server, s1));
+                std::thread::spawn(move || copy(b, client, s2));
+            }
+        });
+        Outage { port, state }
+    }
+
+    pub fn cut(&self) {
+        let mut st = self.state.lock().unwrap();
+        st.down = true;
+        for s in st.open.drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+
+    pub fn freeze(&self) {
+        self.state.lock().unwrap().frozen = true;
+    }
+
+    pub fn restore(&self) {
+        let mut st = self.state.lock().unwrap();
+        st.down = false;
+        st.frozen = false;
+    }
+}
+
+fn copy(mut from: TcpStream, mut to: TcpStream, state: Arc<std::sync::Mutex<LinkState>>) {
+    let mut buf = [0u8; 16384];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                // A frozen link swallows everything, and closes nothing.
+                if state.lock().unwrap().frozen {
+                    continue;
+                }
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to.shutdown(Shutdown::Both);
+}

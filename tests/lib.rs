@@ -10,6 +10,7 @@ mod differential;
 mod environments;
 mod grouped;
 mod help;
+mod faults;
 mod hostile;
 mod keys;
 mod mage_import;

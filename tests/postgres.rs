@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use crate::fault_proxy::{silent_server, AfterCommit, FaultProxy};
+use crate::fault_proxy::{silent_server, AfterCommit, FaultProxy, Outage};
 use crate::support::Workspace;
 
 /// Restarting the server must not cut the connections of another test.
@@ -661,4 +661,159 @@ fn passwords_in_any_form_never_reach_output() {
         String::from_utf8_lossy(&doctor.stdout)
     );
     assert!(!String::from_utf8_lossy(&doctor.stdout).contains("password-not-secret"));
+}
+
+/// A running `watch` whose stderr is collected.
+struct RunningWatch {
+    child: std::process::Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl RunningWatch {
+    fn start(ws: &Workspace, db: &str) -> RunningWatch {
+        let mut child = ws
+            .cmd(&[
+                "--data-dir",
+                "d",
+                "--database",
+                db,
+                "watch",
+                "p",
+                "--out",
+                "build",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let sink = log.clone();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push_str(&format!("{line}\n"));
+            }
+        });
+        RunningWatch { child, log }
+    }
+
+    /// Waits (at most a generous bound, so a hang fails rather than blocks)
+    /// until `ready` holds.
+    #[track_caller]
+    fn wait(&self, what: &str, ready: impl Fn(&str) -> bool) {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(60) {
+            if ready(&self.log.lock().unwrap()) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("{what} never happened; log:\n{}", self.log.lock().unwrap());
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for RunningWatch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn watch_says_once_that_the_store_is_gone_and_once_that_it_is_back_and_retries_failed_files() {
+    let _server = SERVER.read().unwrap();
+    let Some(db) = database("outage") else { return };
+    let ws = Workspace::new();
+    set(&ws, "d", &db, "pw", "one");
+    set(&ws, "d", &db, "user", "admin");
+    ws.write("p/a.yaml", "a: \"{{ mage_secret_var('pw') }}\"\n");
+    let link = Outage::start(upstream(&db));
+    let watch = RunningWatch::start(&ws, &through(&db, link.port));
+    let output =
+        |ws: &Workspace| std::fs::read_to_string(ws.path("build/a.yaml")).unwrap_or_default();
+    watch.wait("the first render", |_| output(&ws) == "a: \"one\"");
+
+    link.cut();
+    watch.wait("the outage warning", |log| {
+        log.contains("cannot read the secret store")
+    });
+    // An edit during the outage fails (the store cannot be read), keeping
+    // the last good output.
+    ws.write(
+        "p/a.yaml",
+        "a: \"{{ mage_secret_var('pw') }}\"\nb: \"{{ mage_secret_var('user') }}\"\n",
+    );
+    watch.wait("the failed render", |log| log.contains("a.yaml failed"));
+    assert_eq!(output(&ws), "a: \"one\"");
+    // Several retries happen meanwhile; none prints again.
+    std::thread::sleep(Duration::from_secs(3));
+    link.restore();
+    watch.wait("the retried file", |_| {
+        output(&ws) == "a: \"one\"\nb: \"admin\""
+    });
+    let log = watch.log();
+    assert_eq!(
+        log.matches("cannot read the secret store").count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(log.matches("reconnected").count(), 1, "{log}");
+    assert!(!log.contains("test-password-not-secret"), "{log}");
+    // And it follows the store again.
+    set(&ws, "d", &db, "pw", "two");
+    watch.wait("the next set", |_| {
+        output(&ws) == "a: \"two\"\nb: \"admin\""
+    });
+}
+
+#[test]
+fn watch_notices_a_listener_that_froze_without_a_reset() {
+    let _server = SERVER.read().unwrap();
+    let Some(db) = database("frozen") else { return };
+    let ws = Workspace::new();
+    set(&ws, "d", &db, "pw", "one");
+    ws.write("p/a.yaml", "a: \"{{ mage_secret_var('pw') }}\"\n");
+    let link = Outage::start(upstream(&db));
+    let url = format!("{}&statement_timeout=1s", through(&db, link.port));
+    let watch = RunningWatch::start(&ws, &url);
+    let output =
+        |ws: &Workspace| std::fs::read_to_string(ws.path("build/a.yaml")).unwrap_or_default();
+    watch.wait("the first render", |_| output(&ws) == "a: \"one\"");
+    // The route freezes: nothing is closed, nothing arrives.
+    link.freeze();
+    watch.wait("the outage warning", |log| {
+        log.contains("cannot read the secret store")
+    });
+    assert!(watch.log().contains("did not answer"), "{}", watch.log());
+    // A set made meanwhile (directly) shows up once the route is back.
+    set(&ws, "d", &db, "pw", "two");
+    link.restore();
+    watch.wait("the set made during the freeze", |_| {
+        output(&ws) == "a: \"two\""
+    });
+}
+
+#[test]
+fn doctor_with_the_server_down_says_to_start_it() {
+    let _server = SERVER.read().unwrap();
+    let Some(db) = database("doctordown") else {
+        return;
+    };
+    let ws = Workspace::new();
+    set(&ws, "d", &db, "a", "1");
+    let down = "postgres://mage_secrets:hunter2@127.0.0.1:9/mage";
+    let out = ws.run(&["--data-dir", "d", "--database", down, "doctor"]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.all()
+            .contains("the server is down or unreachable: start it"),
+        "{}",
+        out.all()
+    );
+    assert!(!out.all().contains("--database"), "{}", out.all());
+    assert!(!out.all().contains("hunter2"), "{}", out.all());
 }

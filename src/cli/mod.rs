@@ -7,6 +7,7 @@ mod check;
 mod complete;
 mod manual;
 mod output;
+mod process;
 mod render;
 mod request;
 mod run;
@@ -31,6 +32,7 @@ fn data_dir_source(cli: &Cli) -> &'static str {
 
 /// Parses the command line, runs it, and returns the process exit code.
 pub fn main() -> i32 {
+    process::harden();
     complete::answer_if_asked(Cli::command);
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

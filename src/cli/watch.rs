@@ -131,6 +131,14 @@ impl WatchObserver for Printer {
                 r.error(&format!("{} {message}; still watching", stamp()))
             }
             WatchEvent::Problem(message) => r.warning(&format!("{} {message}", stamp())),
+            WatchEvent::StoreUnreachable(message) => r.warning(&format!(
+                "{} cannot read the secret store: {message}; outputs keep their content, still watching and trying again",
+                stamp()
+            )),
+            WatchEvent::StoreReachable { retried } => r.info(&format!(
+                "{} reconnected: the secret store answers again; re-rendering {retried} failed file(s)",
+                stamp()
+            )),
         }
     }
 }

@@ -405,6 +405,21 @@ impl Session {
         self.settle(r)
     }
 
+    /// [`query`](Self::query) with its own bound on the reply.
+    pub(crate) fn query_within(
+        &mut self,
+        limit: Duration,
+        sql: &str,
+    ) -> std::result::Result<Vec<Row>, Failure> {
+        let r = self
+            .rt
+            .block_on(bounded(limit, self.client.query(sql, &[])));
+        let normal = std::mem::replace(&mut self.reply_timeout, limit);
+        let settled = self.settle(r);
+        self.reply_timeout = normal;
+        settled
+    }
+
     pub(crate) fn query_one(
         &mut self,
         sql: &str,

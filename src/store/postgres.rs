@@ -35,8 +35,9 @@ pub const CHANNEL: &str = "mage_secrets_changes";
 const NOW: &str = "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')";
 /// How long transient refusals are retried before they are reported.
 const RETRY_FOR: Duration = Duration::from_secs(20);
-/// How often `watch`'s listening connection is asked for a reply, so that
-/// a connection that froze without being reset is noticed.
+/// How often `watch`'s listening connection is asked for a reply, and how
+/// long that reply may take, so that a connection that froze without being
+/// reset is noticed within twice this.
 const LISTENER_PING: Duration = Duration::from_secs(5);
 
 fn migrations() -> [String; 2] {
@@ -568,8 +569,7 @@ impl SecretStore for PostgresStore {
         let mut broken = session.is_closed();
         if !broken && listener.last_ping.elapsed() >= LISTENER_PING {
             listener.last_ping = Instant::now();
-            if let Err(e) = session.query("SELECT 1", &[]) {
-                let _ = e;
+            if session.query_within(LISTENER_PING, "SELECT 1").is_err() {
                 broken = true;
             }
             received += session.take_notifications(Duration::ZERO);

@@ -82,7 +82,22 @@ pub enum WatchEvent<'a> {
     ExecFailed(String),
     /// A problem of the watcher itself that did not stop it.
     Problem(String),
+    /// The secret store could not be read; said once per outage. Outputs
+    /// keep their content and the store is tried again with backoff.
+    StoreUnreachable(String),
+    /// The store answers again after an outage; failed files are retried.
+    StoreReachable { retried: usize },
 }
+
+/// A secret store that stopped answering, and when to try it again.
+struct Outage {
+    next_try: Instant,
+    pause: Duration,
+}
+
+/// The first and the longest wait between two tries of a store that is down.
+const OUTAGE_FIRST_PAUSE: Duration = Duration::from_millis(500);
+const OUTAGE_MAX_PAUSE: Duration = Duration::from_secs(5);
 
 /// Receives what the watcher does.
 pub trait WatchObserver {
@@ -136,6 +151,7 @@ pub struct Watch<'o> {
     store_counter: u64,
     observer: &'o mut dyn WatchObserver,
     changed_outputs: Vec<PathBuf>,
+    outage: Option<Outage>,
 }
 
 impl<'o> Watch<'o> {
@@ -163,6 +179,7 @@ impl<'o> Watch<'o> {
             store_counter,
             observer,
             changed_outputs: Vec::new(),
+            outage: None,
             env,
         })
     }
@@ -345,35 +362,44 @@ impl<'o> Watch<'o> {
         let after = snapshot(&self.env)?;
         let names = changed_names(&self.store, &after);
         self.store = after;
-        if names.is_empty() {
-            return Ok(());
-        }
-        if self.env.key_rotated()? {
+        if !names.is_empty() && self.env.key_rotated()? {
             // Another process rotated the key: open the environment again.
             self.env = Environment::open(self.env.settings())?;
             self.engine = self.env.engine();
             self.store = snapshot(&self.env)?;
         }
+        // Files that reference a changed name, and every file that failed:
+        // it may have failed because the store could not be read.
         let affected: Vec<PathBuf> = self
             .files
             .iter()
-            .filter(|(_, st)| st.computed_names || names.iter().any(|n| st.referenced.contains(n)))
+            .filter(|(_, st)| {
+                st.failure.is_some()
+                    || (!names.is_empty()
+                        && (st.computed_names || names.iter().any(|n| st.referenced.contains(n))))
+            })
             .map(|(p, _)| p.clone())
             .collect();
-        self.observer.event(WatchEvent::StoreChanged {
-            names: &names,
-            files: affected.len(),
-        });
+        if !names.is_empty() {
+            self.observer.event(WatchEvent::StoreChanged {
+                names: &names,
+                files: affected.len(),
+            });
+        }
+        self.render_again(affected);
+        Ok(())
+    }
+
+    fn render_again(&mut self, files: Vec<PathBuf>) {
         let project = ProjectFiles {
             root: self.root.clone(),
             ..ProjectFiles::default()
         };
-        for rel in affected {
+        for rel in files {
             if self.root.join(&rel).is_file() {
                 self.render_one(&project, &rel);
             }
         }
-        Ok(())
     }
 
     /// Reports the batch and runs `--exec` when it changed an output.
@@ -463,9 +489,44 @@ impl<'o> Watch<'o> {
 
     /// What follows a batch or a quiet period: the store's changes, then
     /// `--exec`.
+    /// A store that cannot be read is reported once, then tried again with
+    /// backoff; when it answers again, that is said once and every failed
+    /// file is rendered again.
     fn after_batch(&mut self) {
-        if let Err(e) = self.process_store() {
-            self.observer.event(WatchEvent::Problem(e.to_string()));
+        let now = Instant::now();
+        if self.outage.as_ref().is_some_and(|o| now < o.next_try) {
+            self.finish_batch();
+            return;
+        }
+        match self.process_store() {
+            Ok(()) => {
+                if self.outage.take().is_some() {
+                    let failed: Vec<PathBuf> = self
+                        .files
+                        .iter()
+                        .filter(|(_, st)| st.failure.is_some())
+                        .map(|(p, _)| p.clone())
+                        .collect();
+                    self.observer.event(WatchEvent::StoreReachable {
+                        retried: failed.len(),
+                    });
+                    self.render_again(failed);
+                }
+            }
+            Err(e) => match &mut self.outage {
+                Some(outage) => {
+                    outage.pause = (outage.pause * 2).min(OUTAGE_MAX_PAUSE);
+                    outage.next_try = now + outage.pause;
+                }
+                None => {
+                    self.observer
+                        .event(WatchEvent::StoreUnreachable(e.to_string()));
+                    self.outage = Some(Outage {
+                        next_try: now + OUTAGE_FIRST_PAUSE,
+                        pause: OUTAGE_FIRST_PAUSE,
+                    });
+                }
+            },
         }
         self.finish_batch();
     }

@@ -1,0 +1,221 @@
+//! Hostile conditions around the process itself: core dumps, key and uuid
+//! files that are not files, temporaries a killed rotation left, and a
+//! stdout or stderr that is closed.
+
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::ExitStatusExt;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::support::Workspace;
+
+#[test]
+fn a_running_command_is_not_dumpable_and_may_not_write_a_core() {
+    let ws = Workspace::new();
+    ws.write("p/a.yaml", "a: \"{{ mage_secret_var('pw') }}\"\n");
+    // The environment belongs to the user the command runs as.
+    let mut set = ws
+        .unprivileged(&["--data-dir", "d", "set", "pw"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    set.stdin.take().unwrap().write_all(b"s3cret").unwrap();
+    assert!(set.wait().unwrap().success());
+    let mut watch = ws
+        .unprivileged(&["--data-dir", "d", "watch", "p", "--out", "build"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !ws.path("build/a.yaml").exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "watch never rendered"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let proc_dir = format!("/proc/{}", watch.id());
+    let status = std::fs::read_to_string(format!("{proc_dir}/status")).unwrap();
+    let uid: u32 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|u| u.parse().ok())
+        .unwrap();
+    assert_ne!(uid, 0, "runs unprivileged");
+    // A process that is not dumpable has its /proc files owned by root.
+    let owner = std::fs::metadata(format!("{proc_dir}/status"))
+        .unwrap()
+        .uid();
+    let limits = std::fs::read_to_string(format!("{proc_dir}/limits")).unwrap();
+    let _ = watch.kill();
+    let _ = watch.wait();
+    assert_eq!(owner, 0, "not dumpable (uid {uid})");
+    let core = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .unwrap();
+    let fields: Vec<&str> = core.split_whitespace().collect();
+    assert_eq!(fields[4], "0", "no core may be written: {core}");
+}
+
+#[test]
+fn a_key_or_uuid_file_that_is_not_a_small_regular_file_is_an_error_at_once() {
+    let ws = Workspace::new();
+    ws.set("d", None, "pw", "v");
+    let key = ws.path("d/mage-secrets/key");
+    let saved = std::fs::read(&key).unwrap();
+
+    std::fs::remove_file(&key).unwrap();
+    let fifo = std::ffi::CString::new(key.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    for command in [&["get", "pw"][..], &["doctor"][..]] {
+        let mut args = vec!["--data-dir", "d"];
+        args.extend(command);
+        let out = ws.run(&args);
+        assert_ne!(out.code, 0);
+        assert!(
+            out.all().contains("is not a regular file (it is a FIFO)"),
+            "{}",
+            out.all()
+        );
+    }
+
+    std::fs::remove_file(&key).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &key).unwrap();
+    let out = ws.run(&["--data-dir", "d", "get", "pw"]).code(2);
+    assert!(out.stderr.contains("a character device"), "{}", out.stderr);
+
+    std::fs::remove_file(&key).unwrap();
+    std::fs::write(&key, &saved).unwrap();
+    std::fs::write(ws.path("d/mage-secrets/uuid"), "x".repeat(100_000)).unwrap();
+    let out = ws.run(&["--data-dir", "d", "get", "pw"]).code(2);
+    assert!(
+        out.stderr.contains("larger than 4096 bytes"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn temporaries_left_by_a_killed_rotation_are_reported_and_removed_by_the_next() {
+    let ws = Workspace::new();
+    ws.set("d", None, "pw", "v");
+    let stale = ws.write(
+        "d/mage-secrets/.mage-secrets-tmp-XyZ123",
+        "a key never committed\n",
+    );
+    let doctor = ws.run(&["--data-dir", "d", "doctor"]).code(1);
+    assert!(
+        doctor
+            .stdout
+            .contains("1 temporary file(s) left by a killed process"),
+        "{}",
+        doctor.stdout
+    );
+    ws.run(&["--data-dir", "d", "rotate-key"]).ok();
+    assert!(!stale.exists());
+    ws.run(&["--data-dir", "d", "doctor"]).ok();
+    assert_eq!(ws.run(&["--data-dir", "d", "get", "pw"]).ok().stdout, "v\n");
+}
+
+#[test]
+fn a_closed_stdout_or_stderr_never_makes_a_panic() {
+    let ws = Workspace::new();
+    for i in 0..300 {
+        ws.write(
+            &format!("p/f{i}.yaml"),
+            format!("a: \"{{{{ mage_secret_var('missing_{i}') }}}}\"\n"),
+        );
+    }
+    ws.set("d", None, "pw", "v");
+    for (args, closed_stdout) in [
+        (&["--data-dir", "d", "check", "p"][..], false),
+        (
+            &["--data-dir", "d", "check", "p", "--format", "json"][..],
+            true,
+        ),
+        (&["--data-dir", "d", "list"][..], true),
+    ] {
+        let mut child = ws
+            .cmd(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the reading end at once, as `| head -0` would.
+        if closed_stdout {
+            drop(child.stdout.take());
+        } else {
+            drop(child.stderr.take());
+        }
+        let status = child.wait().unwrap();
+        assert_ne!(status.code(), Some(101), "{args:?}: a panic");
+        assert!(
+            status.signal() == Some(libc::SIGPIPE) || matches!(status.code(), Some(0..=2)),
+            "{args:?}: {status:?}"
+        );
+    }
+}
+
+#[test]
+fn renders_and_gets_during_key_rotations_never_fail() {
+    let ws = Workspace::new();
+    for i in 0..20 {
+        ws.set("d", None, &format!("s{i}"), &format!("value {i}"));
+    }
+    for f in 0..40 {
+        let body: String = (0..20)
+            .map(|i| format!("k{i}: \"{{{{ mage_secret_var('s{i}') }}}}\"\n"))
+            .collect();
+        ws.write(&format!("p/f{f}.yaml"), body);
+    }
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let rotations = {
+        let done = done.clone();
+        let dir = ws.dir.path().to_path_buf();
+        std::thread::spawn(move || {
+            for _ in 0..40 {
+                let out = std::process::Command::new(crate::support::bin())
+                    .current_dir(&dir)
+                    .args(["--data-dir", "d", "rotate-key"])
+                    .env("HOME", dir.join("home"))
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+        })
+    };
+    let mut renders = 0;
+    let mut gets = 0;
+    while !done.load(std::sync::atomic::Ordering::SeqCst) || renders < 3 {
+        let out = ws.run(&["--data-dir", "d", "render", "p", "--out", "build"]);
+        assert_eq!(
+            out.code, 0,
+            "render {renders} failed during a rotation:\n{}",
+            out.stderr
+        );
+        renders += 1;
+        let got = ws.run(&["--data-dir", "d", "get", "s7"]);
+        assert_eq!(
+            got.code, 0,
+            "get {gets} failed during a rotation:\n{}",
+            got.stderr
+        );
+        assert_eq!(got.stdout, "value 7\n");
+        gets += 1;
+    }
+    rotations.join().unwrap();
+    eprintln!("{renders} renders and {gets} gets during 40 rotations: none failed");
+    assert!(ws.read("build/f3.yaml").contains("k19: \"value 19\""));
+}
