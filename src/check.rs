@@ -129,7 +129,33 @@ pub fn check(
         report.problems.extend(problems);
         report.files.extend(file);
     }
+    report.problems.extend(walk_warnings(project));
+    project.localize(&mut report.problems);
+    for file in &mut report.files {
+        file.path = project.display_path(&file.path);
+    }
     report
+}
+
+/// The walk's own warnings, once per run: files Mage does not render that
+/// name `mage_secret_var`, and what the walk skipped.
+pub fn walk_warnings(project: &ProjectFiles) -> Vec<Diagnostic> {
+    let mentions: Vec<&std::path::Path> = project
+        .copies
+        .iter()
+        .filter(|(rel, _)| {
+            std::fs::read(project.root.join(rel))
+                .is_ok_and(|bytes| crate::project::mentions_secret(&bytes))
+        })
+        .map(|(rel, _)| rel.as_path())
+        .collect();
+    let mut warnings: Vec<Diagnostic> = crate::project::unrendered_warning(project, &mentions)
+        .into_iter()
+        .collect();
+    if let Some(summary) = project.skip_summary() {
+        warnings.push(Diagnostic::warning(Kind::Skipped, summary));
+    }
+    warnings
 }
 
 /// Checks one file: its report (none when it cannot be read) and problems.
@@ -337,6 +363,11 @@ pub fn presence_table(project: &ProjectFiles, store: &dyn SecretStore) -> Result
     table
         .secrets
         .sort_by(|a, b| (&a.name, &a.scopes).cmp(&(&b.name, &b.scopes)));
+    table.problems.extend(walk_warnings(project));
+    project.localize(&mut table.problems);
+    for row in &mut table.secrets {
+        row.file = project.display_path(&row.file);
+    }
     Ok(table)
 }
 
@@ -374,12 +405,13 @@ mod tests {
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(p, text).unwrap();
         }
-        let project = crate::project::walk(
+        let mut project = crate::project::walk(
             dir.path(),
             &crate::project::Selection::new(&[], &[]).unwrap(),
             None,
         )
         .unwrap();
+        project.display_base = Some(project.root.clone());
         (dir, project)
     }
 
@@ -387,8 +419,8 @@ mod tests {
     fn static_check_finds_every_kind_of_problem() {
         let (_dir, project) = project_with(&[
             ("io_config.yaml", "a: {{ mage_secret_var('here') }}\n{% if false %}b: {{ mage_secret_var('gone') }}{% endif %}\n# c: {{ mage_secret_var('commented') }}\n"),
-            ("pipelines/etl/x.yaml", "t: {{ mage_secret_var('token') }}\nu: {{ mage_secret_var(p ~ 'x') }}\nv: {{ env_var('UNSET_VAR') }} {{ env_var('UNSET_VAR', 'd') }} {{ env_var('SET_VAR') }}\n"),
-            ("broken.yaml", "a: {{ mage_secret_var('x' }}\n"),
+            ("pipelines/etl/metadata.yaml", "t: {{ mage_secret_var('token') }}\nu: {{ mage_secret_var(p ~ 'x') }}\nv: {{ env_var('UNSET_VAR') }} {{ env_var('UNSET_VAR', 'd') }} {{ env_var('SET_VAR') }}\n"),
+            ("data_loaders/broken.yaml", "a: {{ mage_secret_var('x' }}\n"),
         ]);
         let p = presence(&[("global", "here"), ("pipeline:other", "token")]);
         let vars = Vars(
@@ -401,13 +433,13 @@ mod tests {
         assert_eq!(
             problems,
             vec![
-                "broken.yaml:1:27: error: template syntax error: syntax error: unexpected `}`, expected `,`",
-                "broken.yaml:1:7: error: secret 'x' is not set in environment env-1",
+                "data_loaders/broken.yaml:1:27: error: template syntax error: syntax error: unexpected `}`, expected `,`",
+                "data_loaders/broken.yaml:1:7: error: secret 'x' is not set in environment env-1",
                 "io_config.yaml:2:21: error: secret 'gone' is not set in environment env-1",
                 "io_config.yaml:3:9: error: secret 'commented' is not set in environment env-1",
-                "pipelines/etl/x.yaml:1:7: error: secret 'token' is not set in environment env-1 (scopes searched: pipeline:etl, global)",
-                "pipelines/etl/x.yaml:2:7: warning: cannot be checked statically: the name passed to mage_secret_var is computed",
-                "pipelines/etl/x.yaml:3:7: warning: environment variable 'UNSET_VAR' is not set and env_var has no default",
+                "pipelines/etl/metadata.yaml:1:7: error: secret 'token' is not set in environment env-1 (scopes searched: pipeline:etl, global)",
+                "pipelines/etl/metadata.yaml:2:7: warning: cannot be checked statically: the name passed to mage_secret_var is computed",
+                "pipelines/etl/metadata.yaml:3:7: warning: environment variable 'UNSET_VAR' is not set and env_var has no default",
             ]
         );
         assert!(!report.yaml_checked);

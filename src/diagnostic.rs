@@ -37,6 +37,10 @@ pub enum Kind {
     Yaml,
     File,
     Output,
+    /// A file Mage does not render mentions a Mage function.
+    NotRendered,
+    /// The walk left folders or links out.
+    Skipped,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

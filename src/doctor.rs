@@ -234,6 +234,42 @@ fn database(settings: &Settings, uuid: Option<String>, key: Option<Key>, out: &m
             return;
         }
     };
+    // A given key names its environment; its data dir records nothing.
+    let record = if settings.key.is_some() {
+        Ok(Some(crate::database_record::describe(&location)))
+    } else {
+        crate::database_record::read(settings)
+    };
+    match record {
+        Ok(Some(recorded))
+            if crate::database_record::same_database(
+                &recorded,
+                &crate::database_record::describe(&location),
+            ) =>
+        {
+            out.push(ok("database record", format!("the environment lives in {recorded}")))
+        }
+        Ok(Some(recorded)) => {
+            out.push(problem(
+                "database record",
+                format!(
+                    "the environment lives in {recorded}, but this run uses {}",
+                    crate::database_record::describe(&location)
+                ),
+                format!("pass --database {recorded} (or set MAGE_SECRETS_DATABASE); if the database moved, write its new place into {}", crate::database_record::record_path(settings).display()),
+            ));
+            return;
+        }
+        Ok(None) => out.push(problem(
+            "database record",
+            format!(
+                "{} does not say which database the environment lives in",
+                crate::database_record::record_path(settings).display()
+            ),
+            "run any command with the environment's database (e.g. `mage-secrets env`): it records it",
+        )),
+        Err(e) => out.push(problem("database record", e.to_string(), "make it readable")),
+    }
     if let DatabaseLocation::Sqlite(path) = &location {
         match mode_of(path) {
             Some(m) if m & 0o077 != 0 => out.push(problem(

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use crate::crypto::Key;
 use crate::data_dir;
+use crate::database_record;
 use crate::error::{Error, Result};
 use crate::fsutil::{self, Existing};
 use crate::secret::{self, Scope, SecretValue};
@@ -108,10 +109,19 @@ impl Environment {
     /// key on first use; or, with a given key (`settings.key`), the
     /// environment it names, creating nothing.
     pub fn open(settings: &Settings) -> Result<Environment> {
+        Environment::open_with(settings, true)
+    }
+
+    /// [`open`](Self::open); `creating` says the command may create the
+    /// environment (then the database it lives in must be recorded).
+    fn open_with(settings: &Settings, creating: bool) -> Result<Environment> {
         if let Some(given) = &settings.key {
             return Environment::open_given(settings, given);
         }
         let database = settings.database_location()?;
+        // Another database than the environment's is refused before
+        // anything is opened (or created).
+        database_record::check(settings, &database)?;
         let mut warnings = Vec::new();
         // A server database is reached before anything is created, so that
         // a server that is down leaves no trace.
@@ -128,6 +138,12 @@ impl Environment {
         };
         let (uuid, key, key_check) = data_dir::open_key(settings, store.as_ref(), &mut warnings)?;
         refuse_other_named_environment(settings, &uuid)?;
+        // Record where the environment lives (a data dir made before records
+        // existed is recorded on its next use; a read-only one stays as it is).
+        match database_record::record(settings, &database) {
+            Err(e) if creating => return Err(e),
+            _ => {}
+        }
         Ok(Environment {
             inner: Arc::new(Inner {
                 settings: settings.clone(),
@@ -222,7 +238,7 @@ impl Environment {
                 settings.uuid_path().display()
             )));
         }
-        Environment::open(settings)
+        Environment::open_with(settings, false)
     }
 
     /// The environment uuid.

@@ -85,6 +85,21 @@ pub enum Error {
 
     #[error("{}", render_failures(.0))]
     Render(Vec<Diagnostic>),
+
+    /// A rename of an output set failed after others succeeded.
+    #[error("cannot replace {}: {source}; {replaced} of {total} changed output(s) were replaced before it, so the output folder mixes old and new files. Fix the cause and render again: the next render finishes the set", .path.display())]
+    OutputsMixed {
+        path: PathBuf,
+        replaced: usize,
+        total: usize,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A render or check found nothing to work on (a mistyped path in CI
+    /// must not pass).
+    #[error("{0}")]
+    NothingSelected(String),
 }
 
 /// The one message for a secret missing from a scope chain (`scopes`, as
@@ -108,7 +123,7 @@ impl Error {
     /// The process exit code this error stands for.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::SecretNotSet { .. } | Error::Render(_) => 1,
+            Error::SecretNotSet { .. } | Error::Render(_) | Error::NothingSelected(_) => 1,
             _ => 2,
         }
     }

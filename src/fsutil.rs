@@ -56,18 +56,7 @@ fn write_atomic_with(
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
-        .permissions(fs::Permissions::from_mode(mode))
-        .tempfile_in(dir)
-        .map_err(|e| Error::io("create a temporary file in", dir, e))?;
-    // The umask may have narrowed the mode given at creation; set it exactly
-    // (a umask cannot narrow an owner-only mode such as 0600).
-    if mode & 0o077 != 0 {
-        tmp.as_file()
-            .set_permissions(fs::Permissions::from_mode(mode))
-            .map_err(|e| Error::io("set permissions of a temporary file in", dir, e))?;
-    }
+    let mut tmp = temp_file_in(dir, mode)?;
     tmp.write_all(bytes)
         .and_then(|()| {
             if sync {
@@ -91,6 +80,42 @@ fn write_atomic_with(
         sync_dir(dir)?;
     }
     Ok(())
+}
+
+/// The prefix of this process's temporary files: [`TEMP_PREFIX`], then the
+/// pid, so that a cleanup can tell a running writer's file from a dead one's.
+pub fn temp_prefix() -> String {
+    format!("{TEMP_PREFIX}{}-", std::process::id())
+}
+
+/// A new temporary file in `dir` with exactly `mode`; removed when dropped.
+fn temp_file_in(dir: &Path, mode: u32) -> Result<tempfile::NamedTempFile> {
+    let tmp = tempfile::Builder::new()
+        .prefix(&temp_prefix())
+        .permissions(fs::Permissions::from_mode(mode))
+        .tempfile_in(dir)
+        .map_err(|e| Error::io("create a temporary file in", dir, e))?;
+    // The umask may have narrowed the mode given at creation; set it exactly
+    // (a umask cannot narrow an owner-only mode such as 0600).
+    if mode & 0o077 != 0 {
+        tmp.as_file()
+            .set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::io("set permissions of a temporary file in", dir, e))?;
+    }
+    Ok(tmp)
+}
+
+/// A temporary file beside `target` holding `bytes` (unsynced), to be
+/// renamed over it; removed when dropped.
+pub fn temp_file_with(target: &Path, bytes: &[u8], mode: u32) -> Result<tempfile::NamedTempFile> {
+    let dir = target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = temp_file_in(dir, mode)?;
+    tmp.write_all(bytes)
+        .map_err(|e| Error::io("write a temporary file for", target, e))?;
+    Ok(tmp)
 }
 
 /// Syncs a folder, so that renames in it survive a crash of the machine.

@@ -15,6 +15,7 @@ use crate::diagnostic::{Diagnostic, Kind};
 use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::fsutil;
+use crate::output;
 use crate::parallel::in_parallel;
 use crate::project::{self, read_text, ProjectFiles, Selection};
 use crate::secret::{Scope, SecretValue};
@@ -46,6 +47,8 @@ impl std::fmt::Debug for RenderedFile {
 #[derive(Debug, Default)]
 pub struct ProjectRender {
     pub files: Vec<RenderedFile>,
+    /// Files Mage does not render, with their bytes, written as they are.
+    pub copies: Vec<(PathBuf, Vec<u8>)>,
     /// Errors and warnings of every file, in file order.
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -56,7 +59,8 @@ impl ProjectRender {
     }
 }
 
-/// Renders every file of `project` with `engine`, on every core.
+/// Renders every file of `project` with `engine`, on every core, and reads
+/// the files it copies. Paths in the diagnostics are as shown to the user.
 pub fn render_files(
     engine: &Engine,
     project: &ProjectFiles,
@@ -70,6 +74,7 @@ pub fn render_files(
     });
     let mut result = ProjectRender {
         files: Vec::with_capacity(project.files.len()),
+        copies: Vec::with_capacity(project.copies.len()),
         diagnostics: project.diagnostics.clone(),
     };
     for (rel, outcome) in project.files.iter().zip(outcomes) {
@@ -90,139 +95,58 @@ pub fn render_files(
             });
         }
     }
+    for (rel, _) in &project.copies {
+        match fs::read(project.root.join(rel)) {
+            Ok(bytes) => result.copies.push((rel.clone(), bytes)),
+            Err(e) => result
+                .diagnostics
+                .push(Diagnostic::error(Kind::File, format!("cannot read: {e}")).in_file(rel)),
+        }
+    }
+    let mentions: Vec<&Path> = result
+        .copies
+        .iter()
+        .filter(|(_, bytes)| project::mentions_secret(bytes))
+        .map(|(rel, _)| rel.as_path())
+        .collect();
+    result
+        .diagnostics
+        .extend(project::unrendered_warning(project, &mentions));
+    project.localize(&mut result.diagnostics);
     result
 }
 
-/// What a write to an output folder did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct WriteSummary {
-    pub written: usize,
-    pub unchanged: usize,
-}
-
-/// The folder mode that goes with a file mode: `x` wherever `r` is set.
-pub fn folder_mode(file_mode: u32) -> u32 {
-    file_mode | ((file_mode & 0o444) >> 2)
-}
-
-/// Writes one output atomically, unless its bytes are already there.
-/// Returns whether it was written.
+/// Writes one output atomically, unless its bytes are already there (its
+/// mode is then set). Returns whether it was written.
 pub fn write_output(out_dir: &Path, rel: &Path, contents: &[u8], mode: u32) -> Result<bool> {
-    write_output_to(out_dir, rel, contents, mode, false)
-}
-
-/// [`write_output`]; `fresh` says the output folder was just created, so
-/// no earlier output can be there to compare with.
-fn write_output_to(
-    out_dir: &Path,
-    rel: &Path,
-    contents: &[u8],
-    mode: u32,
-    fresh: bool,
-) -> Result<bool> {
     let target = out_dir.join(rel);
-    if !fresh {
-        if let Ok(meta) = fs::symlink_metadata(&target) {
-            if meta.is_dir() {
-                return Err(Error::Usage(format!(
-                    "output {} is a folder; remove it or choose another --out",
-                    target.display()
-                )));
-            }
-            if meta.is_file() && meta.len() == contents.len() as u64 {
-                if let Ok(existing) = fs::read(&target) {
-                    let existing = Zeroizing::new(existing);
-                    if existing.as_slice() == contents {
-                        if meta.permissions().mode() & 0o777 != mode {
-                            fs::set_permissions(&target, fs::Permissions::from_mode(mode))
-                                .map_err(|e| Error::io("set permissions of", &target, e))?;
-                        }
-                        return Ok(false);
+    if let Ok(meta) = fs::symlink_metadata(&target) {
+        if meta.is_dir() {
+            return Err(Error::Usage(format!(
+                "output {} is a folder; remove it or choose another --out",
+                target.display()
+            )));
+        }
+        if meta.is_file() && meta.len() == contents.len() as u64 {
+            if let Ok(existing) = fs::read(&target) {
+                let existing = Zeroizing::new(existing);
+                if existing.as_slice() == contents {
+                    if meta.permissions().mode() & 0o777 != mode {
+                        fs::set_permissions(&target, fs::Permissions::from_mode(mode))
+                            .map_err(|e| Error::io("set permissions of", &target, e))?;
                     }
+                    return Ok(false);
                 }
             }
         }
     }
-    match fsutil::replace_atomic_unsynced(&target, contents, mode) {
-        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-            // The folder is not there yet.
-            if let Some(parent) = target.parent() {
-                fsutil::create_dir_all(parent, folder_mode(mode))?;
-            }
-            fsutil::replace_atomic_unsynced(&target, contents, mode)?;
+    if let Some(parent) = target.parent() {
+        if !parent.as_os_str().is_empty() && !parent.is_dir() {
+            fsutil::create_dir_all(parent, output::folder_mode(mode))?;
         }
-        other => other?,
     }
+    fsutil::replace_atomic_unsynced(&target, contents, mode)?;
     Ok(true)
-}
-
-/// Removes temporary files that a killed run left in an output folder.
-pub fn remove_stale_temp_files(out_dir: &Path) -> Result<usize> {
-    let mut removed = 0;
-    for entry in walkdir::WalkDir::new(out_dir)
-        .follow_links(false)
-        .into_iter()
-        .flatten()
-    {
-        if entry.file_type().is_file()
-            && entry
-                .file_name()
-                .to_string_lossy()
-                .starts_with(fsutil::TEMP_PREFIX)
-        {
-            fs::remove_file(entry.path()).map_err(|e| Error::io("remove", entry.path(), e))?;
-            removed += 1;
-        }
-    }
-    Ok(removed)
-}
-
-/// Writes every rendered file below `out_dir`, on every core.
-pub fn write_outputs(out_dir: &Path, files: &[RenderedFile], mode: u32) -> Result<WriteSummary> {
-    let fresh = !out_dir.exists();
-    if !fresh {
-        remove_stale_temp_files(out_dir)?;
-    }
-    if fresh {
-        fsutil::create_dir_all(out_dir, folder_mode(mode))?;
-        // Every folder once, before the writers start.
-        let folders: std::collections::BTreeSet<&Path> =
-            files.iter().filter_map(|f| f.path.parent()).collect();
-        for folder in folders {
-            if !folder.as_os_str().is_empty() {
-                fsutil::create_dir_all(&out_dir.join(folder), folder_mode(mode))?;
-            }
-        }
-    }
-    let written = in_parallel(files.len(), |i| {
-        write_output_to(
-            out_dir,
-            &files[i].path,
-            files[i].contents.as_bytes(),
-            mode,
-            fresh,
-        )
-    });
-    let mut summary = WriteSummary::default();
-    for w in written {
-        if w? {
-            summary.written += 1;
-        } else {
-            summary.unchanged += 1;
-        }
-    }
-    Ok(summary)
-}
-
-/// Refuses an output folder that is the project root itself.
-pub fn check_out_dir(root: &Path, out: &Path) -> Result<()> {
-    if project::absolute(root) == project::absolute(out) {
-        return Err(Error::Usage(format!(
-            "--out {} is the project root; rendering there would overwrite the templates. Choose another folder, e.g. --out build/",
-            out.display()
-        )));
-    }
-    Ok(())
 }
 
 /// Templates read secrets through the environment's cache.
@@ -273,9 +197,18 @@ impl Environment {
         options: &RenderOptions,
         out: Option<&Path>,
     ) -> Result<ProjectRender> {
-        let project = project::walk(root, selection, out)?;
+        let project = project::walk_located(&project::Location::of(root)?, selection, out)?;
+        self.render_walked(&project, options)
+    }
+
+    /// Renders the files of a walked project in memory.
+    pub fn render_walked(
+        &self,
+        project: &ProjectFiles,
+        options: &RenderOptions,
+    ) -> Result<ProjectRender> {
         self.preload()?;
-        Ok(render_files(&self.engine(), &project, options))
+        Ok(render_files(&self.engine(), project, options))
     }
 
     /// Renders a whole project in memory; `Error::Render` with every
@@ -351,13 +284,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn folder_modes_follow_file_modes() {
-        assert_eq!(folder_mode(0o600), 0o700);
-        assert_eq!(folder_mode(0o640), 0o750);
-        assert_eq!(folder_mode(0o644), 0o755);
-    }
-
-    #[test]
     fn unchanged_outputs_are_not_rewritten() {
         let dir = tempfile::tempdir().unwrap();
         assert!(write_output(dir.path(), Path::new("a/b.yaml"), b"x", 0o600).unwrap());
@@ -381,12 +307,5 @@ mod tests {
                 & 0o777,
             0o700
         );
-    }
-
-    #[test]
-    fn out_may_not_be_the_root() {
-        let dir = tempfile::tempdir().unwrap();
-        assert!(check_out_dir(dir.path(), &dir.path().join(".")).is_err());
-        assert!(check_out_dir(dir.path(), &dir.path().join("build")).is_ok());
     }
 }

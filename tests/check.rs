@@ -8,10 +8,18 @@ use crate::support::{Run, Workspace};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
 
+/// Checks the fixture from its own folder, so paths are project-relative.
 fn check_fixture(ws: &Workspace, extra: &[&str]) -> Run {
     let project = Path::new(FIXTURES).join("check_missing");
-    let project = project.to_str().unwrap();
-    ws.run(&[&["--data-dir", "d", "check", project][..], extra].concat())
+    let data_dir = ws.path("d");
+    ws.run_in(
+        &project,
+        &[
+            &["--data-dir", data_dir.to_str().unwrap(), "check"][..],
+            extra,
+        ]
+        .concat(),
+    )
 }
 
 fn fixture_env(ws: &Workspace) {
@@ -93,7 +101,7 @@ fn seed_scenario_checks_prod_and_dev_without_dev_key() {
         .collect();
     assert_eq!(errors.len(), 1, "{}", prod.stderr);
     assert!(
-        errors[0].starts_with("io_config.yaml:2:8: error: secret 'secret3' is not set"),
+        errors[0].starts_with("p/io_config.yaml:2:8: error: secret 'secret3' is not set"),
         "{}",
         prod.stderr
     );

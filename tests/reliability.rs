@@ -16,7 +16,7 @@ const VALUES: &[(&str, Option<&str>, &str)] = &[
 
 fn seed(ws: &Workspace) {
     for (name, pipeline, value) in VALUES {
-        let mut args = vec!["--data-dir", "d", "set", name];
+        let mut args = vec!["--data-dir", "d", "set", name, "--allow-empty"];
         if let Some(p) = pipeline {
             args.extend(["--pipeline", p]);
         }

@@ -39,7 +39,7 @@ fn output_is_byte_identical_to_mage_for_values_that_need_no_escaping() {
         serde_json::from_str(&ws.read("compat/secrets.json")).unwrap();
     for (name, value) in &secrets {
         ws.run_with_stdin(
-            &["--data-dir", "d", "set", name],
+            &["--data-dir", "d", "set", name, "--allow-empty"],
             value.as_str().unwrap().as_bytes(),
         )
         .ok();
@@ -57,7 +57,8 @@ fn output_is_byte_identical_to_mage_for_values_that_need_no_escaping() {
         let expected = fs::read(ws.path("compat/expected").join(&name)).unwrap();
         let case_arg = case.to_str().unwrap();
         for lenient in [true, false] {
-            let mut args = vec!["--data-dir", "d", "render", case_arg];
+            // The cases sit beside an io_config.yaml: name them as templates.
+            let mut args = vec!["--data-dir", "d", "render", case_arg, "--include", "*.yaml"];
             if lenient {
                 args.push("--lenient");
             }
@@ -122,11 +123,11 @@ fn demo_project_renders_with_runtime_expressions_untouched() {
         .ok();
     assert!(
         out.stderr
-            .contains("rendered 6 file(s) to build: 6 written, 0 unchanged"),
+            .contains("rendered 5 file(s) and copied 1 to build: 6 written, 0 unchanged"),
         "{}",
         out.stderr
     );
-    let source = ws.read("build/pipelines/etl_orders/orders_source.yaml");
+    let source = ws.read("build/data_loaders/orders_source.yaml");
     assert!(
         source.contains("start_date: \"{{ n_days_ago(1) }}\""),
         "{source}"
@@ -367,6 +368,8 @@ fn unreadable_files_are_reported() {
         std::os::unix::fs::PermissionsExt::from_mode(0o000),
     )
     .unwrap();
+    ws.run_unprivileged(&["--data-dir", "d", "set", "x", "--allow-empty"])
+        .ok();
     let out = ws
         .run_unprivileged(&["--data-dir", "d", "render", "p", "--out", "p/../o"])
         .code(1);
@@ -454,6 +457,8 @@ fn the_walk_skips_hidden_and_build_folders_and_the_output() {
         ws.write(f, "k: v\n");
     }
     ws.write("p/build/old.yaml", "k: v\n");
+    ws.write("p/build/.mage-secrets-output", "");
+    ws.set("d", None, "x", "1");
     let out = ws
         .run(&[
             "--data-dir",
@@ -481,6 +486,7 @@ fn the_walk_skips_hidden_and_build_folders_and_the_output() {
     assert_eq!(
         written,
         vec![
+            ".mage-secrets-output",
             "dbt/profiles.yml",
             "io_config.yaml",
             "old.yaml",
@@ -510,6 +516,7 @@ fn the_walk_skips_hidden_and_build_folders_and_the_output() {
 #[test]
 fn lenient_renders_missing_values_as_none_with_warnings() {
     let ws = Workspace::new();
+    ws.set("d", None, "other", "x");
     ws.write(
         "p/a.yaml",
         "a: \"{{ mage_secret_var('nope') }}\"\nb: {{ env_var('MAGE_SECRETS_TEST_UNSET') }}\n",
@@ -544,7 +551,7 @@ fn library_renders_in_memory_and_loads_io_config() {
     let files = env
         .render_project(&ws.path("demo/project"), &options)
         .unwrap();
-    assert_eq!(files.len(), 6);
+    assert_eq!(files.len(), 5, "Mage's files; dbt_project.yml is dbt's");
     assert!(
         !format!("{files:?}").contains("pa\\\"ss"),
         "Debug hides contents"
@@ -565,15 +572,20 @@ fn library_renders_in_memory_and_loads_io_config() {
     );
     assert_eq!(
         env.render_str_in_pipeline(
-            "{{ mage_secret_var('orders_api_token') }}",
+            "{{ mage_secret_var('slack_webhook_url') }}",
             Some("etl_orders"),
             &options
         )
         .unwrap(),
-        "tok_demo_42"
+        "https://hooks.slack.com/services/T000/B000/etl-orders"
+    );
+    assert_eq!(
+        env.render_str("{{ mage_secret_var('slack_webhook_url') }}", &options)
+            .unwrap(),
+        "https://hooks.slack.com/services/T000/B000/global"
     );
     assert!(env
-        .render_str("{{ mage_secret_var('orders_api_token') }}", &options)
+        .render_str("{{ mage_secret_var('no_such_secret') }}", &options)
         .is_err());
     assert!(tree_contains(&ws.path("demo/project"), b"orders_app").is_none());
 }

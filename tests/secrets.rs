@@ -188,7 +188,7 @@ fn values_from_pipe_file_are_exact() {
         .ok();
     ws.run_with_stdin(&["--data-dir", "d", "set", "two_newlines"], b"v\n\n")
         .ok();
-    ws.run_with_stdin(&["--data-dir", "d", "set", "empty"], b"")
+    ws.run_with_stdin(&["--data-dir", "d", "set", "empty", "--allow-empty"], b"")
         .ok();
     ws.write("pem", "-----BEGIN KEY-----\nabc\n-----END KEY-----\n");
     ws.run(&["--data-dir", "d", "set", "pem", "--from-file", "pem"])
@@ -234,6 +234,14 @@ fn default_data_dir_is_home_mage_data_and_env_vars_are_honoured() {
     let ws = Workspace::new();
     ws.run_with_stdin(&["set", "a"], b"1").ok();
     assert!(ws.path("home/.mage_data/mage-secrets/key").exists());
+    let status = ws
+        .cmd(&["set", "b", "--allow-empty"])
+        .env("MAGE_DATA_DIR", ws.path("other"))
+        .env("MAGE_SECRETS_DATABASE", ws.path("x.db"))
+        .stdin(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
     let out = ws
         .cmd(&["env"])
         .env("MAGE_DATA_DIR", ws.path("other"))
@@ -395,7 +403,9 @@ fn an_unwritable_data_dir_is_a_clear_error() {
         std::os::unix::fs::PermissionsExt::from_mode(0o555),
     )
     .unwrap();
-    let out = ws.run_unprivileged(&["--data-dir", "ro", "env"]).code(2);
+    let out = ws
+        .run_unprivileged(&["--data-dir", "ro", "set", "x", "--allow-empty"])
+        .code(2);
     assert!(
         out.stderr.starts_with("error: cannot create folder ")
             && out.stderr.contains("ro/mage-secrets: Permission denied"),

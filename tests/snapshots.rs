@@ -23,7 +23,10 @@ fn diagnostics_for_a_broken_project() {
         "p/io_config.yaml",
         "default:\n  password: {{ mage_secret_var('pw') }}\n",
     );
-    ws.write("p/broken.yaml", "user: '{{ mage_secret_var('pw' }}'\n");
+    ws.write(
+        "p/data_loaders/broken.yaml",
+        "user: '{{ mage_secret_var('pw' }}'\n",
+    );
     ws.write(
         "p/pipelines/etl/metadata.yaml",
         "token: \"{{ mage_secret_var('etl_token') }}\"\n",

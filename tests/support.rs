@@ -87,6 +87,17 @@ impl Workspace {
         self.run_with_stdin(args, b"")
     }
 
+    /// Runs with empty stdin in another current folder.
+    pub fn run_in(&self, dir: &Path, args: &[&str]) -> Run {
+        Run::from(
+            self.cmd(args)
+                .current_dir(dir)
+                .stdin(Stdio::null())
+                .output()
+                .expect("run mage-secrets"),
+        )
+    }
+
     pub fn run_with_stdin(&self, args: &[&str], stdin: &[u8]) -> Run {
         let mut child = self
             .cmd(args)
@@ -111,7 +122,7 @@ impl Workspace {
         if let Some(db) = db {
             args.extend(["--database", db]);
         }
-        args.extend(["set", name]);
+        args.extend(["set", name, "--allow-empty"]);
         self.run_with_stdin(&args, format!("{value}\n").as_bytes())
             .ok();
     }

@@ -100,6 +100,9 @@ Examples:
         /// Read the value from this file, byte for byte
         #[arg(long, value_name = "FILE")]
         from_file: Option<PathBuf>,
+        /// Store an empty value from standard input (refused otherwise)
+        #[arg(long)]
+        allow_empty: bool,
         /// Never a value: values come from stdin, a prompt or --from-file (a hint is printed)
         #[arg(hide = true, num_args = 0.., allow_hyphen_values = true)]
         extra: Vec<std::ffi::OsString>,
@@ -233,19 +236,30 @@ Examples:
   mage-secrets render . --out build/                 every YAML file of the project
   mage-secrets render io_config.yaml                 one file, to stdout
   mage-secrets render . --out build/ --lenient       missing values become None, as in Mage
-  mage-secrets render . --out build/ --exclude 'dbt/**'")]
+  mage-secrets render . --out build/ --exclude 'dbt/**'
+  mage-secrets render . --out build/ --dry-run --diff  review a deploy, values masked
+  mage-secrets render . --out build/ --prune         also remove outputs whose source is gone")]
     Render {
         /// A project folder, or one file
         #[arg(default_value = ".")]
         path: PathBuf,
-        /// Output folder (required for a project)
-        #[arg(long, value_name = "DIR")]
+        /// Output folder (required for a project); for one file, the output file (a folder if it is one or ends in /)
+        #[arg(long, value_name = "DIR|FILE")]
         out: Option<PathBuf>,
         #[command(flatten)]
         render: RenderFlags,
         /// Permissions of output files (octal); folders get x where r is set
         #[arg(long, value_name = "MODE", default_value = "0600", value_parser = parse_mode)]
         mode: u32,
+        /// List what would be new, changed, unchanged and pruned; write nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Show each change as a unified diff, every substituted value masked
+        #[arg(long)]
+        diff: bool,
+        /// Remove outputs whose source is gone (in a folder mage-secrets rendered into)
+        #[arg(long)]
+        prune: bool,
     },
 
     /// Prove that every referenced secret exists in an environment (never shows a value)

@@ -5,7 +5,7 @@ use std::io::Write;
 use mage_secrets::check::{self, CheckOptions, CheckReport, Presence, PresenceTable};
 use mage_secrets::diagnostic::Diagnostic;
 use mage_secrets::environment_name::{self, EnvironmentEntry};
-use mage_secrets::project::{self, ProjectFiles};
+use mage_secrets::project::{self, Location};
 use mage_secrets::template::ProcessEnv;
 use mage_secrets::{store, Environment, Error, Result};
 
@@ -23,12 +23,27 @@ pub fn check(ctx: &Context, request: &CheckRequest) -> Result<i32> {
         selection,
     } = request;
     let (strict_env, format) = (*strict_env, *format);
-    let meta = std::fs::metadata(path).map_err(|e| Error::io("read", path, e))?;
-    let project = if meta.is_file() {
-        ProjectFiles::single(path)
-    } else {
-        project::walk(path, selection, None)?
-    };
+    let location = Location::of(path)?;
+    let project = project::walk_located(&location, selection, None)?;
+    if location.is_file {
+        if let Some((_, why)) = project.copies.first() {
+            return Err(Error::Usage(format!(
+                "Mage does not render {}: {}; check covers what Mage renders. To check it with Mage's functions anyway, pass --include '{}'",
+                path.display(),
+                why.reason(),
+                location.rel.display()
+            )));
+        }
+        if selection.is_explicit() && !selection.selects(&location.rel) {
+            return Err(Error::Usage(format!(
+                "{} does not match --include; name a file the selection covers",
+                path.display()
+            )));
+        }
+    }
+    if project.files.is_empty() {
+        return Err(project.nothing_selected(path, selection));
+    }
     let options = CheckOptions { strict_env };
     let report = match target {
         Target::All => {

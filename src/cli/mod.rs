@@ -92,7 +92,11 @@ fn run(cli: Cli, reporter: &Reporter) -> mage_secrets::Result<i32> {
         reporter: *reporter,
     };
     match request {
-        Request::Set { secret, from_file } => secrets::set(&ctx, &secret, from_file.as_deref()),
+        Request::Set {
+            secret,
+            from_file,
+            allow_empty,
+        } => secrets::set(&ctx, &secret, from_file.as_deref(), allow_empty),
         Request::Get(secret) => secrets::get(&ctx, &secret),
         Request::List(list) => secrets::list(&ctx, &list),
         Request::Delete(secret) => secrets::delete(&ctx, &secret),

@@ -1,14 +1,18 @@
-//! `render`: one file to stdout, or a project to an output folder.
+//! `render`: one file to stdout or to a file, or a project to an output
+//! folder (with `--dry-run`, `--diff` and `--prune`).
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use mage_secrets::diagnostic::Diagnostic;
-use mage_secrets::{project, render, Error, Result};
+use mage_secrets::mage_selection::Role;
+use mage_secrets::output::{self, Change, OutputFile};
+use mage_secrets::project::{self, Location};
+use mage_secrets::{render, review, Error, Result};
 
 use super::output::Reporter;
 use super::request::{Context, RenderRequest};
-use super::secrets::open;
+use super::secrets::open_existing;
 
 pub fn render(ctx: &Context, request: &RenderRequest) -> Result<i32> {
     let (settings, reporter) = (&ctx.settings, &ctx.reporter);
@@ -17,12 +21,17 @@ pub fn render(ctx: &Context, request: &RenderRequest) -> Result<i32> {
         out,
         selection,
         options,
-        mode,
+        ..
     } = request;
-    let (out, mode) = (out.as_deref(), *mode);
-    let meta = std::fs::metadata(path).map_err(|e| Error::io("read", path, e))?;
-    if meta.is_file() {
-        return render_file(ctx, request);
+    let (path, out, flags) = (path.as_path(), out.as_deref(), request);
+    let location = Location::of(path)?;
+    if location.is_file {
+        if flags.prune {
+            return Err(Error::Usage(
+                "--prune works on a project render into a folder, not on one file".into(),
+            ));
+        }
+        return render_file(ctx, request, &location);
     }
     let Some(out) = out else {
         return Err(Error::Usage(format!(
@@ -30,16 +39,113 @@ pub fn render(ctx: &Context, request: &RenderRequest) -> Result<i32> {
             path.display()
         )));
     };
-    render::check_out_dir(path, out)?;
-    let env = open(settings, reporter)?;
-    let report = env.render_project_report(path, selection, options, Some(out))?;
+    let project = project::walk_located(&location, selection, Some(out))?;
+    output::check_out_dir(&project, out)?;
+    if project.files.is_empty() {
+        return Err(project.nothing_selected(path, selection));
+    }
+    let env = open_existing(settings, reporter)?;
+    let report = env.render_walked(&project, options)?;
     if report.has_errors() {
         return Err(Error::Render(report.diagnostics));
     }
     show(reporter, &report.diagnostics);
-    let summary = render::write_outputs(out, &report.files, mode)?;
+    if let Some(skipped) = project.skip_summary() {
+        reporter.detail(&skipped);
+    }
+    let mut files: Vec<OutputFile<'_>> = report
+        .files
+        .iter()
+        .map(|f| OutputFile {
+            rel: &f.path,
+            bytes: f.contents.as_bytes(),
+        })
+        .chain(report.copies.iter().map(|(rel, bytes)| OutputFile {
+            rel,
+            bytes: bytes.as_slice(),
+        }))
+        .collect();
+    files.sort_by(|a, b| a.rel.cmp(b.rel));
+    let plan = output::plan(out, &files, flags.prune.then_some(project.start.as_path()))?;
+    if flags.diff {
+        let masked = if plan.changes.iter().any(|(_, c)| *c != Change::Unchanged) {
+            render::render_files(&review::masked_engine(&env), &project, options)
+        } else {
+            Default::default()
+        };
+        let mut text = String::new();
+        for (f, (_, change)) in files.iter().zip(&plan.changes) {
+            if *change == Change::Unchanged {
+                continue;
+            }
+            let new = String::from_utf8_lossy(f.bytes);
+            let masked_text = masked
+                .files
+                .iter()
+                .find(|m| m.path == f.rel)
+                .map(|m| m.contents.to_string())
+                .unwrap_or_else(|| new.to_string());
+            let old = match change {
+                Change::Changed => std::fs::read(out.join(f.rel)).ok(),
+                _ => None,
+            };
+            let label = out.join(f.rel).display().to_string();
+            text.push_str(&review::unified_diff(
+                &label,
+                old.as_deref(),
+                &new,
+                &masked_text,
+            ));
+        }
+        for rel in &plan.prune {
+            text.push_str(&format!(
+                "--- {}\n+++ /dev/null\n(removed by --prune)\n",
+                out.join(rel).display()
+            ));
+        }
+        print_stdout(&text)?;
+    }
+    if flags.dry_run {
+        let mut text = String::new();
+        for (rel, change) in &plan.changes {
+            let word = match change {
+                Change::New => "new",
+                Change::Changed => "changed",
+                Change::Unchanged => "unchanged",
+            };
+            if !flags.diff {
+                text.push_str(&format!("{word:<10} {}\n", out.join(rel).display()));
+            }
+        }
+        if !flags.diff {
+            for rel in &plan.prune {
+                text.push_str(&format!("{:<10} {}\n", "pruned", out.join(rel).display()));
+            }
+            print_stdout(&text)?;
+        }
+        reporter.info(&format!(
+            "dry run: {} new, {} changed, {} unchanged, {} to prune in {}; nothing was written",
+            plan.count(Change::New),
+            plan.count(Change::Changed),
+            plan.count(Change::Unchanged),
+            plan.prune.len(),
+            out.display()
+        ));
+        return Ok(0);
+    }
+    let summary = output::commit(out, &files, &plan, flags.mode)?;
+    let copied = if report.copies.is_empty() {
+        String::new()
+    } else {
+        format!(" and copied {}", report.copies.len())
+    };
+    let pruned = if flags.prune {
+        format!(", {} pruned", summary.pruned)
+    } else {
+        String::new()
+    };
     reporter.info(&format!(
-        "rendered {} file(s) to {}: {} written, {} unchanged",
+        "rendered {} file(s){copied} to {}: {} written, {} unchanged{pruned}",
         report.files.len(),
         out.display(),
         summary.written,
@@ -52,42 +158,109 @@ fn show(reporter: &Reporter, diagnostics: &[Diagnostic]) {
     reporter.diagnostics(diagnostics);
 }
 
-fn render_file(ctx: &Context, request: &RenderRequest) -> Result<i32> {
-    let reporter = &ctx.reporter;
+fn print_stdout(text: &str) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|e| Error::io("write to", "standard output", e))
+}
+
+fn render_file(ctx: &Context, request: &RenderRequest, location: &Location) -> Result<i32> {
+    let (settings, reporter) = (&ctx.settings, &ctx.reporter);
     let RenderRequest {
         path,
         out,
+        selection,
         options,
-        mode,
         ..
     } = request;
-    let (path, out, mode) = (path.as_path(), out.as_deref(), *mode);
-    let env = open(&ctx.settings, reporter)?;
-    let source = project::read_text(Path::new(""), path).map_err(|d| Error::Render(vec![*d]))?;
-    let chain = project::ProjectFiles::single(path).chain(path);
+    let (path, out, flags) = (path.as_path(), out.as_deref(), request);
+    let rel = &location.rel;
+    if selection.is_explicit() && !selection.selects(rel) {
+        return Err(Error::Usage(format!(
+            "{} does not match --include; name a file the selection covers",
+            path.display()
+        )));
+    }
+    if let Role::Copy(why) = selection.role(rel, location.mage_project, location.in_dbt(rel)) {
+        return Err(Error::Usage(format!(
+            "Mage does not render {}: {}. To render it with Mage's functions anyway, pass --include '{}'",
+            path.display(),
+            why.reason(),
+            rel.display()
+        )));
+    }
+    let target = match out {
+        Some(out) => Some(output::file_target(location, path, out)?),
+        None => None,
+    };
+    let env = open_existing(settings, reporter)?;
+    let source = project::read_text(&location.root, rel).map_err(|d| Error::Render(vec![*d]))?;
+    let chain = project::scope_chain(rel);
     let file = env
         .engine()
-        .render(path, &source, &chain, options, project::is_yaml(path));
+        .render(path, &source, &chain, options, project::is_yaml(rel));
     let (output, warnings) = file.into_output()?;
     show(reporter, &warnings);
-    match out {
-        Some(dir) => {
-            let name = path.file_name().map(Path::new).unwrap_or(path);
-            let written = render::write_output(dir, name, output.as_bytes(), mode)?;
-            reporter.info(&format!(
-                "rendered {} to {}: {}",
-                path.display(),
-                dir.join(name).display(),
-                if written { "written" } else { "unchanged" }
-            ));
-        }
-        None => {
-            let mut stdout = std::io::stdout().lock();
-            stdout
-                .write_all(output.as_bytes())
-                .and_then(|()| stdout.flush())
-                .map_err(|e| Error::io("write to", "standard output", e))?;
-        }
+    let Some((target, folder)) = target else {
+        print_stdout(&output)?;
+        return Ok(0);
+    };
+    let exists = target.exists();
+    let unchanged = exists
+        && std::fs::read(&target)
+            .map(zeroize::Zeroizing::new)
+            .is_ok_and(|old| old.as_slice() == output.as_bytes());
+    if flags.diff && !unchanged {
+        let masked = review::masked_engine(&env).render(
+            path,
+            &source,
+            &chain,
+            options,
+            project::is_yaml(rel),
+        );
+        let masked = masked.output.unwrap_or_default();
+        let old = if exists {
+            std::fs::read(&target).ok()
+        } else {
+            None
+        };
+        print_stdout(&review::unified_diff(
+            &target.display().to_string(),
+            old.as_deref(),
+            &output,
+            &masked,
+        ))?;
     }
+    if flags.dry_run {
+        let word = match (exists, unchanged) {
+            (false, _) => "new",
+            (true, false) => "changed",
+            (true, true) => "unchanged",
+        };
+        if !flags.diff {
+            print_stdout(&format!("{word:<10} {}\n", target.display()))?;
+        }
+        reporter.info("dry run: nothing was written");
+        return Ok(0);
+    }
+    let written = if folder {
+        let dir: PathBuf = target.parent().map(Path::to_path_buf).unwrap_or_default();
+        mage_secrets::fsutil::create_dir_all(&dir, output::folder_mode(flags.mode))?;
+        output::mark(&dir, flags.mode)?;
+        let name = target.file_name().map(Path::new).unwrap_or(Path::new(""));
+        render::write_output(&dir, name, output.as_bytes(), flags.mode)?
+    } else {
+        let dir = target.parent().unwrap_or(Path::new(""));
+        let name = target.file_name().map(Path::new).unwrap_or(Path::new(""));
+        render::write_output(dir, name, output.as_bytes(), flags.mode)?
+    };
+    reporter.info(&format!(
+        "rendered {} to {}: {}",
+        path.display(),
+        target.display(),
+        if written { "written" } else { "unchanged" }
+    ));
     Ok(0)
 }

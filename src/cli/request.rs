@@ -57,6 +57,12 @@ pub struct RenderRequest {
     pub selection: Selection,
     pub options: RenderOptions,
     pub mode: u32,
+    /// List what would change; write nothing.
+    pub dry_run: bool,
+    /// Show each change as a diff, values masked.
+    pub diff: bool,
+    /// Remove outputs whose source is gone.
+    pub prune: bool,
 }
 
 pub struct CheckRequest {
@@ -93,6 +99,7 @@ pub enum Request {
     Set {
         secret: NamedSecret,
         from_file: Option<PathBuf>,
+        allow_empty: bool,
     },
     Get(NamedSecret),
     List(ListRequest),
@@ -123,6 +130,7 @@ impl Request {
                 name,
                 scope,
                 from_file,
+                allow_empty,
                 extra,
             } => {
                 if !extra.is_empty() {
@@ -135,6 +143,7 @@ impl Request {
                 Request::Set {
                     secret: NamedSecret::new(name, &scope)?,
                     from_file,
+                    allow_empty,
                 }
             }
             Command::Get { name, scope } => Request::Get(NamedSecret::new(name, &scope)?),
@@ -188,12 +197,18 @@ impl Request {
                 out,
                 render,
                 mode,
+                dry_run,
+                diff,
+                prune,
             } => Request::Render(RenderRequest {
                 path,
                 out,
                 selection: selection(&render.select)?,
                 options: render_options(&render),
                 mode,
+                dry_run,
+                diff,
+                prune,
             }),
             Command::Check {
                 path,

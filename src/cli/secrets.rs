@@ -24,7 +24,23 @@ pub fn open(settings: &Settings, reporter: &Reporter) -> Result<Environment> {
     Ok(env)
 }
 
-pub fn set(ctx: &Context, secret: &NamedSecret, from_file: Option<&Path>) -> Result<i32> {
+/// Opens the environment of a data dir that has one (every command but
+/// `set` and `import-mage`), and shows its warnings.
+pub fn open_existing(settings: &Settings, reporter: &Reporter) -> Result<Environment> {
+    let env = Environment::open_existing(settings)?;
+    for w in env.warnings() {
+        reporter.warning(w);
+    }
+    reporter.detail(&format!("environment: {}", env.uuid()));
+    Ok(env)
+}
+
+pub fn set(
+    ctx: &Context,
+    secret: &NamedSecret,
+    from_file: Option<&Path>,
+    allow_empty: bool,
+) -> Result<i32> {
     let (settings, reporter) = (&ctx.settings, &ctx.reporter);
     let NamedSecret { name, scope } = secret;
     // The request is valid: read the value before touching the data dir or
@@ -34,7 +50,7 @@ pub fn set(ctx: &Context, secret: &NamedSecret, from_file: Option<&Path>) -> Res
             "--key-file - took standard input, so the value cannot come from it too; pass the value with --from-file".into(),
         ));
     }
-    let value = read_value(name, from_file)?;
+    let value = read_value(name, from_file, allow_empty)?;
     let env = open(settings, reporter)?;
     env.set(name, scope, &value)?;
     reporter.info(&format!(
@@ -47,7 +63,7 @@ pub fn set(ctx: &Context, secret: &NamedSecret, from_file: Option<&Path>) -> Res
 pub fn get(ctx: &Context, secret: &NamedSecret) -> Result<i32> {
     let (settings, reporter) = (&ctx.settings, &ctx.reporter);
     let NamedSecret { name, scope } = secret;
-    let env = open(settings, reporter)?;
+    let env = open_existing(settings, reporter)?;
     let chain = scope.chain();
     match env.lookup(&chain, name)? {
         Some(resolved) => {
@@ -60,7 +76,7 @@ pub fn get(ctx: &Context, secret: &NamedSecret) -> Result<i32> {
 }
 
 pub fn list(ctx: &Context, list: &ListRequest) -> Result<i32> {
-    let env = open(&ctx.settings, &ctx.reporter)?;
+    let env = open_existing(&ctx.settings, &ctx.reporter)?;
     let secrets = env.list(&list.filter)?;
     let name = env.name()?;
     let text = match list.format {
@@ -136,7 +152,7 @@ fn table(secrets: &[mage_secrets::store::SecretInfo]) -> String {
 pub fn delete(ctx: &Context, secret: &NamedSecret) -> Result<i32> {
     let (settings, reporter) = (&ctx.settings, &ctx.reporter);
     let NamedSecret { name, scope } = secret;
-    let env = open(settings, reporter)?;
+    let env = open_existing(settings, reporter)?;
     env.delete(name, scope)?;
     reporter.info(&format!(
         "deleted '{name}' ({scope}) from environment {}",
@@ -151,7 +167,7 @@ pub fn env(
     force: bool,
     change: Option<&NameChange>,
 ) -> Result<i32> {
-    let env = open(&ctx.settings, &ctx.reporter)?;
+    let env = open_existing(&ctx.settings, &ctx.reporter)?;
     if export_key {
         return export(ctx, &env, force);
     }
@@ -263,7 +279,12 @@ pub fn import_mage(ctx: &Context, import: &ImportRequest) -> Result<i32> {
     } = import;
     let (dry_run, overwrite) = (*dry_run, *overwrite);
     use mage_secrets::mage_import::RowOutcome;
-    let env = open(settings, reporter)?;
+    // A dry run changes nothing, so it does not create an environment either.
+    let env = if import.dry_run {
+        open_existing(settings, reporter)?
+    } else {
+        open(settings, reporter)?
+    };
     let report = mage_secrets::mage_import::import(&env, source, dry_run, overwrite)?;
     let verb = if dry_run { "would import" } else { "imported" };
     let mut text = String::new();
@@ -330,7 +351,11 @@ fn write_stdout(parts: &[&[u8]]) -> Result<()> {
 
 /// The value to store: a file's exact bytes, a pipe's bytes less one
 /// trailing newline, or a no-echo prompt on a terminal (asked twice).
-fn read_value(name: &str, from_file: Option<&Path>) -> Result<Zeroizing<String>> {
+fn read_value(
+    name: &str,
+    from_file: Option<&Path>,
+    allow_empty: bool,
+) -> Result<Zeroizing<String>> {
     let bytes = match from_file {
         Some(path) => {
             let file = File::open(path).map_err(|e| Error::io("read", path, e))?;
@@ -357,6 +382,13 @@ fn read_value(name: &str, from_file: Option<&Path>) -> Result<Zeroizing<String>>
                 bytes.len()
             };
             bytes.truncate(keep);
+            if bytes.is_empty() && !allow_empty {
+                // A closed stdin, `</dev/null` or an empty variable in a
+                // pipe is far more often a mistake than a wish.
+                return Err(Error::Usage(format!(
+                    "the value for '{name}' from standard input is empty (a closed stdin, </dev/null or an empty pipe); nothing was stored. Pipe the value in, or pass --allow-empty to store an empty value"
+                )));
+            }
             bytes
         }
     };

@@ -7,7 +7,7 @@ use mage_secrets::{Error, Result};
 
 use super::output::Reporter;
 use super::request::{Context, WatchRequest};
-use super::secrets::open;
+use super::secrets::open_existing;
 
 pub fn watch(ctx: &Context, request: WatchRequest) -> Result<i32> {
     let reporter = &ctx.reporter;
@@ -18,7 +18,12 @@ pub fn watch(ctx: &Context, request: WatchRequest) -> Result<i32> {
             root.display()
         )));
     }
-    let env = open(&ctx.settings, reporter)?;
+    let project = mage_secrets::project::walk(&root, &options.selection, Some(&out))?;
+    mage_secrets::output::check_out_dir(&project, &out)?;
+    if project.files.is_empty() {
+        return Err(project.nothing_selected(&root, &options.selection));
+    }
+    let env = open_existing(&ctx.settings, reporter)?;
     let stop = watch::stop_on_signals()?;
     let mut printer = Printer {
         reporter: *reporter,

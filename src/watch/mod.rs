@@ -29,6 +29,8 @@ use notify::{RecursiveMode, Watcher};
 use crate::diagnostic::{Diagnostic, Kind};
 use crate::environment::Environment;
 use crate::error::{Error, Result};
+use crate::mage_selection::Role;
+use crate::output;
 use crate::project::{self, read_text, ProjectFiles, Selection};
 use crate::render;
 use crate::secret::Scope;
@@ -145,6 +147,8 @@ pub struct Watch<'o> {
     out: PathBuf,
     filter: EventFilter,
     selection: Selection,
+    /// Whether the root is a Mage project (which files Mage renders).
+    mage_project: bool,
     options: WatchOptions,
     files: HashMap<PathBuf, FileState>,
     store: StoreSnapshot,
@@ -162,8 +166,10 @@ impl<'o> Watch<'o> {
         options: WatchOptions,
         observer: &'o mut dyn WatchObserver,
     ) -> Result<Watch<'o>> {
-        render::check_out_dir(root, out)?;
         let selection = options.selection.clone();
+        let first = project::walk(root, &selection, Some(out))?;
+        output::check_out_dir(&first, out)?;
+        let mage_project = first.mage_project;
         let engine = env.engine();
         let store = snapshot(&env)?;
         let store_counter = env.store_change_counter()?;
@@ -173,6 +179,7 @@ impl<'o> Watch<'o> {
             out: out.to_path_buf(),
             filter: EventFilter::new(root, out),
             selection,
+            mage_project,
             options,
             files: HashMap::new(),
             store,
@@ -186,9 +193,9 @@ impl<'o> Watch<'o> {
 
     /// Renders every file once.
     fn render_all(&mut self) -> Result<()> {
-        if self.out.is_dir() {
-            render::remove_stale_temp_files(&self.out)?;
-        }
+        crate::fsutil::create_dir_all(&self.out, output::folder_mode(self.options.mode))?;
+        output::mark(&self.out, self.options.mode)?;
+        output::remove_stale_temp_files(&self.out)?;
         // The rows were read (and preloaded) by `new`'s snapshot.
         let project = project::walk(&self.root, &self.selection, Some(&self.out))?;
         for d in &project.diagnostics {
@@ -198,7 +205,7 @@ impl<'o> Watch<'o> {
             ));
         }
         let (mut failed, mut kept) = (0, 0);
-        for rel in project.files.clone() {
+        for rel in project.outputs().into_iter().map(Path::to_path_buf) {
             if !self.render_one(&project, &rel) {
                 failed += 1;
                 if self.out.join(&rel).is_file() {
@@ -220,9 +227,40 @@ impl<'o> Watch<'o> {
         Ok(())
     }
 
+    /// Copies a file Mage does not render to its output, byte for byte.
+    fn copy_one(&mut self, rel: &Path) -> bool {
+        let state = self.files.entry(rel.to_path_buf()).or_default();
+        let written = match std::fs::read(self.root.join(rel)) {
+            Ok(bytes) => render::write_output(&self.out, rel, &bytes, self.options.mode)
+                .map_err(|e| Diagnostic::error(Kind::Output, e.to_string())),
+            Err(e) => Err(Diagnostic::error(Kind::File, format!("cannot read: {e}"))),
+        };
+        match written {
+            Ok(written) => {
+                if state.failure.take().is_some() {
+                    self.observer.event(WatchEvent::Recovered(rel));
+                }
+                if written {
+                    let target = self.out.join(rel);
+                    self.observer.event(WatchEvent::Written(&target));
+                    self.changed_outputs.push(target);
+                }
+                true
+            }
+            Err(d) => {
+                report_failure(self.observer, state, rel, &[d.in_file(rel)]);
+                false
+            }
+        }
+    }
+
     /// Renders one file and writes its output; whether it succeeded. A
     /// failure is reported, never returned: it cannot end the watch.
     fn render_one(&mut self, project: &ProjectFiles, rel: &Path) -> bool {
+        let in_dbt = project::in_dbt(&self.root, rel);
+        if let Role::Copy(_) = self.selection.role(rel, self.mage_project, in_dbt) {
+            return self.copy_one(rel);
+        }
         let outcome = read_text(&self.root, rel).map(zeroize::Zeroizing::new);
         let state = self.files.entry(rel.to_path_buf()).or_default();
         let source = match outcome {

@@ -1,0 +1,122 @@
+//! Environments never appear by accident: only `set` and a real
+//! `import-mage` create one, and an empty value is a deliberate choice.
+
+use crate::support::Workspace;
+
+#[test]
+fn commands_that_only_read_never_create_an_environment() {
+    let ws = Workspace::new();
+    ws.write("p/io_config.yaml", "a: 1\n");
+    let commands: &[&[&str]] = &[
+        &["get", "x"],
+        &["list"],
+        &["env"],
+        &["delete", "x"],
+        &["rotate-key"],
+        &["render", "p/io_config.yaml"],
+        &["render", "p", "--out", "o"],
+        &["check", "p"],
+        &["import-mage", "--dry-run"],
+    ];
+    for args in commands {
+        let out = ws
+            .run(&[&["--data-dir", "typo"][..], args].concat())
+            .code(2);
+        assert!(
+            out.stderr
+                .contains("data dir typo has no mage-secrets environment")
+                && out.stderr.contains("mage-secrets set"),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(!ws.path("typo").exists(), "{args:?} created the data dir");
+        assert!(!ws.path("o").exists());
+    }
+    ws.run_with_stdin(&["--data-dir", "typo", "set", "x"], b"1")
+        .ok();
+    ws.run(&["--data-dir", "typo", "get", "x"]).ok();
+}
+
+#[test]
+fn an_empty_value_from_a_pipe_or_closed_stdin_is_refused() {
+    let ws = Workspace::new();
+    ws.set("d", None, "pw", "kept");
+    for stdin in [&b""[..], b"\n", b"\r\n"] {
+        let out = ws
+            .run_with_stdin(&["--data-dir", "d", "set", "pw"], stdin)
+            .code(2);
+        assert!(out.stderr.contains("--allow-empty"), "{}", out.stderr);
+        assert_eq!(
+            ws.run(&["--data-dir", "d", "get", "pw"]).ok().stdout,
+            "kept\n"
+        );
+    }
+    let closed = ws
+        .cmd(&["--data-dir", "d", "set", "pw"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(closed.status.code(), Some(2));
+    assert_eq!(
+        ws.run(&["--data-dir", "d", "get", "pw"]).ok().stdout,
+        "kept\n"
+    );
+    ws.run_with_stdin(&["--data-dir", "d", "set", "pw", "--allow-empty"], b"")
+        .ok();
+    assert_eq!(ws.run(&["--data-dir", "d", "get", "pw"]).ok().stdout, "\n");
+}
+
+#[test]
+fn an_environment_is_never_split_across_two_databases() {
+    let ws = Workspace::new();
+    ws.set("d", Some("shared.db"), "pw", "v");
+    assert!(ws
+        .read("d/mage-secrets/database")
+        .contains(&ws.path("shared.db").display().to_string()));
+    // Forgetting --database: refused, naming where it lives, nothing made.
+    let forgot = ws.run(&["--data-dir", "d", "get", "pw"]).code(2);
+    assert!(
+        forgot.stderr.contains("lives in database")
+            && forgot
+                .stderr
+                .contains(&format!("--database {}", ws.path("shared.db").display())),
+        "{}",
+        forgot.stderr
+    );
+    let set = ws
+        .run_with_stdin(&["--data-dir", "d", "set", "other"], b"x")
+        .code(2);
+    assert!(set.stderr.contains("lives in database"), "{}", set.stderr);
+    assert!(
+        !ws.path("d/mage-secrets/secrets.db").exists(),
+        "no second database"
+    );
+    // A relative --database from another folder is another file: refused
+    // before it is created.
+    std::fs::create_dir_all(ws.path("elsewhere")).unwrap();
+    let d = ws.path("d").display().to_string();
+    let relative = ws.run_in(
+        &ws.path("elsewhere"),
+        &["--data-dir", &d, "--database", "shared.db", "get", "pw"],
+    );
+    assert_eq!(relative.code, 2, "{}", relative.stderr);
+    assert!(!ws.path("elsewhere/shared.db").exists());
+    // The same file by another spelling is the same database.
+    ws.run(&["--data-dir", "d", "--database", "./shared.db", "get", "pw"])
+        .ok();
+    // doctor says the same.
+    let doctor = ws.run(&["--data-dir", "d", "doctor"]).code(1);
+    assert!(
+        doctor.stdout.contains("PROBLEM  database record"),
+        "{}",
+        doctor.stdout
+    );
+    let fine = ws
+        .run(&["--data-dir", "d", "--database", "shared.db", "doctor"])
+        .ok();
+    assert!(
+        fine.stdout.contains("ok       database record"),
+        "{}",
+        fine.stdout
+    );
+}
