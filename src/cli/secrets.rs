@@ -15,23 +15,22 @@ use super::request::{Context, ImportRequest, ListRequest, NameChange, NamedSecre
 
 /// Opens the environment and shows its warnings.
 pub fn open(settings: &Settings, reporter: &Reporter) -> Result<Environment> {
-    let env = Environment::open(settings)?;
-    for w in env.warnings() {
-        reporter.warning(w);
-    }
-    reporter.detail(&format!("environment: {}", env.uuid()));
-    reporter.trace(&format!("key file: {}", settings.key_path().display()));
-    Ok(env)
+    opened(Environment::open(settings)?, settings, reporter)
 }
 
 /// Opens the environment of a data dir that has one (every command but
 /// `set` and `import-mage`), and shows its warnings.
 pub fn open_existing(settings: &Settings, reporter: &Reporter) -> Result<Environment> {
-    let env = Environment::open_existing(settings)?;
+    opened(Environment::open_existing(settings)?, settings, reporter)
+}
+
+/// Shows what opening an environment found: warnings, then details for -v/-vv.
+fn opened(env: Environment, settings: &Settings, reporter: &Reporter) -> Result<Environment> {
     for w in env.warnings() {
         reporter.warning(w);
     }
     reporter.detail(&format!("environment: {}", env.uuid()));
+    reporter.trace(&format!("key file: {}", settings.key_path().display()));
     Ok(env)
 }
 
