@@ -7,7 +7,7 @@ fn project(ws: &Workspace) {
     ws.set("d", None, "present", "1");
     for i in 0..6 {
         ws.write(
-            &format!("p/pipelines/f{i}/x.yaml"),
+            &format!("p/pipelines/f{i}/metadata.yaml"),
             "a: \"{{ mage_secret_var('gone') }}\"\n",
         );
     }
@@ -51,7 +51,7 @@ fn check_gives_one_error_per_missing_secret_with_its_places() {
         assert!(
             verbose
                 .stderr
-                .contains(&format!("pipelines/f{i}/x.yaml:1:")),
+                .contains(&format!("pipelines/f{i}/metadata.yaml:1:")),
             "f{i}: {}",
             verbose.stderr
         );

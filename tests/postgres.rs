@@ -816,8 +816,10 @@ fn doctor_with_the_server_down_says_to_start_it() {
     };
     let ws = Workspace::new();
     set(&ws, "d", &db, "a", "1");
-    let down = "postgres://mage_secrets:hunter2@127.0.0.1:9/mage";
-    let out = ws.run(&["--data-dir", "d", "--database", down, "doctor"]);
+    // The same database, on a port where nothing listens.
+    let name = db.rsplit('/').next().unwrap_or_default();
+    let down = format!("postgres://mage_secrets:hunter2@127.0.0.1:9/{name}");
+    let out = ws.run(&["--data-dir", "d", "--database", &down, "doctor"]);
     assert_ne!(out.code, 0);
     assert!(
         out.all()
