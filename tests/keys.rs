@@ -428,3 +428,21 @@ fn doctor_checks_the_environment_of_a_given_key() {
         run.stdout
     );
 }
+
+#[test]
+fn a_run_command_does_not_inherit_the_key_unless_asked() {
+    let ws = Workspace::new();
+    let (key, uuid) = seed(&ws);
+    let show = r#"printf '%s|%s\n' "${MAGE_SECRETS_KEY+present}" "${secret1-unset}""#;
+    let run = run_with_key(&ws, &key, &uuid, &["run", "--", "sh", "-c", show], b"").ok();
+    assert_eq!(run.stdout, "|real production secret\n");
+    let run = run_with_key(
+        &ws,
+        &key,
+        &uuid,
+        &["--keep-key-env", "run", "--", "sh", "-c", show],
+        b"",
+    )
+    .ok();
+    assert_eq!(run.stdout, "present|real production secret\n");
+}
