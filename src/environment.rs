@@ -169,14 +169,6 @@ impl Environment {
                 "a key from {origin} needs {ENVIRONMENT_VAR}: the uuid of the environment it opens (`mage-secrets env` shows it)"
             )));
         };
-        let uuid = match uuid::Uuid::parse_str(named) {
-            Ok(u) => u.hyphenated().to_string(),
-            Err(_) => {
-                return Err(Error::Usage(format!(
-                    "{ENVIRONMENT_VAR}='{named}' is not an environment uuid (`mage-secrets env` shows it)"
-                )))
-            }
-        };
         let Some(described) = settings.database.as_deref() else {
             return Err(Error::Usage(format!(
                 "a key from {origin} needs the database: pass --database or set MAGE_SECRETS_DATABASE"
@@ -186,7 +178,7 @@ impl Environment {
         if let DatabaseLocation::Sqlite(path) = &database {
             if !path.is_file() {
                 return Err(Error::Usage(format!(
-                    "database {} does not exist; with a key from {origin} nothing is created: pass the database that holds environment {uuid}",
+                    "database {} does not exist; with a key from {origin} nothing is created: pass the database that holds environment {named}",
                     path.display()
                 )));
             }
@@ -197,6 +189,19 @@ impl Environment {
             ))
         })?;
         let store = store::open(&database)?;
+        // A uuid, a unique uuid prefix or a name, as `--environment` takes.
+        let entries = store::environment_entries(store.as_ref())?;
+        let uuid = match crate::environment_name::resolve(named, &entries, &database.describe()) {
+            Ok(entry) => entry.uuid.clone(),
+            // A full uuid that is not there: said below, with what to do.
+            Err(_) if uuid::Uuid::parse_str(named).is_ok() => uuid::Uuid::parse_str(named)
+                .map(|u| u.hyphenated().to_string())
+                .unwrap_or_default(),
+            Err(Error::Usage(m)) => {
+                return Err(Error::Usage(format!("{ENVIRONMENT_VAR}='{named}': {m}")))
+            }
+            Err(e) => return Err(e),
+        };
         let Some(key_check) = store.key_check(&uuid)? else {
             return Err(Error::Usage(format!(
                 "environment {uuid} is not in database {}; a key from {origin} never creates an environment: create it with `mage-secrets set` on a data dir, then export its key with `mage-secrets env --export-key`",

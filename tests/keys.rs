@@ -446,3 +446,33 @@ fn a_run_command_does_not_inherit_the_key_unless_asked() {
     .ok();
     assert_eq!(run.stdout, "present|real production secret\n");
 }
+
+#[test]
+fn the_environment_variable_takes_a_name_or_a_uuid_prefix_too() {
+    let ws = Workspace::new();
+    let (key, uuid) = seed(&ws);
+    ws.run(&[
+        "--data-dir",
+        "prod",
+        "--database",
+        SHARED,
+        "env",
+        "--name",
+        "prod",
+    ])
+    .ok();
+    for named in ["prod", &uuid[..8]] {
+        let got = run_with_key(&ws, &key, named, &["get", "secret1"], b"").ok();
+        assert_eq!(got.stdout, "real production secret\n", "{named}");
+    }
+    let none = run_with_key(&ws, &key, "staging", &["get", "secret1"], b"").code(2);
+    assert!(
+        none.stderr.contains("MAGE_SECRETS_ENVIRONMENT='staging': "),
+        "{}",
+        none.stderr
+    );
+    assert!(!none.stderr.contains("real production"), "{}", none.stderr);
+    // dev's key does not open prod, whatever names prod.
+    let dev_key = std::fs::read_to_string(ws.path("dev/mage-secrets/key")).unwrap();
+    run_with_key(&ws, &dev_key, "prod", &["get", "secret1"], b"").code(2);
+}
