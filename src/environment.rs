@@ -105,6 +105,29 @@ fn refuse_other_named_environment(settings: &Settings, uuid: &str) -> Result<()>
 }
 
 impl Environment {
+    /// One opened environment, with an empty value cache: the single place
+    /// both ways of opening (data dir, given key) end.
+    fn assemble(
+        settings: &Settings,
+        database: DatabaseLocation,
+        uuid: String,
+        key: KeyState,
+        store: Box<dyn SecretStore>,
+        warnings: Vec<String>,
+    ) -> Environment {
+        Environment {
+            inner: Arc::new(Inner {
+                settings: settings.clone(),
+                database,
+                uuid,
+                key: RwLock::new(Arc::new(key)),
+                store: Mutex::new(store),
+                cache: RwLock::new(HashMap::new()),
+                preloaded: RwLock::new(None),
+                warnings,
+            }),
+        }
+    }
     /// Opens the environment of `settings.data_dir`, creating its uuid and
     /// key on first use; or, with a given key (`settings.key`), the
     /// environment it names, creating nothing.
@@ -144,18 +167,14 @@ impl Environment {
             Err(e) if creating => return Err(e),
             _ => {}
         }
-        Ok(Environment {
-            inner: Arc::new(Inner {
-                settings: settings.clone(),
-                database,
-                uuid,
-                key: RwLock::new(Arc::new(KeyState { key, key_check })),
-                store: Mutex::new(store),
-                cache: RwLock::new(HashMap::new()),
-                preloaded: RwLock::new(None),
-                warnings,
-            }),
-        })
+        Ok(Environment::assemble(
+            settings,
+            database,
+            uuid,
+            KeyState { key, key_check },
+            store,
+            warnings,
+        ))
     }
 
     /// The environment a given key is for: named by uuid, registered in
@@ -214,18 +233,14 @@ impl Environment {
                 env_uuid: uuid,
             });
         }
-        Ok(Environment {
-            inner: Arc::new(Inner {
-                settings: settings.clone(),
-                database,
-                uuid,
-                key: RwLock::new(Arc::new(KeyState { key, key_check })),
-                store: Mutex::new(store),
-                cache: RwLock::new(HashMap::new()),
-                preloaded: RwLock::new(None),
-                warnings: Vec::new(),
-            }),
-        })
+        Ok(Environment::assemble(
+            settings,
+            database,
+            uuid,
+            KeyState { key, key_check },
+            store,
+            Vec::new(),
+        ))
     }
 
     /// The key's text, as in a key file (for `env --export-key`).

@@ -35,15 +35,8 @@ impl Engine {
                 format!("export {name}, or give env_var a default: env_var('{name}', 'default')")
             }
         };
-        let (message, make): (String, fn(Kind, String) -> Diagnostic) = if lenient {
-            (format!("{message}; rendered as None"), Diagnostic::warning)
-        } else {
-            (message, Diagnostic::error)
-        };
-        let kind = match function {
-            Function::SecretVar => Kind::MissingSecret,
-            Function::EnvVar => Kind::UnsetEnvVar,
-        };
+        let (message, make) = missing_severity(message, lenient);
+        let kind = missing_kind(function);
         let places: Vec<usize> = analysis
             .references
             .iter()
@@ -84,15 +77,8 @@ impl Engine {
             Function::EnvVar => "an environment variable whose name is computed by this expression is not set, and env_var has no default".to_string(),
         };
         let help = "the name is not shown, as it is computed and may come from a value; write it as a literal, or check the expression that computes it";
-        let (message, make): (String, fn(Kind, String) -> Diagnostic) = if lenient {
-            (format!("{message}; rendered as None"), Diagnostic::warning)
-        } else {
-            (message, Diagnostic::error)
-        };
-        let kind = match function {
-            Function::SecretVar => Kind::MissingSecret,
-            Function::EnvVar => Kind::UnsetEnvVar,
-        };
+        let (message, make) = missing_severity(message, lenient);
+        let kind = missing_kind(function);
         let computed: Vec<Diagnostic> = analysis
             .references
             .iter()
@@ -176,5 +162,22 @@ pub(super) fn template_error(
         (Some(r), _) => d.at_offset(source, base + r.start),
         (None, Some(line)) if base == 0 => d.at(source, line, 1),
         _ => d.at_offset(source, base),
+    }
+}
+
+/// A missing value is an error, or with `--lenient` a warning that says it
+/// rendered as None (as Mage does).
+fn missing_severity(message: String, lenient: bool) -> (String, fn(Kind, String) -> Diagnostic) {
+    if lenient {
+        (format!("{message}; rendered as None"), Diagnostic::warning)
+    } else {
+        (message, Diagnostic::error)
+    }
+}
+
+fn missing_kind(function: Function) -> Kind {
+    match function {
+        Function::SecretVar => Kind::MissingSecret,
+        Function::EnvVar => Kind::UnsetEnvVar,
     }
 }
