@@ -88,13 +88,15 @@ fn load_key(
     Ok((uuid, key, key_check))
 }
 
-/// Stops the process at a named step when `MAGE_SECRETS_FAULT` names it:
-/// how the tests show that a crash between any two steps of a key rotation
-/// loses nothing.
-pub(crate) fn fault_point(step: &str) {
+/// Stops at a named step when `MAGE_SECRETS_FAULT` names it, leaving
+/// everything as a crash there would (callers return at once, undoing
+/// nothing): how the tests show that a crash between any two steps of a key
+/// rotation loses nothing.
+pub(crate) fn fault_point(step: &str) -> Result<()> {
     if crate::store::fault_active(step) {
-        std::process::exit(86);
+        return Err(Error::Fault(step.to_string()));
     }
+    Ok(())
 }
 
 /// Finishes or undoes a key rotation that a crash interrupted: a leftover
@@ -176,7 +178,7 @@ pub(crate) fn prepare(settings: &Settings) -> Result<()> {
     let data_dir = &settings.data_dir;
     match fs::metadata(data_dir) {
         Ok(meta) if !meta.is_dir() => {
-            return Err(Error::Usage(format!(
+            return Err(Error::Setup(format!(
                 "data dir {} is not a folder; pass a folder with --data-dir",
                 data_dir.display()
             )))
@@ -216,14 +218,14 @@ pub(crate) fn read_optional(
     };
     let meta = file.metadata().map_err(|e| Error::io(action, path, e))?;
     if !meta.is_file() {
-        return Err(Error::Usage(format!(
+        return Err(Error::Setup(format!(
             "{} is not a regular file (it is {}); it must be a regular file holding one line: restore it from a backup of this data dir",
             path.display(),
             fsutil::describe_file_type(&meta)
         )));
     }
     if meta.len() > MAX_SMALL_FILE {
-        return Err(Error::Usage(format!(
+        return Err(Error::Setup(format!(
             "{} is larger than {MAX_SMALL_FILE} bytes; it must hold one line: restore it from a backup of this data dir",
             path.display()
         )));

@@ -53,7 +53,7 @@ pub fn check(settings: &Settings, location: &DatabaseLocation) -> Result<()> {
     if same_database(&recorded, &current) {
         return Ok(());
     }
-    Err(Error::Usage(format!(
+    Err(Error::Setup(format!(
         "the environment of data dir {} lives in database {recorded}, but this run uses {current}; pass --database {} (or set MAGE_SECRETS_DATABASE to it). If that database moved, write its new place into {}",
         settings.data_dir.display(),
         shell_word(&recorded),

@@ -159,9 +159,9 @@ fn data_dir(settings: &Settings, out: &mut Vec<Finding>) -> Option<(Option<Strin
     };
 
     let key_path = settings.key_path();
-    let key = match crate::data_dir::read_optional(&key_path, "read key file")
-        .and_then(|t| t.ok_or_else(|| Error::Usage(format!("{} is missing", key_path.display()))))
-    {
+    let key = match crate::data_dir::read_optional(&key_path, "read key file").and_then(|t| {
+        t.ok_or_else(|| Error::NotFound(format!("{} is missing", key_path.display())))
+    }) {
         Err(e) => {
             out.push(problem(
                 "key file",

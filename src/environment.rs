@@ -98,7 +98,7 @@ fn refuse_other_named_environment(settings: &Settings, uuid: &str) -> Result<()>
     if named == uuid {
         return Ok(());
     }
-    Err(Error::Usage(format!(
+    Err(Error::Setup(format!(
         "{ENVIRONMENT_VAR} names environment {named}, but no key is given (MAGE_SECRETS_KEY or --key-file) and data dir {}'s key opens environment {uuid}; give that environment's key, or unset {ENVIRONMENT_VAR}",
         settings.data_dir.display()
     )))
@@ -196,14 +196,14 @@ impl Environment {
         let database = DatabaseLocation::parse(described)?;
         if let DatabaseLocation::Sqlite(path) = &database {
             if !path.is_file() {
-                return Err(Error::Usage(format!(
+                return Err(Error::NotFound(format!(
                     "database {} does not exist; with a key from {origin} nothing is created: pass the database that holds environment {named}",
                     path.display()
                 )));
             }
         }
         let key = Key::from_file_text(&given.text).map_err(|e| {
-            Error::Usage(format!(
+            Error::Setup(format!(
                 "the key from {origin} is not a mage-secrets key: {e}; give the text `mage-secrets env --export-key` prints"
             ))
         })?;
@@ -219,10 +219,13 @@ impl Environment {
             Err(Error::Usage(m)) => {
                 return Err(Error::Usage(format!("{ENVIRONMENT_VAR}='{named}': {m}")))
             }
+            Err(Error::NotFound(m)) => {
+                return Err(Error::NotFound(format!("{ENVIRONMENT_VAR}='{named}': {m}")))
+            }
             Err(e) => return Err(e),
         };
         let Some(key_check) = store.key_check(&uuid)? else {
-            return Err(Error::Usage(format!(
+            return Err(Error::NotFound(format!(
                 "environment {uuid} is not in database {}; a key from {origin} never creates an environment: create it with `mage-secrets set` on a data dir, then export its key with `mage-secrets env --export-key`",
                 database.describe()
             )));
@@ -252,7 +255,7 @@ impl Environment {
     /// creates a key or uuid (for commands that only read).
     pub fn open_existing(settings: &Settings) -> Result<Environment> {
         if settings.key.is_none() && !settings.uuid_path().is_file() {
-            return Err(Error::Usage(format!(
+            return Err(Error::NotFound(format!(
                 "data dir {} has no mage-secrets environment (no {}); pass the right --data-dir, or create it with `mage-secrets set`",
                 settings.data_dir.display(),
                 settings.uuid_path().display()
@@ -595,7 +598,7 @@ impl Environment {
             0o600,
             Existing::Replace,
         )?;
-        data_dir::fault_point("rotate-after-key-new");
+        data_dir::fault_point("rotate-after-key-new")?;
         let held = self.key_state();
         let old_key = &held.key;
         let count = self.store().rotate(
@@ -625,10 +628,10 @@ impl Environment {
                 return Err(e);
             }
         };
-        data_dir::fault_point("rotate-after-commit");
+        data_dir::fault_point("rotate-after-commit")?;
         fs::rename(&new_path, settings.key_path())
             .map_err(|e| Error::io("rename", &new_path, e))?;
-        data_dir::fault_point("rotate-after-rename");
+        data_dir::fault_point("rotate-after-rename")?;
         fsutil::sync_dir(&settings.own_dir())?;
         self.clear_cache();
         Ok(count)

@@ -99,7 +99,7 @@ pub fn resolve<'a>(
             }
         }
     }
-    Err(Error::Usage(format!(
+    Err(Error::NotFound(format!(
         "--environment '{}' names no environment of database {database} (a name, a uuid or a unique uuid prefix); environments there: {}",
         query.escape_debug(),
         if environments.is_empty() {

@@ -21,8 +21,25 @@ pub enum Error {
     #[error("secret value is not valid UTF-8 (byte {offset}); values must be text")]
     ValueNotUtf8 { offset: usize },
 
+    /// The command line asks for something that cannot be (exit 2).
     #[error("{0}")]
     Usage(String),
+
+    /// Something the command names is not there: an environment, a
+    /// profile, a Mage installation (exit 2).
+    #[error("{0}")]
+    NotFound(String),
+
+    /// The tool's surroundings are not as it needs them: a data dir that is
+    /// a file, an output that is a folder, a watch the system refuses
+    /// (exit 2).
+    #[error("{0}")]
+    Setup(String),
+
+    /// Stopped on purpose at a named step (`MAGE_SECRETS_FAULT`): how the
+    /// crash tests stop a key rotation between two steps. Exit 86.
+    #[error("stopped at fault point {0} (MAGE_SECRETS_FAULT)")]
+    Fault(String),
 
     #[error("{}", not_set_message(.name, .env_uuid, .scopes))]
     SecretNotSet {
@@ -81,7 +98,13 @@ pub enum Error {
     },
 
     #[error("database {location}: {message}")]
-    Database { location: String, message: String },
+    Database {
+        location: String,
+        message: String,
+        /// The driver's error, when there is one (printed as the cause).
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
 
     #[error("{}", render_failures(.0))]
     Render(Vec<Diagnostic>),
@@ -119,12 +142,48 @@ fn render_failures(diagnostics: &[Diagnostic]) -> String {
     format!("{errors} problem(s) found; nothing was written")
 }
 
-impl Error {
-    /// The process exit code this error stands for.
-    pub fn exit_code(&self) -> i32 {
+/// The exit status of a run, as the contract names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitCode {
+    /// 0: done, and what was asked for holds.
+    Success,
+    /// 1: what was asked for does not hold (a missing secret, a template
+    /// that fails, problems `check` or `doctor` found).
+    NotHeld,
+    /// 2: a usage error, or a failure of the tool's surroundings (I/O,
+    /// database, key).
+    Trouble,
+    /// 86: stopped at a fault point, for the crash tests.
+    Fault,
+    /// 126: `run`'s command was found but could not be started.
+    CannotStart,
+    /// 127: `run`'s command was not found.
+    CommandNotFound,
+}
+
+impl ExitCode {
+    /// The number the process exits with.
+    pub fn code(self) -> u8 {
         match self {
-            Error::SecretNotSet { .. } | Error::Render(_) | Error::NothingSelected(_) => 1,
-            _ => 2,
+            ExitCode::Success => 0,
+            ExitCode::NotHeld => 1,
+            ExitCode::Trouble => 2,
+            ExitCode::Fault => 86,
+            ExitCode::CannotStart => 126,
+            ExitCode::CommandNotFound => 127,
+        }
+    }
+}
+
+impl Error {
+    /// The process exit status this error stands for.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Error::SecretNotSet { .. } | Error::Render(_) | Error::NothingSelected(_) => {
+                ExitCode::NotHeld
+            }
+            Error::Fault(_) => ExitCode::Fault,
+            _ => ExitCode::Trouble,
         }
     }
 

@@ -33,7 +33,7 @@ pub mod template;
 pub mod watch;
 
 pub use environment::{Environment, EnvironmentInfo, Resolved};
-pub use error::{Error, Result};
+pub use error::{Error, ExitCode, Result};
 pub use secret::{Scope, SecretValue};
 pub use settings::Settings;
 

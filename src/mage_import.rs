@@ -110,6 +110,7 @@ impl MageDatabase {
         let not_mage = |e: String| Error::Database {
             location: location.clone(),
             message: format!("{e} (is this Mage's database?)"),
+            source: None,
         };
         match self {
             MageDatabase::Sqlite(path) => {
@@ -118,6 +119,7 @@ impl MageDatabase {
                         .map_err(|e| Error::Database {
                         location: location.clone(),
                         message: e.to_string(),
+                        source: None,
                     })?;
                 let mut st = conn
                     .prepare("SELECT name, value, key_uuid FROM secret ORDER BY id")
@@ -168,7 +170,7 @@ fn find_database(source: &MageSource) -> Result<MageDatabase> {
                     )))
                 }
                 _ => {
-                    return Err(Error::Usage(format!(
+                    return Err(Error::Setup(format!(
                         "unsupported Mage database '{}': give a SQLite path or a PostgreSQL URL",
                         crate::settings::PostgresUrl(url.clone()).redacted()
                     )))
@@ -186,11 +188,11 @@ fn find_database(source: &MageSource) -> Result<MageDatabase> {
     found.sort();
     match found.len() {
         1 => Ok(MageDatabase::Sqlite(found.remove(0))),
-        0 => Err(Error::Usage(format!(
+        0 => Err(Error::NotFound(format!(
             "no Mage database (mage-ai.db) in the project folders of {}; pass it with --mage-database",
             source.data_dir.display()
         ))),
-        _ => Err(Error::Usage(format!(
+        _ => Err(Error::NotFound(format!(
             "several Mage databases in {} ({}); pass one with --mage-database",
             source.data_dir.display(),
             found.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
@@ -207,7 +209,7 @@ pub fn import(
 ) -> Result<ImportReport> {
     let secrets_dir = source.data_dir.join("secrets");
     let global = read_mage_key(&secrets_dir)?.ok_or_else(|| {
-        Error::Usage(format!(
+        Error::NotFound(format!(
             "no Mage key in {} (secrets/key); pass Mage's data dir with --mage-data-dir",
             source.data_dir.display()
         ))

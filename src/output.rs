@@ -103,7 +103,7 @@ pub fn file_target(location: &Location, source: &Path, out: &Path) -> Result<(Pa
         )));
     }
     if fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) {
-        return Err(Error::Usage(format!(
+        return Err(Error::Setup(format!(
             "output {} is a folder; remove it or choose another --out",
             target.display()
         )));
@@ -202,7 +202,7 @@ pub fn plan(
     });
     for f in files {
         if fs::symlink_metadata(out.join(f.rel)).is_ok_and(|m| m.is_dir()) {
-            return Err(Error::Usage(format!(
+            return Err(Error::Setup(format!(
                 "output {} is a folder; remove it or choose another --out",
                 out.join(f.rel).display()
             )));
@@ -218,7 +218,7 @@ pub fn plan(
     };
     if let Some(below) = prune_below {
         if !out.join(OUTPUT_MARKER).is_file() {
-            return Err(Error::Usage(format!(
+            return Err(Error::Setup(format!(
                 "--prune removes files only in a folder mage-secrets rendered into, and {} holds no {OUTPUT_MARKER}; render into it once without --prune",
                 out.display()
             )));

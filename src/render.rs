@@ -122,7 +122,7 @@ pub fn write_output(out_dir: &Path, rel: &Path, contents: &[u8], mode: u32) -> R
     let target = out_dir.join(rel);
     if let Ok(meta) = fs::symlink_metadata(&target) {
         if meta.is_dir() {
-            return Err(Error::Usage(format!(
+            return Err(Error::Setup(format!(
                 "output {} is a folder; remove it or choose another --out",
                 target.display()
             )));
@@ -231,7 +231,7 @@ impl Environment {
             .iter()
             .map(PathBuf::from)
             .find(|p| root.join(p).is_file())
-            .ok_or_else(|| Error::Usage(format!("no io_config.yaml in {}", root.display())))?;
+            .ok_or_else(|| Error::NotFound(format!("no io_config.yaml in {}", root.display())))?;
         let source = Zeroizing::new(read_text(root, &rel).map_err(|d| Error::Render(vec![*d]))?);
         let (output, _warnings) = self
             .engine()
@@ -265,7 +265,7 @@ impl Environment {
                             .collect()
                     })
                     .unwrap_or_default();
-                Err(Error::Usage(format!(
+                Err(Error::NotFound(format!(
                     "profile '{profile}' is not in {}; profiles: {}",
                     rel.display(),
                     if names.is_empty() {

@@ -89,12 +89,12 @@ impl GivenKey {
             return Ok(None);
         };
         let text = Zeroizing::new(value.into_string().map_err(|_| {
-            Error::Usage(format!(
+            Error::Setup(format!(
                 "{KEY_VAR} is not text; it holds a key file's base64 text"
             ))
         })?);
         if text.trim().is_empty() {
-            return Err(Error::Usage(format!(
+            return Err(Error::Setup(format!(
                 "{KEY_VAR} is set but empty (a CI secret this job cannot read?); set it to the key (`mage-secrets env --export-key` prints it), or unset it to use the data dir's key file"
             )));
         }
@@ -230,7 +230,7 @@ impl Settings {
 fn default_data_dir() -> Result<PathBuf> {
     match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
         Some(home) => Ok(PathBuf::from(home).join(".mage_data")),
-        None => Err(Error::Usage(
+        None => Err(Error::Setup(
             "HOME is not set, so the default data dir ~/.mage_data cannot be found; pass --data-dir or set MAGE_DATA_DIR".into(),
         )),
     }

@@ -282,7 +282,7 @@ fn missing_or_wrong_mage_files_are_clear_errors() {
 
 #[test]
 fn a_mage_database_on_postgresql_imports_the_same() {
-    let Some(url) = mage_secrets::store::test_postgres_database("mage_import") else {
+    let Some(url) = crate::support::test_postgres_database("mage_import") else {
         return;
     };
     let ws = Workspace::new();
@@ -300,7 +300,7 @@ fn a_mage_database_on_postgresql_imports_the_same() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    let mut pg = postgres::Client::connect(&url.0, postgres::NoTls).unwrap();
+    let mut pg = postgres::Client::connect(&url, postgres::NoTls).unwrap();
     pg.batch_execute(
         "CREATE TABLE secret (id SERIAL PRIMARY KEY, name VARCHAR(255) NOT NULL, value TEXT,
          repo_name VARCHAR(255), key_uuid VARCHAR(255), created_at TIMESTAMP, updated_at TIMESTAMP,
@@ -315,7 +315,7 @@ fn a_mage_database_on_postgresql_imports_the_same() {
         .unwrap();
     }
     // As Mage names it in MAGE_DATABASE_CONNECTION_URL (SQLAlchemy style).
-    let sqlalchemy = url.0.replacen("postgres://", "postgresql+psycopg2://", 1);
+    let sqlalchemy = url.replacen("postgres://", "postgresql+psycopg2://", 1);
     let out = ws
         .cmd(&[
             "--data-dir",

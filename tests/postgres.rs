@@ -16,7 +16,7 @@ use crate::support::Workspace;
 static SERVER: RwLock<()> = RwLock::new(());
 
 fn database(test: &str) -> Option<String> {
-    mage_secrets::store::test_postgres_database(test).map(|u| u.0)
+    crate::support::test_postgres_database(test)
 }
 
 fn get(ws: &Workspace, env: &str, db: &str, name: &str) -> crate::support::Run {

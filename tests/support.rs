@@ -6,6 +6,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+#[path = "../src/store/test_server.rs"]
+mod test_server;
+pub use test_server::test_postgres_database;
+
 pub struct Workspace {
     pub dir: tempfile::TempDir,
 }

@@ -60,7 +60,7 @@ fn to_py(py: Python<'_>, err: Error) -> PyErr {
         Error::Render(_) => RenderError::new_err(message),
         _ => MageSecretsError::new_err(message),
     };
-    let _ = pyerr.value(py).setattr("exit_code", exit_code);
+    let _ = pyerr.value(py).setattr("exit_code", exit_code.code());
     pyerr
 }
 

@@ -1,19 +1,17 @@
 //! `check`: text, JSON or GitHub Actions reports of what would not resolve.
 
-use std::io::Write;
-
 use mage_secrets::check::{self, CheckOptions, CheckReport, Presence, PresenceTable};
 use mage_secrets::diagnostic::Diagnostic;
 use mage_secrets::environment_name::{self, EnvironmentEntry};
 use mage_secrets::project::{self, Location};
 use mage_secrets::template::ProcessEnv;
-use mage_secrets::{store, Environment, Error, Result};
+use mage_secrets::{store, Environment, Error, ExitCode, Result};
 
 use super::args::CheckFormat;
-use super::output::Reporter;
+use super::output::{stdout, Reporter};
 use super::request::{CheckRequest, Context, Target};
 
-pub fn check(ctx: &Context, request: &CheckRequest) -> Result<i32> {
+pub fn check(ctx: &Context, request: &CheckRequest) -> Result<ExitCode> {
     let (settings, reporter) = (&ctx.settings, &ctx.reporter);
     let CheckRequest {
         path,
@@ -73,14 +71,11 @@ pub fn check(ctx: &Context, request: &CheckRequest) -> Result<i32> {
         }
     };
     print_report(reporter, &report, project.files.len(), format)?;
-    Ok(if report.errors() > 0 { 1 } else { 0 })
-}
-
-fn stdout(text: &str) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.flush())
-        .map_err(|e| Error::io("write to", "standard output", e))
+    Ok(if report.errors() > 0 {
+        ExitCode::NotHeld
+    } else {
+        ExitCode::Success
+    })
 }
 
 fn print_report(
@@ -118,7 +113,7 @@ fn print_report(
                 report.warnings()
             );
             if report.errors() > 0 {
-                eprintln!("{summary}");
+                reporter.plain(&summary);
             } else {
                 reporter.info(&summary);
             }
@@ -173,7 +168,7 @@ fn print_table(
     table: &PresenceTable,
     entries: &[EnvironmentEntry],
     format: CheckFormat,
-) -> Result<i32> {
+) -> Result<ExitCode> {
     let label = |uuid: &str| {
         entries
             .iter()
@@ -278,9 +273,13 @@ fn print_table(
             if ok {
                 reporter.info(&summary);
             } else {
-                eprintln!("{summary}");
+                reporter.plain(&summary);
             }
         }
     }
-    Ok(if ok { 0 } else { 1 })
+    Ok(if ok {
+        ExitCode::Success
+    } else {
+        ExitCode::NotHeld
+    })
 }

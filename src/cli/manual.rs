@@ -1,15 +1,14 @@
 //! `man`: the manual page, generated from the same clap definitions as
 //! `--help` (clap_mangen), so the two never disagree.
 
-use std::io::Write;
-
 use clap::CommandFactory;
-use mage_secrets::{Error, Result};
+use mage_secrets::{Error, ExitCode, Result};
 
 use super::args::Cli;
+use super::output::write_stdout;
 
 /// Writes the page of mage-secrets, or of one command, to stdout.
-pub fn man(command: Option<&str>) -> Result<i32> {
+pub fn man(command: Option<&str>) -> Result<ExitCode> {
     let mut cli = Cli::command().disable_help_subcommand(true);
     cli.build();
     let page = match command {
@@ -28,9 +27,6 @@ pub fn man(command: Option<&str>) -> Result<i32> {
     clap_mangen::Man::new(page)
         .render(&mut roff)
         .map_err(|e| Error::io("render", "the manual page", e))?;
-    let mut out = std::io::stdout().lock();
-    out.write_all(&roff)
-        .and_then(|()| out.flush())
-        .map_err(|e| Error::io("write to", "standard output", e))?;
-    Ok(0)
+    write_stdout(&[&roff])?;
+    Ok(ExitCode::Success)
 }

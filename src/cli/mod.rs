@@ -1,6 +1,7 @@
-//! The binary's commands: arguments in, library calls, output and exit code
-//! out. Commands return the exit code they want; errors are printed once, in
-//! `main`, with the code the error stands for.
+//! The binary's commands: arguments in (`args`), validated once into a
+//! request (`request`), library calls, output and exit status out
+//! (`output`). Commands return the `ExitCode` they want; errors are printed
+//! once, here, with their causes and the code the error stands for.
 
 mod args;
 mod check;
@@ -15,7 +16,7 @@ mod secrets;
 mod watch;
 
 use clap::{CommandFactory, Parser};
-use mage_secrets::{Error, Settings};
+use mage_secrets::{Error, ExitCode, Settings};
 
 pub use args::Cli;
 use output::Reporter;
@@ -30,32 +31,38 @@ fn data_dir_source(cli: &Cli) -> &'static str {
     }
 }
 
-/// Parses the command line, runs it, and returns the process exit code.
-pub fn main() -> i32 {
+/// Parses the command line, runs it, and returns the process exit status.
+pub fn main() -> std::process::ExitCode {
     process::harden();
     complete::answer_if_asked(Cli::command);
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let code = match Cli::try_parse() {
+        Ok(cli) => {
+            let reporter = Reporter::new(cli.color, cli.quiet, cli.verbose);
+            match run(cli, &reporter) {
+                Ok(code) => code,
+                Err(err) => {
+                    if let Error::Render(diagnostics) = &err {
+                        reporter.diagnostics(diagnostics);
+                    }
+                    reporter.error_chain(&err);
+                    err.exit_code()
+                }
+            }
+        }
+        // Help and version are on stdout and succeed; usage errors are not.
         Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
             let _ = e.print();
-            return code;
+            if e.use_stderr() {
+                ExitCode::Trouble
+            } else {
+                ExitCode::Success
+            }
         }
     };
-    let reporter = Reporter::new(cli.color, cli.quiet, cli.verbose);
-    match run(cli, &reporter) {
-        Ok(code) => code,
-        Err(err) => {
-            if let Error::Render(diagnostics) = &err {
-                reporter.diagnostics(diagnostics);
-            }
-            reporter.error(&err.to_string());
-            err.exit_code()
-        }
-    }
+    code.code().into()
 }
 
-fn run(cli: Cli, reporter: &Reporter) -> mage_secrets::Result<i32> {
+fn run(cli: Cli, reporter: &Reporter) -> mage_secrets::Result<ExitCode> {
     let mut settings = Settings::resolve(cli.data_dir.clone(), cli.database.clone())?;
     if let Some(path) = &cli.key_file {
         settings = settings.with_key_file(path)?;
@@ -114,10 +121,11 @@ fn run(cli: Cli, reporter: &Reporter) -> mage_secrets::Result<i32> {
         Request::Run(run) => run::run(&ctx, &run),
         Request::Man(command) => manual::man(command.as_deref()),
         Request::Completions(shell) => {
-            let mut out = std::io::stdout().lock();
-            complete::write_registration(shell, &mut out)
-                .map_err(|e| Error::io("write to", "standard output", e))?;
-            Ok(0)
+            let mut script = Vec::new();
+            complete::write_registration(shell, &mut script)
+                .map_err(|e| Error::io("write", "the completion script", e))?;
+            output::write_stdout(&[&script])?;
+            Ok(ExitCode::Success)
         }
     }
 }

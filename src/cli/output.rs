@@ -1,10 +1,12 @@
-//! How the binary talks to people: errors and warnings on stderr, with
-//! color when stderr is a terminal (or `--color always`), never when
-//! `NO_COLOR` is set or `--color never`.
+//! How the binary talks to people: what was asked for on stdout (one
+//! writer), every message through the `Reporter` on stderr, with color when
+//! stderr is a terminal (or `--color always`), never when `NO_COLOR` is set
+//! or `--color never`.
 
 use std::io::{IsTerminal, Write};
 
 use mage_secrets::diagnostic::{Diagnostic, Severity};
+use mage_secrets::{Error, Result};
 
 use super::args::ColorChoice;
 
@@ -55,6 +57,31 @@ impl Reporter {
 
     pub fn error(&self, message: &str) {
         eprintln!("{}: {message}", self.label(Severity::Error));
+    }
+
+    /// An error with its causes, each on a line of its own. Causes up to
+    /// the deepest one the message already quotes are not repeated.
+    pub fn error_chain(&self, err: &(dyn std::error::Error + 'static)) {
+        let message = err.to_string();
+        self.error(&message);
+        let mut causes = Vec::new();
+        let mut cause = err.source();
+        while let Some(c) = cause {
+            causes.push(c.to_string());
+            cause = c.source();
+        }
+        let quoted = causes
+            .iter()
+            .rposition(|c| message.contains(c.as_str()))
+            .map_or(0, |i| i + 1);
+        for text in &causes[quoted..] {
+            eprintln!("  {} {text}", self.paint(BOLD, "caused by:"));
+        }
+    }
+
+    /// A line that is part of a failure's report, shown even with `-q`.
+    pub fn plain(&self, message: &str) {
+        eprintln!("{message}");
     }
 
     pub fn warning(&self, message: &str) {
@@ -142,4 +169,20 @@ impl Reporter {
             let _ = writeln!(err, "  {} {help}", self.paint(BOLD, "= help:"));
         }
     }
+}
+
+/// Text on stdout.
+pub fn stdout(text: &str) -> Result<()> {
+    write_stdout(&[text.as_bytes()])
+}
+
+/// The one writer to stdout: writes the parts in order (without joining
+/// them, so a value is never copied) and flushes.
+pub fn write_stdout(parts: &[&[u8]]) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    parts
+        .iter()
+        .try_for_each(|p| out.write_all(p))
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::io("write to", "standard output", e))
 }

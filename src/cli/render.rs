@@ -1,20 +1,19 @@
 //! `render`: one file to stdout or to a file, or a project to an output
 //! folder (with `--dry-run`, `--diff` and `--prune`).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use mage_secrets::diagnostic::Diagnostic;
 use mage_secrets::mage_selection::Role;
 use mage_secrets::output::{self, Change, OutputFile};
 use mage_secrets::project::{self, Location};
-use mage_secrets::{render, review, Error, Result};
+use mage_secrets::{render, review, Error, ExitCode, Result};
 
-use super::output::Reporter;
+use super::output::{stdout, Reporter};
 use super::request::{Context, RenderRequest};
 use super::secrets::open_existing;
 
-pub fn render(ctx: &Context, request: &RenderRequest) -> Result<i32> {
+pub fn render(ctx: &Context, request: &RenderRequest) -> Result<ExitCode> {
     let (settings, reporter) = (&ctx.settings, &ctx.reporter);
     let RenderRequest {
         path,
@@ -103,7 +102,7 @@ pub fn render(ctx: &Context, request: &RenderRequest) -> Result<i32> {
                 out.join(rel).display()
             ));
         }
-        print_stdout(&text)?;
+        stdout(&text)?;
     }
     if flags.dry_run {
         let mut text = String::new();
@@ -121,7 +120,7 @@ pub fn render(ctx: &Context, request: &RenderRequest) -> Result<i32> {
             for rel in &plan.prune {
                 text.push_str(&format!("{:<10} {}\n", "pruned", out.join(rel).display()));
             }
-            print_stdout(&text)?;
+            stdout(&text)?;
         }
         reporter.info(&format!(
             "dry run: {} new, {} changed, {} unchanged, {} to prune in {}; nothing was written",
@@ -131,7 +130,7 @@ pub fn render(ctx: &Context, request: &RenderRequest) -> Result<i32> {
             plan.prune.len(),
             out.display()
         ));
-        return Ok(0);
+        return Ok(ExitCode::Success);
     }
     let summary = output::commit(out, &files, &plan, flags.mode)?;
     let copied = if report.copies.is_empty() {
@@ -151,22 +150,14 @@ pub fn render(ctx: &Context, request: &RenderRequest) -> Result<i32> {
         summary.written,
         summary.unchanged
     ));
-    Ok(0)
+    Ok(ExitCode::Success)
 }
 
 fn show(reporter: &Reporter, diagnostics: &[Diagnostic]) {
     reporter.diagnostics(diagnostics);
 }
 
-fn print_stdout(text: &str) -> Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-        .map_err(|e| Error::io("write to", "standard output", e))
-}
-
-fn render_file(ctx: &Context, request: &RenderRequest, location: &Location) -> Result<i32> {
+fn render_file(ctx: &Context, request: &RenderRequest, location: &Location) -> Result<ExitCode> {
     let (settings, reporter) = (&ctx.settings, &ctx.reporter);
     let RenderRequest {
         path,
@@ -204,8 +195,8 @@ fn render_file(ctx: &Context, request: &RenderRequest, location: &Location) -> R
     let (output, warnings) = file.into_output()?;
     show(reporter, &warnings);
     let Some((target, folder)) = target else {
-        print_stdout(&output)?;
-        return Ok(0);
+        stdout(&output)?;
+        return Ok(ExitCode::Success);
     };
     let exists = target.exists();
     let unchanged = exists
@@ -226,7 +217,7 @@ fn render_file(ctx: &Context, request: &RenderRequest, location: &Location) -> R
         } else {
             None
         };
-        print_stdout(&review::unified_diff(
+        stdout(&review::unified_diff(
             &target.display().to_string(),
             old.as_deref(),
             &output,
@@ -240,10 +231,10 @@ fn render_file(ctx: &Context, request: &RenderRequest, location: &Location) -> R
             (true, true) => "unchanged",
         };
         if !flags.diff {
-            print_stdout(&format!("{word:<10} {}\n", target.display()))?;
+            stdout(&format!("{word:<10} {}\n", target.display()))?;
         }
         reporter.info("dry run: nothing was written");
-        return Ok(0);
+        return Ok(ExitCode::Success);
     }
     let written = if folder {
         let dir: PathBuf = target.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -262,5 +253,5 @@ fn render_file(ctx: &Context, request: &RenderRequest, location: &Location) -> R
         target.display(),
         if written { "written" } else { "unchanged" }
     ));
-    Ok(0)
+    Ok(ExitCode::Success)
 }

@@ -15,12 +15,12 @@ use std::sync::Arc;
 
 use mage_secrets::secret::Scope;
 use mage_secrets::store::ScopeFilter;
-use mage_secrets::{Environment, Result, SecretValue};
+use mage_secrets::{Environment, ExitCode, Result, SecretValue};
 
 use super::request::{Context, RunRequest};
 
 /// Execs the command; returns only when it could not be started.
-pub fn run(ctx: &Context, request: &RunRequest) -> Result<i32> {
+pub fn run(ctx: &Context, request: &RunRequest) -> Result<ExitCode> {
     let reporter = &ctx.reporter;
     let (program, args) = (&request.program, &request.args);
     let env = Environment::open_existing(&ctx.settings)?;
@@ -34,7 +34,7 @@ pub fn run(ctx: &Context, request: &RunRequest) -> Result<i32> {
             reporter.error(&env.not_set(name, &chain).to_string());
         }
         reporter.info("nothing was run");
-        return Ok(1);
+        return Ok(ExitCode::NotHeld);
     }
     reporter.detail(&format!(
         "run: {} secret(s) in the environment of {}: {}",
@@ -53,13 +53,17 @@ pub fn run(ctx: &Context, request: &RunRequest) -> Result<i32> {
     drop(env);
     let err = command.exec();
     let code = match err.kind() {
-        std::io::ErrorKind::NotFound => 127,
-        _ => 126,
+        std::io::ErrorKind::NotFound => ExitCode::CommandNotFound,
+        _ => ExitCode::CannotStart,
     };
     reporter.error(&format!(
         "cannot run {}: {err}{}",
         program.to_string_lossy(),
-        if code == 127 { " (is it on PATH?)" } else { "" }
+        if code == ExitCode::CommandNotFound {
+            " (is it on PATH?)"
+        } else {
+            ""
+        }
     ));
     Ok(code)
 }

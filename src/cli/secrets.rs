@@ -1,16 +1,16 @@
 //! `set`, `get`, `list`, `delete` and `env`: the secret store from the shell.
 
 use std::fs::File;
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read};
 use std::path::Path;
 
 use mage_secrets::secret::{self, MAX_VALUE_LEN};
 use mage_secrets::store::ScopeFilter;
-use mage_secrets::{Environment, Error, Result, Settings};
+use mage_secrets::{Environment, Error, ExitCode, Result, Settings};
 use zeroize::Zeroizing;
 
 use super::args::ListFormat;
-use super::output::Reporter;
+use super::output::{stdout, write_stdout, Reporter};
 use super::request::{Context, ImportRequest, ListRequest, NameChange, NamedSecret};
 
 /// Opens the environment and shows its warnings.
@@ -39,7 +39,7 @@ pub fn set(
     secret: &NamedSecret,
     from_file: Option<&Path>,
     allow_empty: bool,
-) -> Result<i32> {
+) -> Result<ExitCode> {
     let (settings, reporter) = (&ctx.settings, &ctx.reporter);
     let NamedSecret { name, scope } = secret;
     // The request is valid: read the value before touching the data dir or
@@ -56,10 +56,10 @@ pub fn set(
         "set '{name}' ({scope}) in environment {}",
         env.uuid()
     ));
-    Ok(0)
+    Ok(ExitCode::Success)
 }
 
-pub fn get(ctx: &Context, secret: &NamedSecret) -> Result<i32> {
+pub fn get(ctx: &Context, secret: &NamedSecret) -> Result<ExitCode> {
     let (settings, reporter) = (&ctx.settings, &ctx.reporter);
     let NamedSecret { name, scope } = secret;
     let env = open_existing(settings, reporter)?;
@@ -68,13 +68,13 @@ pub fn get(ctx: &Context, secret: &NamedSecret) -> Result<i32> {
         Some(resolved) => {
             reporter.detail(&format!("found in scope {}", resolved.scope));
             write_stdout(&[resolved.value.as_str().as_bytes(), b"\n"])?;
-            Ok(0)
+            Ok(ExitCode::Success)
         }
         None => Err(env.not_set(name, &chain)),
     }
 }
 
-pub fn list(ctx: &Context, list: &ListRequest) -> Result<i32> {
+pub fn list(ctx: &Context, list: &ListRequest) -> Result<ExitCode> {
     let env = open_existing(&ctx.settings, &ctx.reporter)?;
     let secrets = env.list(&list.filter)?;
     let name = env.name()?;
@@ -111,8 +111,8 @@ pub fn list(ctx: &Context, list: &ListRequest) -> Result<i32> {
             }
         }
     };
-    print_stdout(&text)?;
-    Ok(0)
+    stdout(&text)?;
+    Ok(ExitCode::Success)
 }
 
 /// `prod (3f60…-uuid)`, or the uuid alone.
@@ -148,7 +148,7 @@ fn table(secrets: &[mage_secrets::store::SecretInfo]) -> String {
     out
 }
 
-pub fn delete(ctx: &Context, secret: &NamedSecret) -> Result<i32> {
+pub fn delete(ctx: &Context, secret: &NamedSecret) -> Result<ExitCode> {
     let (settings, reporter) = (&ctx.settings, &ctx.reporter);
     let NamedSecret { name, scope } = secret;
     let env = open_existing(settings, reporter)?;
@@ -157,7 +157,7 @@ pub fn delete(ctx: &Context, secret: &NamedSecret) -> Result<i32> {
         "deleted '{name}' ({scope}) from environment {}",
         env.uuid()
     ));
-    Ok(0)
+    Ok(ExitCode::Success)
 }
 
 pub fn env(
@@ -165,7 +165,7 @@ pub fn env(
     export_key: bool,
     force: bool,
     change: Option<&NameChange>,
-) -> Result<i32> {
+) -> Result<ExitCode> {
     let env = open_existing(&ctx.settings, &ctx.reporter)?;
     if export_key {
         return export(ctx, &env, force);
@@ -189,7 +189,7 @@ pub fn env(
     } else {
         format!("key file:  {}", info.key_file)
     };
-    print_stdout(&format!(
+    stdout(&format!(
         "data dir:  {}\nuuid:      {}\nname:      {}\ndatabase:  {}\n{key_line}\nsecrets:   {}\n",
         info.data_dir,
         info.uuid,
@@ -199,11 +199,11 @@ pub fn env(
         info.database,
         info.secrets
     ))?;
-    Ok(0)
+    Ok(ExitCode::Success)
 }
 
 /// `env --export-key`: the key, only to a pipe or a file unless forced.
-fn export(ctx: &Context, env: &Environment, force: bool) -> Result<i32> {
+fn export(ctx: &Context, env: &Environment, force: bool) -> Result<ExitCode> {
     if std::io::stdout().is_terminal() && !force {
         return Err(Error::Usage(format!(
             "refusing to print the key of environment {} to a terminal (screens are recorded and scrolled back); pipe it into your CI's secret store, e.g. `mage-secrets env --export-key | gh secret set MAGE_SECRETS_KEY`, or pass --force",
@@ -217,33 +217,33 @@ fn export(ctx: &Context, env: &Environment, force: bool) -> Result<i32> {
     ));
     let text = env.key_text();
     write_stdout(&[text.as_bytes()])?;
-    Ok(0)
+    Ok(ExitCode::Success)
 }
 
-pub fn rotate_key(ctx: &Context, dry_run: bool) -> Result<i32> {
+pub fn rotate_key(ctx: &Context, dry_run: bool) -> Result<ExitCode> {
     let (settings, reporter) = (&ctx.settings, &ctx.reporter);
     let env = Environment::open_existing(settings)?;
     for w in env.warnings() {
         reporter.warning(w);
     }
     if dry_run {
-        print_stdout(&format!(
+        stdout(&format!(
             "would re-seal {} secret(s) of environment {} under a new key\n",
             env.count()?,
             env.uuid()
         ))?;
-        return Ok(0);
+        return Ok(ExitCode::Success);
     }
     let count = env.rotate_key()?;
-    print_stdout(&format!(
+    stdout(&format!(
         "re-sealed {count} secret(s) of environment {} under a new key in {}; back up the new key file\n",
         env.uuid(),
         settings.key_path().display()
     ))?;
-    Ok(0)
+    Ok(ExitCode::Success)
 }
 
-pub fn doctor(ctx: &Context) -> Result<i32> {
+pub fn doctor(ctx: &Context) -> Result<ExitCode> {
     let (settings, reporter) = (&ctx.settings, &ctx.reporter);
     let findings = mage_secrets::doctor::doctor(settings);
     let mut text = String::new();
@@ -259,17 +259,17 @@ pub fn doctor(ctx: &Context) -> Result<i32> {
             ));
         }
     }
-    print_stdout(&text)?;
+    stdout(&text)?;
     let problems = findings.iter().filter(|f| !f.ok).count();
     if problems > 0 {
         reporter.error(&format!("{problems} problem(s) found"));
-        Ok(1)
+        Ok(ExitCode::NotHeld)
     } else {
-        Ok(0)
+        Ok(ExitCode::Success)
     }
 }
 
-pub fn import_mage(ctx: &Context, import: &ImportRequest) -> Result<i32> {
+pub fn import_mage(ctx: &Context, import: &ImportRequest) -> Result<ExitCode> {
     let (settings, reporter) = (&ctx.settings, &ctx.reporter);
     let ImportRequest {
         source,
@@ -322,7 +322,7 @@ pub fn import_mage(ctx: &Context, import: &ImportRequest) -> Result<i32> {
             RowOutcome::Invalid { name, reason } => format!("{:<13} {name}: {reason}\n", "skipped"),
         });
     }
-    print_stdout(&text)?;
+    stdout(&text)?;
     reporter.info(&format!(
         "{verb} {} secret(s) from Mage environment {} ({}) into environment {}; {} skipped",
         report.imported(),
@@ -331,21 +331,7 @@ pub fn import_mage(ctx: &Context, import: &ImportRequest) -> Result<i32> {
         env.uuid(),
         report.rows.len() - report.imported()
     ));
-    Ok(0)
-}
-
-fn print_stdout(text: &str) -> Result<()> {
-    write_stdout(&[text.as_bytes()])
-}
-
-/// Writes the parts to stdout (without joining them: a value is never copied).
-fn write_stdout(parts: &[&[u8]]) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    parts
-        .iter()
-        .try_for_each(|p| out.write_all(p))
-        .and_then(|()| out.flush())
-        .map_err(|e| Error::io("write to", "standard output", e))
+    Ok(ExitCode::Success)
 }
 
 /// The value to store: a file's exact bytes, a pipe's bytes less one

@@ -3,13 +3,13 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use mage_secrets::watch::{self, Watch, WatchEvent, WatchObserver};
-use mage_secrets::{Error, Result};
+use mage_secrets::{Error, ExitCode, Result};
 
 use super::output::Reporter;
 use super::request::{Context, WatchRequest};
 use super::secrets::open_existing;
 
-pub fn watch(ctx: &Context, request: WatchRequest) -> Result<i32> {
+pub fn watch(ctx: &Context, request: WatchRequest) -> Result<ExitCode> {
     let reporter = &ctx.reporter;
     let WatchRequest { root, out, options } = request;
     if !root.is_dir() {
@@ -34,7 +34,7 @@ pub fn watch(ctx: &Context, request: WatchRequest) -> Result<i32> {
     let mut w = Watch::new(env, &root, &out, options, &mut printer)?;
     w.run(&stop)?;
     reporter.info(&format!("{} stopped", stamp()));
-    Ok(0)
+    Ok(ExitCode::Success)
 }
 
 /// `[HH:MM:SS.mmm]` in UTC.
@@ -117,11 +117,11 @@ impl WatchObserver for Printer {
                 } else {
                     "no output is written for it until it renders"
                 };
-                eprintln!("{} {} failed; {kept}:", stamp(), p.display());
+                r.plain(&format!("{} {} failed; {kept}:", stamp(), p.display()));
                 r.diagnostics(diagnostics);
             }
             WatchEvent::Recovered(p) => {
-                eprintln!("{} recovered: {} renders again", stamp(), p.display())
+                r.plain(&format!("{} recovered: {} renders again", stamp(), p.display()))
             }
             WatchEvent::Warnings(diagnostics) => r.diagnostics(diagnostics),
             WatchEvent::StoreChanged { names, files } => {

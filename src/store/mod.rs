@@ -162,6 +162,7 @@ pub fn open_existing(location: &DatabaseLocation) -> Result<Box<dyn SecretStore>
             return Err(Error::Database {
                 location: path.display().to_string(),
                 message: "does not exist; pass the shared database with --database".into(),
+                source: None,
             });
         }
     }
@@ -176,47 +177,9 @@ pub fn open(location: &DatabaseLocation) -> Result<Box<dyn SecretStore>> {
     }
 }
 
-/// For tests: a fresh, empty PostgreSQL database on the server named by
-/// `MAGE_SECRETS_TEST_POSTGRES_URL`, or `None` (with a note) when it is not
-/// set. When `MAGE_SECRETS_REQUIRE_POSTGRES` is set (CI), a missing server is
-/// a failure rather than a skip.
-#[doc(hidden)]
-pub fn test_postgres_database(test: &str) -> Option<crate::settings::PostgresUrl> {
-    let Ok(base) = std::env::var("MAGE_SECRETS_TEST_POSTGRES_URL") else {
-        assert!(
-            std::env::var_os("MAGE_SECRETS_REQUIRE_POSTGRES").is_none(),
-            "MAGE_SECRETS_REQUIRE_POSTGRES is set but MAGE_SECRETS_TEST_POSTGRES_URL is not"
-        );
-        eprintln!("skipped {test}: MAGE_SECRETS_TEST_POSTGRES_URL is not set (see README: PostgreSQL tests)");
-        return None;
-    };
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let name = format!(
-        "ms_test_{}_{}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
-        test.chars()
-            .filter(char::is_ascii_alphanumeric)
-            .take(20)
-            .collect::<String>()
-            .to_lowercase()
-    );
-    let mut admin =
-        ::postgres::Client::connect(&base, ::postgres::NoTls).expect("connect to the test server");
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
-        .and_then(|()| admin.batch_execute(&format!("CREATE DATABASE {name}")))
-        .expect("create a test database");
-    let cut = base.rfind('/').expect("a database in the URL");
-    let query = base[cut..]
-        .find('?')
-        .map(|q| base[cut + q..].to_string())
-        .unwrap_or_default();
-    Some(crate::settings::PostgresUrl(format!(
-        "{}/{name}{query}",
-        &base[..cut]
-    )))
-}
+#[cfg(test)]
+#[path = "test_server.rs"]
+mod test_server;
 
 #[cfg(test)]
 mod conformance {
@@ -311,7 +274,7 @@ mod conformance {
         );
         assert!(matches!(
             store.set_environment_name("nope", Some("x")),
-            Err(Error::Usage(_))
+            Err(Error::NotFound(_))
         ));
 
         assert!(store.delete("e1", &p, "b").unwrap());
@@ -376,11 +339,11 @@ mod conformance {
 
     #[test]
     fn postgres_conforms() {
-        let Some(url) = test_postgres_database("conformance") else {
+        let Some(url) = test_server::test_postgres_database("conformance").map(PostgresUrl) else {
             return;
         };
         suite(&PostgresStore::open(&url).unwrap());
-        let Some(url) = test_postgres_database("watchers") else {
+        let Some(url) = test_server::test_postgres_database("watchers").map(PostgresUrl) else {
             return;
         };
         sees_other_writers(

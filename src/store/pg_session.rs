@@ -108,6 +108,7 @@ impl Connector {
         let invalid = |message: String| Error::Database {
             location: location.clone(),
             message,
+            source: None,
         };
         let parts = postgres_url::parse(&url.0)
             .map_err(|m| invalid(format!("{m}; see the README (PostgreSQL) for the URL form")))?;
@@ -284,6 +285,7 @@ impl Connector {
         Error::Database {
             location: self.location.clone(),
             message: self.describe(failure),
+            source: None,
         }
     }
 

@@ -125,6 +125,7 @@ impl PostgresStore {
         Error::Database {
             location: self.connector.location().to_string(),
             message: format!("schema version {version} is newer than this mage-secrets supports ({SCHEMA_VERSION}); upgrade mage-secrets"),
+            source: None,
         }
     }
 
@@ -226,6 +227,7 @@ impl PostgresStore {
             Found::Foreign => Err(Error::Database {
                 location: self.connector.location().to_string(),
                 message: "has tables named secrets or environments that are not mage-secrets' own; use another database (or schema) for mage-secrets".into(),
+                source: None,
             }),
             Found::Newer(v) => Err(self.newer_schema(v)),
             Found::Done => {
@@ -274,6 +276,7 @@ fn scope_of(text: &str) -> std::result::Result<Scope, Error> {
     Scope::parse(text).ok_or_else(|| Error::Database {
         location: String::new(),
         message: format!("invalid scope '{text}' in the secrets table"),
+        source: None,
     })
 }
 
@@ -470,7 +473,7 @@ impl SecretStore for PostgresStore {
             })
         })?;
         outcome.ok_or_else(|| {
-            Error::Usage(format!(
+            Error::NotFound(format!(
                 "environment {env_uuid} is not registered in database {}",
                 self.connector.location()
             ))

@@ -128,6 +128,7 @@ impl SqliteStore {
             Opening::Refused(Error::Database {
                 location: self.location.clone(),
                 message,
+                source: None,
             })
         };
         let version = Self::user_version(&self.conn)?;
@@ -231,6 +232,7 @@ fn db_error(location: &str, e: rusqlite::Error) -> Error {
     Error::Database {
         location: location.to_string(),
         message,
+        source: Some(Box::new(e)),
     }
 }
 
@@ -405,7 +407,7 @@ impl SecretStore for SqliteStore {
             )
             .map_err(|e| self.err(e))?;
         if changed == 0 {
-            return Err(Error::Usage(format!(
+            return Err(Error::NotFound(format!(
                 "environment {env_uuid} is not registered in database {}",
                 self.location
             )));

@@ -488,10 +488,10 @@ impl<'o> Watch<'o> {
         let mut watcher = notify::recommended_watcher(move |res| {
             let _ = tx.send(res);
         })
-        .map_err(|e| Error::Usage(format!("cannot watch {}: {e}", self.root.display())))?;
+        .map_err(|e| Error::Setup(format!("cannot watch {}: {e}", self.root.display())))?;
         watcher
             .watch(self.filter.root(), RecursiveMode::Recursive)
-            .map_err(|e| Error::Usage(format!("cannot watch {}: {e}", self.root.display())))?;
+            .map_err(|e| Error::Setup(format!("cannot watch {}: {e}", self.root.display())))?;
         self.render_all()?;
         let idle = self.options.debounce.max(Duration::from_millis(10));
         let mut debounce = Debounce::new(self.options.debounce);
@@ -612,7 +612,7 @@ pub fn stop_on_signals() -> Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
-        .map_err(|e| Error::Usage(format!("cannot install the signal handler: {e}")))?;
+        .map_err(|e| Error::Setup(format!("cannot install the signal handler: {e}")))?;
     Ok(stop)
 }
 
