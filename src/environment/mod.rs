@@ -1,20 +1,21 @@
 //! An environment: one data dir's uuid and key, joined to the database that
 //! holds its sealed secrets. This is the façade the commands use; the key
-//! life cycle lives in `data_dir`. Every read goes through a per-run cache
+//! life cycle lives in `data_dir`; opening (`open`) and key rotation
+//! (`rotate`) are rooms of their own. Every read goes through a per-run cache
 //! so each secret is unsealed at most once.
 
 use std::collections::HashMap;
-use std::fs;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use crate::crypto::Key;
 use crate::data_dir;
-use crate::database_record;
 use crate::error::{Error, Result};
-use crate::fsutil::{self, Existing};
 use crate::secret::{self, Scope, SecretValue};
-use crate::settings::{DatabaseLocation, GivenKey, Settings, ENVIRONMENT_VAR};
-use crate::store::{self, ScopeFilter, SecretInfo, SecretStore};
+use crate::settings::{DatabaseLocation, Settings};
+use crate::store::{ScopeFilter, SecretInfo, SecretStore};
+
+mod open;
+mod rotate;
 
 /// A value found through a scope chain, with the scope it came from.
 #[derive(Debug, Clone)]
@@ -83,185 +84,10 @@ impl std::fmt::Debug for Environment {
     }
 }
 
-/// `MAGE_SECRETS_ENVIRONMENT` naming one environment by uuid while the
-/// data dir's key opens another: a key variable that did not reach this
-/// process (a CI secret under another name, say) must not quietly turn into
-/// the data dir's environment.
-fn refuse_other_named_environment(settings: &Settings, uuid: &str) -> Result<()> {
-    let Some(named) = std::env::var(ENVIRONMENT_VAR).ok() else {
-        return Ok(());
-    };
-    let Ok(named) = uuid::Uuid::parse_str(named.trim()) else {
-        return Ok(());
-    };
-    let named = named.hyphenated().to_string();
-    if named == uuid {
-        return Ok(());
-    }
-    Err(Error::Setup(format!(
-        "{ENVIRONMENT_VAR} names environment {named}, but no key is given (MAGE_SECRETS_KEY or --key-file) and data dir {}'s key opens environment {uuid}; give that environment's key, or unset {ENVIRONMENT_VAR}",
-        settings.data_dir.display()
-    )))
-}
-
 impl Environment {
-    /// One opened environment, with an empty value cache: the single place
-    /// both ways of opening (data dir, given key) end.
-    fn assemble(
-        settings: &Settings,
-        database: DatabaseLocation,
-        uuid: String,
-        key: KeyState,
-        store: Box<dyn SecretStore>,
-        warnings: Vec<String>,
-    ) -> Environment {
-        Environment {
-            inner: Arc::new(Inner {
-                settings: settings.clone(),
-                database,
-                uuid,
-                key: RwLock::new(Arc::new(key)),
-                store: Mutex::new(store),
-                cache: RwLock::new(HashMap::new()),
-                preloaded: RwLock::new(None),
-                warnings,
-            }),
-        }
-    }
-    /// Opens the environment of `settings.data_dir`, creating its uuid and
-    /// key on first use; or, with a given key (`settings.key`), the
-    /// environment it names, creating nothing.
-    pub fn open(settings: &Settings) -> Result<Environment> {
-        Environment::open_with(settings, true)
-    }
-
-    /// [`open`](Self::open); `creating` says the command may create the
-    /// environment (then the database it lives in must be recorded).
-    fn open_with(settings: &Settings, creating: bool) -> Result<Environment> {
-        if let Some(given) = &settings.key {
-            return Environment::open_given(settings, given);
-        }
-        let database = settings.database_location()?;
-        // Another database than the environment's is refused before
-        // anything is opened (or created).
-        database_record::check(settings, &database)?;
-        let mut warnings = Vec::new();
-        // A server database is reached before anything is created, so that
-        // a server that is down leaves no trace.
-        let store = match &database {
-            DatabaseLocation::Postgres(_) => {
-                let store = store::open(&database)?;
-                data_dir::prepare(settings)?;
-                store
-            }
-            DatabaseLocation::Sqlite(_) => {
-                data_dir::prepare(settings)?;
-                store::open(&database)?
-            }
-        };
-        let (uuid, key, key_check) = data_dir::open_key(settings, store.as_ref(), &mut warnings)?;
-        refuse_other_named_environment(settings, &uuid)?;
-        // Record where the environment lives (a data dir made before records
-        // existed is recorded on its next use; a read-only one stays as it is).
-        match database_record::record(settings, &database) {
-            Err(e) if creating => return Err(e),
-            _ => {}
-        }
-        Ok(Environment::assemble(
-            settings,
-            database,
-            uuid,
-            KeyState { key, key_check },
-            store,
-            warnings,
-        ))
-    }
-
-    /// The environment a given key is for: named by uuid, registered in
-    /// the database, and opened by the key (its key check), before anything
-    /// is read. Touches no data dir and creates nothing, not even the
-    /// database.
-    fn open_given(settings: &Settings, given: &GivenKey) -> Result<Environment> {
-        let origin = &given.origin;
-        let Some(named) = &given.environment else {
-            return Err(Error::Usage(format!(
-                "a key from {origin} needs {ENVIRONMENT_VAR}: the uuid of the environment it opens (`mage-secrets env` shows it)"
-            )));
-        };
-        let Some(described) = settings.database.as_deref() else {
-            return Err(Error::Usage(format!(
-                "a key from {origin} needs the database: pass --database or set MAGE_SECRETS_DATABASE"
-            )));
-        };
-        let database = DatabaseLocation::parse(described)?;
-        if let DatabaseLocation::Sqlite(path) = &database {
-            if !path.is_file() {
-                return Err(Error::NotFound(format!(
-                    "database {} does not exist; with a key from {origin} nothing is created: pass the database that holds environment {named}",
-                    path.display()
-                )));
-            }
-        }
-        let key = Key::from_file_text(&given.text).map_err(|e| {
-            Error::Setup(format!(
-                "the key from {origin} is not a mage-secrets key: {e}; give the text `mage-secrets env --export-key` prints"
-            ))
-        })?;
-        let store = store::open(&database)?;
-        // A uuid, a unique uuid prefix or a name, as `--environment` takes.
-        let entries = store::environment_entries(store.as_ref())?;
-        let uuid = match crate::environment_name::resolve(named, &entries, &database.describe()) {
-            Ok(entry) => entry.uuid.clone(),
-            // A full uuid that is not there: said below, with what to do.
-            Err(_) if uuid::Uuid::parse_str(named).is_ok() => uuid::Uuid::parse_str(named)
-                .map(|u| u.hyphenated().to_string())
-                .unwrap_or_default(),
-            Err(Error::Usage(m)) => {
-                return Err(Error::Usage(format!("{ENVIRONMENT_VAR}='{named}': {m}")))
-            }
-            Err(Error::NotFound(m)) => {
-                return Err(Error::NotFound(format!("{ENVIRONMENT_VAR}='{named}': {m}")))
-            }
-            Err(e) => return Err(e),
-        };
-        let Some(key_check) = store.key_check(&uuid)? else {
-            return Err(Error::NotFound(format!(
-                "environment {uuid} is not in database {}; a key from {origin} never creates an environment: create it with `mage-secrets set` on a data dir, then export its key with `mage-secrets env --export-key`",
-                database.describe()
-            )));
-        };
-        if !key.opens_key_check(&uuid, &key_check) {
-            return Err(Error::GivenKeyWrong {
-                origin: origin.to_string(),
-                env_uuid: uuid,
-            });
-        }
-        Ok(Environment::assemble(
-            settings,
-            database,
-            uuid,
-            KeyState { key, key_check },
-            store,
-            Vec::new(),
-        ))
-    }
-
     /// The key's text, as in a key file (for `env --export-key`).
     pub fn key_text(&self) -> zeroize::Zeroizing<String> {
         self.key_state().key.to_file_text()
-    }
-
-    /// Opens the environment of a data dir that already has one; never
-    /// creates a key or uuid (for commands that only read).
-    pub fn open_existing(settings: &Settings) -> Result<Environment> {
-        if settings.key.is_none() && !settings.uuid_path().is_file() {
-            return Err(Error::NotFound(format!(
-                "data dir {} has no mage-secrets environment (no {}); pass the right --data-dir, or create it with `mage-secrets set`",
-                settings.data_dir.display(),
-                settings.uuid_path().display()
-            )));
-        }
-        Environment::open_with(settings, false)
     }
 
     /// The environment uuid.
@@ -566,113 +392,6 @@ impl Environment {
     /// Number of secrets of the environment, all scopes.
     pub fn count(&self) -> Result<u64> {
         self.store().count(&self.inner.uuid)
-    }
-
-    /// Re-seals every secret of the environment (all scopes) under a new
-    /// key, crash-safely: the new key is written to `key.new`, the rows and
-    /// the key check are replaced in one transaction, then `key.new` is
-    /// renamed over `key`. A crash at any point leaves every secret readable
-    /// with the key file on disk (the next open finishes or undoes the
-    /// rotation). Returns the number of secrets re-sealed. This
-    /// `Environment` holds the old key afterwards: open the data dir again.
-    pub fn rotate_key(&self) -> Result<usize> {
-        let settings = &self.inner.settings;
-        if let Some(given) = &settings.key {
-            return Err(Error::Usage(format!(
-                "rotate-key writes the new key into a data dir's key file, and the key from {} has none; rotate where the data dir is, then update the stored key",
-                given.origin
-            )));
-        }
-        let uuid = &self.inner.uuid;
-        let _lock = data_dir::RotationLock::acquire(settings)?;
-        // Temporaries of a rotation that was killed hold keys that were
-        // never committed; under the lock no one else is writing one.
-        for stale in data_dir::stale_temporaries(settings) {
-            fs::remove_file(&stale).map_err(|e| Error::io("remove", &stale, e))?;
-        }
-        let new_key = Key::generate();
-        let new_path = settings.key_new_path();
-        fsutil::write_atomic(
-            &new_path,
-            new_key.to_file_text().as_bytes(),
-            0o600,
-            Existing::Replace,
-        )?;
-        data_dir::fault_point("rotate-after-key-new")?;
-        let held = self.key_state();
-        let old_key = &held.key;
-        let count = self.store().rotate(
-            uuid,
-            &held.key_check,
-            &new_key.key_check(uuid),
-            &mut |row| {
-                let scope = row.scope.to_string();
-                let plain = old_key
-                    .open(uuid, &scope, &row.name, &row.sealed)
-                    .ok_or_else(|| Error::Tampered {
-                        name: row.name.clone(),
-                        scope: scope.clone(),
-                        env_uuid: uuid.clone(),
-                    })?;
-                Ok(new_key.seal(uuid, &scope, &row.name, &plain))
-            },
-        );
-        let count = match count {
-            Ok(n) => n,
-            Err(e @ Error::CommitUnknown { .. }) => {
-                self.settle_unknown_commit(&new_key, &new_path, e)?
-            }
-            Err(e) => {
-                // The database refused or rolled back: the old key stays.
-                let _ = fs::remove_file(&new_path);
-                return Err(e);
-            }
-        };
-        data_dir::fault_point("rotate-after-commit")?;
-        fs::rename(&new_path, settings.key_path())
-            .map_err(|e| Error::io("rename", &new_path, e))?;
-        data_dir::fault_point("rotate-after-rename")?;
-        fsutil::sync_dir(&settings.own_dir())?;
-        self.clear_cache();
-        Ok(count)
-    }
-
-    /// After a COMMIT whose reply was lost, asks the database which key
-    /// check it holds: the new one means the rotation committed (go on), the
-    /// old one that it did not (`key.new` is removed). When the database
-    /// cannot say, `key.new` stays for the next open to judge by the key
-    /// check, as after a crash: every secret stays readable either way.
-    fn settle_unknown_commit(
-        &self,
-        new_key: &Key,
-        new_path: &std::path::Path,
-        lost: Error,
-    ) -> Result<usize> {
-        let uuid = &self.inner.uuid;
-        let held = if crate::store::fault_active("rotate-store-unreachable-after-commit") {
-            None
-        } else {
-            self.store().key_check(uuid).ok().flatten()
-        };
-        match held {
-            Some(check) if new_key.opens_key_check(uuid, &check) => {
-                Ok(self.store().count(uuid).unwrap_or(0) as usize)
-            }
-            Some(check) if self.key_state().key.opens_key_check(uuid, &check) => {
-                let _ = fs::remove_file(new_path);
-                Err(lost)
-            }
-            _ => {
-                let Error::CommitUnknown { location, cause } = lost else {
-                    return Err(lost);
-                };
-                Err(Error::RotationUnknown {
-                    location,
-                    cause,
-                    key_new: new_path.to_path_buf(),
-                })
-            }
-        }
     }
 
     /// Forgets every cached value (after another process changed the store).
