@@ -5,6 +5,12 @@
 //! `--database`, a relative path run from elsewhere — is refused before
 //! anything is opened or created, so an environment is never split across
 //! two databases and no empty database appears by accident.
+//!
+//! The record also holds the database's own id (made when its schema was
+//! created): once the database is open, a different id means the place is
+//! right but the database is not the environment's — recreated, replaced
+//! by another environment's copy, or another server's database of the same
+//! name — and that is refused too.
 
 use std::fs;
 use std::io::ErrorKind;
@@ -13,8 +19,21 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::fsutil::{self, Existing};
 use crate::settings::{DatabaseLocation, Settings};
+use crate::store::SecretStore;
 
-const HEADER: &str = "# The database of this mage-secrets environment (never a password).\n# mage-secrets refuses to use the environment with another database; if the\n# database moved, write its new place on the next line.\n";
+const HEADER: &str = "# The database of this mage-secrets environment (never a password).\n# mage-secrets refuses to use the environment with another database; if the\n# database moved, write its new place on the next line (the id stays).\n";
+
+/// The line prefix of the database's id.
+const ID_PREFIX: &str = "id: ";
+
+/// What a data dir records of its database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Where it is, without a password.
+    pub place: String,
+    /// Its own id, when it had one at the time of recording.
+    pub id: Option<String>,
+}
 
 /// Where the record lives.
 pub fn record_path(settings: &Settings) -> PathBuf {
@@ -30,23 +49,46 @@ pub fn describe(location: &DatabaseLocation) -> String {
     }
 }
 
-/// The recorded place, if the data dir has a record.
-pub fn read(settings: &Settings) -> Result<Option<String>> {
+/// The data dir's record, if it has one.
+pub fn read(settings: &Settings) -> Result<Option<Record>> {
     let path = record_path(settings);
     match fs::read_to_string(&path) {
-        Ok(text) => Ok(text
-            .lines()
-            .map(str::trim)
-            .find(|l| !l.is_empty() && !l.starts_with('#'))
-            .map(str::to_string)),
+        Ok(text) => Ok(parse(&text)),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io("read", &path, e)),
     }
 }
 
+fn parse(text: &str) -> Option<Record> {
+    let mut lines = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'));
+    let mut place = None;
+    let mut id = None;
+    for line in lines.by_ref() {
+        match line.strip_prefix(ID_PREFIX) {
+            Some(found) => id = Some(found.trim().to_string()),
+            None if place.is_none() => place = Some(line.to_string()),
+            None => {}
+        }
+    }
+    place.map(|place| Record { place, id })
+}
+
+fn format(record: &Record) -> String {
+    match &record.id {
+        Some(id) => format!("{HEADER}{}\n{ID_PREFIX}{id}\n", record.place),
+        None => format!("{HEADER}{}\n", record.place),
+    }
+}
+
 /// Refuses `location` when the data dir records another database.
 pub fn check(settings: &Settings, location: &DatabaseLocation) -> Result<()> {
-    let Some(recorded) = read(settings)? else {
+    let Some(Record {
+        place: recorded, ..
+    }) = read(settings)?
+    else {
         return Ok(());
     };
     let current = describe(location);
@@ -92,11 +134,57 @@ fn shell_word(text: &str) -> String {
     }
 }
 
-/// Records `location` as the environment's database, unless a record is there.
-pub fn record(settings: &Settings, location: &DatabaseLocation) -> Result<()> {
+/// Refuses an opened database whose id is not the recorded one.
+pub fn check_id(settings: &Settings, store: &dyn SecretStore) -> Result<()> {
+    let Some(Record {
+        id: Some(recorded), ..
+    }) = read(settings)?
+    else {
+        return Ok(());
+    };
+    match store.database_id()? {
+        Some(id) if id != recorded => Err(Error::Setup(format!(
+            "database {} is not the one the environment of data dir {} lives in: its id is {id}, and the data dir records {recorded} (the database was recreated, replaced by a copy of another database, or this is another server's database of the same name); use the environment's own database (restore it from a backup), or, if this one is meant to replace it, delete the line `{ID_PREFIX}{recorded}` from {}",
+            store.location(),
+            settings.data_dir.display(),
+            record_path(settings).display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Records `location` (and the database's id) as the environment's
+/// database, unless a record is there; a record made before databases had
+/// ids gets the id.
+pub fn record(
+    settings: &Settings,
+    location: &DatabaseLocation,
+    store: &dyn SecretStore,
+) -> Result<()> {
     let path = record_path(settings);
-    let text = format!("{HEADER}{}\n", describe(location));
-    match fsutil::write_atomic(&path, text.as_bytes(), 0o600, Existing::Keep) {
+    let existing = read(settings)?;
+    if existing.as_ref().is_some_and(|r| r.id.is_some()) {
+        return Ok(());
+    }
+    let id = store.database_id()?;
+    let (record, existing_file) = match existing {
+        None => (
+            Record {
+                place: describe(location),
+                id,
+            },
+            Existing::Keep,
+        ),
+        Some(old) if id.is_some() => (
+            Record {
+                place: old.place,
+                id,
+            },
+            Existing::Replace,
+        ),
+        Some(_) => return Ok(()),
+    };
+    match fsutil::write_atomic(&path, format(&record).as_bytes(), 0o600, existing_file) {
         Err(Error::Io { source, .. }) if source.kind() == ErrorKind::AlreadyExists => Ok(()),
         other => other,
     }
@@ -112,13 +200,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_record_reads_back_with_or_without_an_id() {
+        let with = Record {
+            place: "/x/secrets.db".into(),
+            id: Some("ab".into()),
+        };
+        assert_eq!(parse(&format(&with)), Some(with.clone()));
+        let without = Record {
+            place: "postgres://u@h/db".into(),
+            id: None,
+        };
+        assert_eq!(parse(&format(&without)), Some(without));
+        // A record written before ids: the place alone.
+        assert_eq!(
+            parse("# header\n/x/secrets.db\n").map(|r| r.place),
+            Some("/x/secrets.db".into())
+        );
+        assert_eq!(parse("# only a comment\n"), None);
+    }
+
+    #[test]
     fn another_database_is_refused_naming_the_recorded_one() {
         let dir = tempfile::tempdir().unwrap();
         let settings = Settings::for_data_dir(dir.path());
         fs::create_dir_all(settings.own_dir()).unwrap();
         let own = DatabaseLocation::Sqlite(settings.own_dir().join("secrets.db"));
         check(&settings, &own).unwrap();
-        record(&settings, &own).unwrap();
+        let store = crate::store::open(&own).unwrap();
+        record(&settings, &own, store.as_ref()).unwrap();
+        let id = read(&settings).unwrap().unwrap().id.unwrap();
+        assert_eq!(Some(id), store.database_id().unwrap());
+        check_id(&settings, store.as_ref()).unwrap();
         check(&settings, &own).unwrap();
         let other = DatabaseLocation::Sqlite(dir.path().join("other db.db"));
         let err = check(&settings, &other).unwrap_err().to_string();
@@ -135,7 +247,12 @@ mod tests {
         assert!(!same_database("postgres://h/db", "postgres://h/other"));
         assert!(!same_database("postgres://h/db", "/x/db"));
         // The first record stays.
-        record(&settings, &other).unwrap();
+        let other_store = crate::store::open(&other).unwrap();
+        record(&settings, &other, other_store.as_ref()).unwrap();
+        let err = check_id(&settings, other_store.as_ref())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is not the one"), "{err}");
         check(&settings, &own).unwrap();
     }
 }

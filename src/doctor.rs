@@ -236,11 +236,17 @@ fn database(settings: &Settings, uuid: Option<String>, key: Option<Key>, out: &m
     };
     // A given key names its environment; its data dir records nothing.
     let record = if settings.key.is_some() {
-        Ok(Some(crate::database_record::describe(&location)))
+        Ok(None)
     } else {
         crate::database_record::read(settings)
     };
-    match record {
+    let recorded_id = record
+        .as_ref()
+        .ok()
+        .and_then(|r| r.as_ref())
+        .and_then(|r| r.id.clone());
+    match record.map(|r| r.map(|r| r.place)) {
+        Ok(_) if settings.key.is_some() => {}
         Ok(Some(recorded))
             if crate::database_record::same_database(
                 &recorded,
@@ -289,6 +295,38 @@ fn database(settings: &Settings, uuid: Option<String>, key: Option<Key>, out: &m
             return;
         }
     };
+    if let Some(recorded) = recorded_id {
+        match store.database_id() {
+            Ok(Some(id)) if id == recorded => out.push(ok(
+                "database id",
+                format!(
+                    "{} is the environment's own database (id {id})",
+                    location.describe()
+                ),
+            )),
+            Ok(None) => out.push(ok(
+                "database id",
+                format!(
+                    "{} has no id yet (an older schema; the next write adds it)",
+                    location.describe()
+                ),
+            )),
+            Ok(Some(_)) | Err(_) => {
+                let e = crate::database_record::check_id(settings, store.as_ref())
+                    .err()
+                    .map_or_else(
+                        || "the database's id cannot be read".to_string(),
+                        |e| e.to_string(),
+                    );
+                out.push(problem(
+                    "database id",
+                    e,
+                    "use the environment's own database",
+                ));
+                return;
+            }
+        }
+    }
     match store.integrity_problem() {
         Ok(None) => out.push(ok(
             "database integrity",

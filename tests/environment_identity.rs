@@ -120,3 +120,68 @@ fn an_environment_is_never_split_across_two_databases() {
         fine.stdout
     );
 }
+
+#[test]
+fn a_database_replaced_at_the_recorded_place_is_refused_by_its_id() {
+    let ws = Workspace::new();
+    ws.set("d", Some("shared.db"), "pw", "v");
+    let record = ws.read("d/mage-secrets/database");
+    let id_line = record
+        .lines()
+        .find(|l| l.starts_with("id: "))
+        .unwrap_or_else(|| panic!("no id recorded:\n{record}"))
+        .to_string();
+    // Another environment's database copied over the recorded place.
+    ws.set("other", Some("other.db"), "pw", "theirs");
+    std::fs::copy(ws.path("other.db"), ws.path("shared.db")).unwrap();
+    for args in [&["get", "pw"][..], &["list"], &["set", "new"]] {
+        let out = ws
+            .run_with_stdin(
+                &[&["--data-dir", "d", "--database", "shared.db"][..], args].concat(),
+                b"x",
+            )
+            .code(2);
+        assert!(
+            out.stderr
+                .contains("is not the one the environment of data dir")
+                && out.stderr.contains(&id_line),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("theirs") && !out.stdout.contains("theirs"));
+    }
+    let rows: i64 = rusqlite::Connection::open(ws.path("shared.db"))
+        .unwrap()
+        .query_row("SELECT count(*) FROM secrets WHERE name = 'new'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(rows, 0, "nothing written");
+    let doctor = ws
+        .run(&["--data-dir", "d", "--database", "shared.db", "doctor"])
+        .code(1);
+    assert!(
+        doctor.stdout.contains("PROBLEM  database id"),
+        "{}",
+        doctor.stdout
+    );
+    // A deliberate replacement: the id line is removed, the next use
+    // records the new id.
+    let without: String = record
+        .lines()
+        .filter(|l| !l.starts_with("id: "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(ws.path("d/mage-secrets/database"), without).unwrap();
+    ws.run(&["--data-dir", "d", "--database", "shared.db", "list"])
+        .ok();
+    let renewed = ws.read("d/mage-secrets/database");
+    assert!(
+        renewed.contains("id: ") && !renewed.contains(&id_line),
+        "{renewed}"
+    );
+    let fine = ws
+        .run(&["--data-dir", "d", "--database", "shared.db", "doctor"])
+        .stdout;
+    assert!(fine.contains("ok       database id"), "{fine}");
+}

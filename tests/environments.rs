@@ -204,10 +204,20 @@ fn an_older_database_gains_names_on_open() {
     let db = ws.path("d/mage-secrets/secrets.db");
     let conn = rusqlite::Connection::open(&db).unwrap();
     conn.execute_batch(
-        "DROP INDEX environments_name; ALTER TABLE environments DROP COLUMN name; PRAGMA user_version = 1;",
+        "DROP INDEX environments_name; ALTER TABLE environments DROP COLUMN name; DROP TABLE mage_secrets_database; PRAGMA user_version = 1;",
     )
     .unwrap();
     drop(conn);
+    // A data dir of that time recorded no database id.
+    let record: String = ws
+        .read("d/mage-secrets/database")
+        .lines()
+        .filter(|l| !l.starts_with("id: "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    ws.write("d/mage-secrets/database", &record);
     ws.run(&["--data-dir", "d", "env", "--name", "dev"]).ok();
     assert_eq!(ws.run(&["--data-dir", "d", "get", "a"]).ok().stdout, "1\n");
+    // The database got an id, and the data dir recorded it.
+    assert!(ws.read("d/mage-secrets/database").contains("id: "));
 }

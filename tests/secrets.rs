@@ -222,7 +222,7 @@ fn layout_and_permissions_follow_the_contract() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2, "schema 2: environment names");
+    assert_eq!(version, 3, "schema 3: environment names, the database id");
     let envs: i64 = conn
         .query_row("SELECT count(*) FROM environments", [], |r| r.get(0))
         .unwrap();

@@ -92,9 +92,10 @@ impl Environment {
         };
         let (uuid, key, key_check) = data_dir::open_key(settings, store.as_ref(), &mut warnings)?;
         refuse_other_named_environment(settings, &uuid)?;
+        database_record::check_id(settings, store.as_ref())?;
         // Record where the environment lives (a data dir made before records
         // existed is recorded on its next use; a read-only one stays as it is).
-        match database_record::record(settings, &database) {
+        match database_record::record(settings, &database, store.as_ref()) {
             Err(e) if creating => return Err(e),
             _ => {}
         }

@@ -60,6 +60,12 @@ pub trait SecretStore: Send {
     /// A human-readable location for messages (a path, or a URL without password).
     fn location(&self) -> &str;
 
+    /// The database's own id, made once when its schema is created (or
+    /// brought to version 3): a data dir records it, so that a database
+    /// that was replaced or is another server's is never taken for its
+    /// own. `None` for a database whose schema is behind.
+    fn database_id(&self) -> Result<Option<String>>;
+
     /// The environment's `key_check`, if it is registered.
     fn key_check(&self, env_uuid: &str) -> Result<Option<Vec<u8>>>;
 
@@ -190,6 +196,10 @@ mod conformance {
         let p = Scope::Pipeline("etl".into());
         assert!(store.environments().unwrap().is_empty());
         store.register_environment("e1", b"check-1", false).unwrap();
+        // Made with the schema (PostgreSQL makes it on the first write).
+        let id = store.database_id().unwrap();
+        assert!(id.as_ref().is_some_and(|id| id.len() == 32), "{id:?}");
+        assert_eq!(store.database_id().unwrap(), id);
         store.register_environment("e1", b"ignored", false).unwrap();
         assert_eq!(store.key_check("e1").unwrap().unwrap(), b"check-1");
         store.register_environment("e2", b"check-2", false).unwrap();

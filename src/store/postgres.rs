@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::secret::Scope;
 use crate::settings::PostgresUrl;
 
-const SCHEMA_VERSION: i32 = 2;
+const SCHEMA_VERSION: i32 = 3;
 /// Key of the advisory lock that serialises migrations.
 const MIGRATION_LOCK: i64 = 0x6d61_6765_7365_6372;
 /// The channel every write notifies, with the environment uuid as payload.
@@ -40,7 +40,7 @@ const RETRY_FOR: Duration = Duration::from_secs(20);
 /// reset is noticed within twice this.
 const LISTENER_PING: Duration = Duration::from_secs(5);
 
-fn migrations() -> [String; 2] {
+fn migrations() -> [String; 3] {
     [
         format!(
             "CREATE TABLE environments (
@@ -60,6 +60,10 @@ fn migrations() -> [String; 2] {
         ),
         "ALTER TABLE environments ADD COLUMN name TEXT;
      CREATE UNIQUE INDEX environments_name ON environments (name);"
+            .to_string(),
+        "CREATE TABLE mage_secrets_database (id TEXT NOT NULL);
+     INSERT INTO mage_secrets_database
+         VALUES (md5(random()::text || clock_timestamp()::text || pg_backend_pid()::text));"
             .to_string(),
     ]
 }
@@ -298,6 +302,16 @@ fn expect_key_check(
 impl SecretStore for PostgresStore {
     fn location(&self) -> &str {
         self.connector.location()
+    }
+
+    fn database_id(&self) -> Result<Option<String>> {
+        self.read(|s| {
+            Ok(
+                s.query("SELECT id FROM mage_secrets_database LIMIT 1", &[])?
+                    .first()
+                    .map(|r| r.get(0)),
+            )
+        })
     }
 
     fn key_check(&self, env_uuid: &str) -> Result<Option<Vec<u8>>> {

@@ -15,7 +15,7 @@ use crate::fsutil;
 use crate::secret::Scope;
 
 /// Version of the schema below, kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// Migrations, indexed by the version they lead from (0 → 1, …).
 const MIGRATIONS: &[&str] = &[
@@ -38,6 +38,10 @@ CREATE TABLE secrets (
     r#"
 ALTER TABLE environments ADD COLUMN name TEXT;
 CREATE UNIQUE INDEX environments_name ON environments (name);
+"#,
+    r#"
+CREATE TABLE mage_secrets_database (id TEXT NOT NULL);
+INSERT INTO mage_secrets_database VALUES (lower(hex(randomblob(16))));
 "#,
 ];
 
@@ -265,6 +269,13 @@ fn scope_column(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<Scope> 
 impl SecretStore for SqliteStore {
     fn location(&self) -> &str {
         &self.location
+    }
+
+    fn database_id(&self) -> Result<Option<String>> {
+        self.conn
+            .prepare_cached("SELECT id FROM mage_secrets_database LIMIT 1")
+            .and_then(|mut st| st.query_row([], |r| r.get(0)).optional())
+            .map_err(|e| self.err(e))
     }
 
     fn key_check(&self, env_uuid: &str) -> Result<Option<Vec<u8>>> {
