@@ -122,6 +122,24 @@ pub fn silent_server() -> (u16, std::thread::JoinHandle<()>) {
     (port, handle)
 }
 
+/// A server that answers a TLS request with "no TLS here", as a
+/// PostgreSQL server without TLS does, then holds the connection.
+pub fn server_without_tls() -> (u16, std::thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for mut stream in listener.incoming().flatten() {
+            let mut request = [0u8; 8];
+            if stream.read_exact(&mut request).is_ok() {
+                let _ = stream.write_all(b"N");
+            }
+            held.push(stream);
+        }
+    });
+    (port, handle)
+}
+
 /// A proxy that can be cut (every connection closed, new ones refused) and
 /// restored, as a network outage does; `freeze` instead stops forwarding
 /// without closing anything, as a frozen route does.

@@ -268,32 +268,74 @@ fn watch_follows_sets_through_postgres_and_survives_a_restart() {
     let _ = child.wait();
 }
 
+/// The test server's CA (and another CA), from `.ci/with-postgres`.
+fn test_cas() -> Option<(String, String)> {
+    match (
+        std::env::var("MAGE_SECRETS_TEST_POSTGRES_CA"),
+        std::env::var("MAGE_SECRETS_TEST_POSTGRES_OTHER_CA"),
+    ) {
+        (Ok(ca), Ok(other)) => Some((ca, other)),
+        _ if std::env::var_os("MAGE_SECRETS_REQUIRE_POSTGRES").is_some() => {
+            panic!(
+                "MAGE_SECRETS_TEST_POSTGRES_CA is not set; run the tests under .ci/with-postgres"
+            )
+        }
+        _ => {
+            eprintln!("skipped: MAGE_SECRETS_TEST_POSTGRES_CA is not set (see .ci/with-postgres)");
+            None
+        }
+    }
+}
+
 #[test]
-fn tls_is_used_when_asked_for_and_its_absence_is_a_clear_error() {
+fn tls_verifies_the_server_when_asked_for_and_refusals_name_the_server() {
     let _server = SERVER.read().unwrap();
     let Some(db) = database("tls") else { return };
+    let Some((ca, other_ca)) = test_cas() else {
+        return;
+    };
     let ws = Workspace::new();
-    // The test server has no TLS: `prefer` (the default) falls back, `require` refuses.
+    let port = db.rsplit_once(':').unwrap().1.split('/').next().unwrap();
+    // The server has TLS: every mode that may use it connects, and
+    // verify-full checks the certificate against the CA and 127.0.0.1.
     set(&ws, "d", &format!("{db}?sslmode=prefer"), "a", "1");
+    for mode in [
+        "sslmode=require".to_string(),
+        format!("sslmode=verify-ca&sslrootcert={ca}"),
+        format!("sslmode=verify-full&sslrootcert={ca}"),
+    ] {
+        let url = format!("{db}?{mode}");
+        assert_eq!(get(&ws, "d", &url, "a").stdout, "1\n", "{mode}");
+    }
+    // A certificate from another CA is refused, naming the server and why
+    // (`require` with a root certificate file verifies the chain, as libpq's).
+    for mode in ["verify-full", "verify-ca", "require"] {
+        let url = format!("{db}?sslmode={mode}&sslrootcert={other_ca}");
+        let refused = ws
+            .run(&["--data-dir", "d", "--database", &url, "get", "a"])
+            .code(2);
+        assert!(
+            refused.stderr.contains(&format!("127.0.0.1:{port}"))
+                && refused.stderr.contains("TLS")
+                && refused.stderr.to_lowercase().contains("certificate"),
+            "{mode}: {}",
+            refused.stderr
+        );
+        assert!(!refused.stderr.contains("test-password-not-secret"));
+    }
+    // A server without TLS: `require` refuses, naming it; nothing is made.
+    let (plain, _held) = crate::fault_proxy::server_without_tls();
+    let url =
+        format!("postgres://u:hunter2@127.0.0.1:{plain}/db?sslmode=require&connect_timeout=5");
     let out = ws
-        .run_with_stdin(
-            &[
-                "--data-dir",
-                "e",
-                "--database",
-                &format!("{db}?sslmode=require"),
-                "set",
-                "a",
-            ],
-            b"1",
-        )
+        .run_with_stdin(&["--data-dir", "e", "--database", &url, "set", "a"], b"1")
         .code(2);
-    assert!(out.stderr.contains("TLS"), "{}", out.stderr);
     assert!(
-        !out.stderr.contains("test-password-not-secret"),
+        out.stderr.contains("TLS") && out.stderr.contains(&format!("127.0.0.1:{plain}")),
         "{}",
         out.stderr
     );
+    assert!(!out.stderr.contains("hunter2"), "{}", out.stderr);
     assert!(!ws.path("e").exists());
 }
 
@@ -829,4 +871,49 @@ fn doctor_with_the_server_down_says_to_start_it() {
     );
     assert!(!out.all().contains("--database"), "{}", out.all());
     assert!(!out.all().contains("hunter2"), "{}", out.all());
+}
+
+#[test]
+fn a_server_that_refuses_for_now_is_tried_again_until_it_accepts() {
+    let _server = SERVER.read().unwrap();
+    let Some(db) = database("transient") else {
+        return;
+    };
+    let ws = Workspace::new();
+    set(&ws, "d", &db, "first", "x");
+    // The role CI lets hold one connection at a time (53300 "too many
+    // connections for role" beyond it), held by another client.
+    admin(
+        &db,
+        "GRANT ALL ON ALL TABLES IN SCHEMA public TO mage_secrets_limited",
+    );
+    let limited = db.replacen(
+        "mage_secrets:test-password-not-secret@",
+        "mage_secrets_limited:limited-password-not-secret@",
+        1,
+    );
+    let holder = postgres::Client::connect(&limited, postgres::NoTls).expect("connect");
+    let mut child = ws
+        .cmd(&["--data-dir", "d", "--database", &limited, "set", "later"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"v").unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "set gave up while the server refused for now"
+    );
+    drop(holder);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(get(&ws, "d", &db, "later").stdout, "v\n");
 }

@@ -20,9 +20,11 @@ const MAX_CA_FILE: u64 = 4 << 20;
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Tls {
     Disable,
+    /// TLS when the server offers it, as `require` does it.
     Prefer,
-    /// TLS required; the chain and the host name are verified (stricter
-    /// than libpq's `require`, which checks nothing).
+    /// TLS required. As in libpq: the certificate is not verified (the
+    /// connection is encrypted, not authenticated), unless `sslrootcert`
+    /// names a file, which makes it `verify-ca`.
     Require,
     /// The chain is verified, the host name not.
     VerifyCa,
@@ -255,7 +257,16 @@ pub(crate) fn tls_config(
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS set-up failed: {e}"))?;
     let roots = Arc::new(roots);
-    let config = if mode == Tls::VerifyCa {
+    let given_roots = rootcert.is_some_and(|path| path != "system");
+    let unverified = matches!(mode, Tls::Prefer | Tls::Require) && !given_roots;
+    let chain_only =
+        mode == Tls::VerifyCa || matches!(mode, Tls::Prefer | Tls::Require) && given_roots;
+    let config = if unverified {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Unverified(provider)))
+            .with_no_client_auth()
+    } else if chain_only {
         let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider)
             .build()
             .map_err(|e| format!("TLS set-up failed: {e}"))?;
@@ -317,6 +328,57 @@ impl rustls::client::danger::ServerCertVerifier for ChainOnly {
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.supported_verify_schemes()
+    }
+}
+
+/// `prefer` and `require` without `sslrootcert`, as libpq does them: the
+/// connection is encrypted, and the handshake's signatures are checked,
+/// but the certificate is not (a self-signed server certificate works).
+#[derive(Debug)]
+struct Unverified(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for Unverified {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> std::result::Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
