@@ -39,11 +39,11 @@ pub struct Cli {
     pub database: Option<String>,
 
     /// Read the key from PATH (- for stdin) instead of the data dir [env: MAGE_SECRETS_KEY]
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, global = true, help_heading = GLOBAL, value_name = "PATH")]
     pub key_file: Option<PathBuf>,
 
     /// Pass MAGE_SECRETS_KEY on to commands mage-secrets starts (--exec, run)
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub keep_key_env: bool,
 
     /// When to color diagnostics
