@@ -18,6 +18,7 @@ mod mage_files;
 mod mage_import;
 mod outputs;
 mod postgres;
+mod readme;
 mod reliability;
 mod render;
 mod run;
