@@ -620,3 +620,49 @@ fn pipeline_scoped_secrets_resolve_only_under_their_pipeline() {
         out.stderr
     );
 }
+
+/// The rule for conditions: evaluated at render time in a file of our own
+/// names; kept for Mage (and every reference under them resolved) in a
+/// file that also uses Mage's runtime names.
+#[test]
+fn a_secret_under_a_condition_is_needed_exactly_when_the_condition_is_kept_for_mage() {
+    let ws = Workspace::new();
+    ws.set("d", None, "a", "1");
+    let guarded = "{% if env_var('USE_KAFKA', '') %}\nkafka_pw: \"{{ mage_secret_var('kafka_pw') }}\"\n{% endif %}\n";
+    ws.write(
+        "ours.yaml",
+        format!("a: \"{{{{ mage_secret_var('a') }}}}\"\n{guarded}"),
+    );
+    let ours = ws.run(&["--data-dir", "d", "render", "ours.yaml"]).ok();
+    assert_eq!(ours.stdout, "a: \"1\"\n\n");
+    ws.write(
+        "mixed.yaml",
+        format!(
+            "a: \"{{{{ mage_secret_var('a') }}}}\"\nz: \"{{{{ variables('x') }}}}\"\n{guarded}"
+        ),
+    );
+    let strict = ws.run(&["--data-dir", "d", "render", "mixed.yaml"]).code(1);
+    assert!(
+        strict.stderr.contains("mixed.yaml:4:")
+            && strict
+                .stderr
+                .contains("`{% if %}` at line 3 is left for Mage to evaluate")
+            && strict.stderr.contains("--lenient"),
+        "{}",
+        strict.stderr
+    );
+    let lenient = ws
+        .run(&["--data-dir", "d", "render", "--lenient", "mixed.yaml"])
+        .ok();
+    assert!(
+        lenient
+            .stdout
+            .contains("{% if env_var('USE_KAFKA', '') %}\nkafka_pw: \"None\"\n{% endif %}"),
+        "{}",
+        lenient.stdout
+    );
+    ws.set("d", None, "kafka_pw", "k");
+    let set = ws.run(&["--data-dir", "d", "render", "mixed.yaml"]).ok();
+    assert!(set.stdout.contains("kafka_pw: \"k\""), "{}", set.stdout);
+    assert!(set.stdout.contains("{% if env_var('USE_KAFKA', '') %}"));
+}

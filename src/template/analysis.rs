@@ -170,6 +170,43 @@ fn range(span: &Span) -> Range<usize> {
 }
 
 impl Analysis {
+    /// The innermost block tag (`if`, `for`, `macro`, …) still open at
+    /// `offset`: its keyword and where it starts.
+    pub fn enclosing_block<'s>(&self, source: &'s str, offset: usize) -> Option<(&'s str, usize)> {
+        const OPENERS: &[&str] = &[
+            "if",
+            "for",
+            "macro",
+            "call",
+            "filter",
+            "with",
+            "block",
+            "autoescape",
+        ];
+        let mut open: Vec<(&str, usize)> = Vec::new();
+        for segment in &self.segments {
+            let Segment::Tag(r) = segment else { continue };
+            if r.end > offset {
+                break;
+            }
+            let keyword = source[r.clone()]
+                .trim_start_matches("{%")
+                .trim_start_matches(['-', '+'])
+                .split_whitespace()
+                .next()
+                .unwrap_or("");
+            if OPENERS.contains(&keyword) {
+                open.push((keyword, r.start));
+            } else if keyword
+                .strip_prefix("end")
+                .is_some_and(|k| OPENERS.contains(&k))
+            {
+                open.pop();
+            }
+        }
+        open.pop()
+    }
+
     /// Whether the template is text and simple calls only (besides the final
     /// newline the lexer drops), so that it renders without the engine.
     pub fn is_simple(&self, source: &str) -> bool {
@@ -406,6 +443,26 @@ fn literal_argument(arg: Tokens<'_, '_>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_enclosing_block_of_a_place() {
+        let src = "a: 1\n{% if x %}\nb: {{ y }}\n{% for i in z %}{{ i }}{% endfor %}\nc: {{ w }}\n{% endif %}\nd: {{ v }}\n";
+        let analysis = Analysis::of(src).unwrap();
+        let at = |needle: &str| src.find(needle).unwrap();
+        assert_eq!(
+            analysis.enclosing_block(src, at("{{ y }}")),
+            Some(("if", at("{% if")))
+        );
+        assert_eq!(
+            analysis.enclosing_block(src, at("{{ i }}")),
+            Some(("for", at("{% for")))
+        );
+        assert_eq!(
+            analysis.enclosing_block(src, at("{{ w }}")),
+            Some(("if", at("{% if")))
+        );
+        assert_eq!(analysis.enclosing_block(src, at("{{ v }}")), None);
+    }
 
     fn refs(src: &str) -> Vec<(Function, Option<String>, bool, usize)> {
         Analysis::of(src)

@@ -16,6 +16,7 @@ impl Engine {
         analysis: &Analysis,
         chain: &[Scope],
         lenient: bool,
+        partial: bool,
     ) -> Vec<Diagnostic> {
         let (function, name, message) = match missing {
             Missing::Secret(name) => (
@@ -49,9 +50,20 @@ impl Engine {
         places
             .into_iter()
             .map(|o| {
+                // In a file kept partly for Mage, a condition around the
+                // place is Mage's to evaluate: the value is needed whether
+                // or not it holds.
+                let help = match analysis.enclosing_block(source, o) {
+                    Some((keyword, start)) if partial => format!(
+                        "{help}{}. This file uses names only Mage knows at run time, so `{{% {keyword} %}}` at line {} is left for Mage to evaluate, and mage-secrets resolves every reference under it whether or not Mage will use it",
+                        if lenient { "" } else { ", or render with --lenient" },
+                        crate::diagnostic::line_col(source, start).0
+                    ),
+                    _ => help.clone(),
+                };
                 make(kind, message.clone())
                     .named(name)
-                    .with_help(help.clone())
+                    .with_help(help)
                     .at_offset(source, o)
             })
             .collect()

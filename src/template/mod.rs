@@ -231,7 +231,14 @@ impl Engine {
         file.diagnostics
             .extend(sink.errors.into_iter().map(located));
         for missing in scope.missing() {
-            for d in self.missing_diagnostics(&missing, source, &analysis, chain, options.lenient) {
+            for d in self.missing_diagnostics(
+                &missing,
+                source,
+                &analysis,
+                chain,
+                options.lenient,
+                file.mode == RenderMode::Partial,
+            ) {
                 file.diagnostics.push(located(d));
             }
         }
