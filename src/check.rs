@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::diagnostic::{line_col, Diagnostic, Kind};
 use crate::error::{not_set_message, Result};
-use crate::parallel::in_parallel;
+use crate::parallel::{in_parallel_ticking, Tick};
 use crate::project::{read_text, ProjectFiles};
 use crate::secret::{describe_chain, Scope};
 use crate::store::{ScopeFilter, SecretStore};
@@ -115,8 +115,9 @@ pub fn check(
     engine: Option<&Engine>,
     vars: &dyn EnvVars,
     options: &CheckOptions,
+    tick: Tick<'_>,
 ) -> CheckReport {
-    let per_file = in_parallel(project.files.len(), |i| {
+    let per_file = in_parallel_ticking(project.files.len(), tick, |i| {
         check_file(project, &project.files[i], presence, engine, vars, options)
     });
     let mut report = CheckReport {
@@ -428,7 +429,14 @@ mod tests {
                 .into_iter()
                 .collect(),
         );
-        let report = check(&project, &p, None, &vars, &CheckOptions::default());
+        let report = check(
+            &project,
+            &p,
+            None,
+            &vars,
+            &CheckOptions::default(),
+            &crate::parallel::no_tick,
+        );
         let problems: Vec<String> = report.problems.iter().map(|d| d.to_string()).collect();
         assert_eq!(
             problems,
@@ -450,6 +458,7 @@ mod tests {
             None,
             &vars,
             &CheckOptions { strict_env: true },
+            &crate::parallel::no_tick,
         );
         assert_eq!(strict.errors(), report.errors() + 1);
     }

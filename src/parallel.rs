@@ -1,8 +1,29 @@
 //! Work spread over the machine's cores: rendering, checking and writing
 //! each file is independent of the others.
 
+/// Told of each finished item, from whichever worker finished it (a
+/// progress bar counts them).
+pub type Tick<'a> = &'a (dyn Fn() + Sync);
+
+/// A [`Tick`] for work nobody watches.
+pub fn no_tick() {}
+
 /// Runs `job` over `0..count` on the machine's cores; results in order.
 pub fn in_parallel<T: Send>(count: usize, job: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    in_parallel_ticking(count, &no_tick, job)
+}
+
+/// [`in_parallel`], calling `tick` as each item is done.
+pub fn in_parallel_ticking<T: Send>(
+    count: usize,
+    tick: Tick<'_>,
+    job: impl Fn(usize) -> T + Sync,
+) -> Vec<T> {
+    let job = |i| {
+        let result = job(i);
+        tick();
+        result
+    };
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(8)

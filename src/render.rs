@@ -16,7 +16,7 @@ use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::output;
-use crate::parallel::in_parallel;
+use crate::parallel::{in_parallel_ticking, no_tick, Tick};
 use crate::project::{self, read_text, ProjectFiles, Selection};
 use crate::secret::{Scope, SecretValue};
 use crate::template::{Engine, ProcessEnv, RenderMode, RenderOptions, SecretSource};
@@ -65,8 +65,9 @@ pub fn render_files(
     engine: &Engine,
     project: &ProjectFiles,
     options: &RenderOptions,
+    tick: Tick<'_>,
 ) -> ProjectRender {
-    let outcomes = in_parallel(project.files.len(), |i| {
+    let outcomes = in_parallel_ticking(project.files.len(), tick, |i| {
         let rel = &project.files[i];
         let source = Zeroizing::new(read_text(&project.root, rel)?);
         let chain = project.chain(rel);
@@ -198,17 +199,19 @@ impl Environment {
         out: Option<&Path>,
     ) -> Result<ProjectRender> {
         let project = project::walk_located(&project::Location::of(root)?, selection, out)?;
-        self.render_walked(&project, options)
+        self.render_walked(&project, options, &no_tick)
     }
 
-    /// Renders the files of a walked project in memory.
+    /// Renders the files of a walked project in memory, ticking as each
+    /// file is done.
     pub fn render_walked(
         &self,
         project: &ProjectFiles,
         options: &RenderOptions,
+        tick: Tick<'_>,
     ) -> Result<ProjectRender> {
         self.preload()?;
-        Ok(render_files(&self.engine(), project, options))
+        Ok(render_files(&self.engine(), project, options, tick))
     }
 
     /// Renders a whole project in memory; `Error::Render` with every

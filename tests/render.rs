@@ -666,3 +666,71 @@ fn a_secret_under_a_condition_is_needed_exactly_when_the_condition_is_kept_for_m
     assert!(set.stdout.contains("kafka_pw: \"k\""), "{}", set.stdout);
     assert!(set.stdout.contains("{% if env_var('USE_KAFKA', '') %}"));
 }
+
+/// A project slow enough that its progress shows (each file loops).
+fn slow_project(ws: &Workspace, files: usize) {
+    ws.set("d", None, "pw", "v");
+    ws.write("big/io_config.yaml", "x: 1\n");
+    for i in 0..files {
+        ws.write(
+            &format!("big/pipelines/p{i}/metadata.yaml"),
+            format!("blocks: []\n{{% for i in range(20000) %}}{{% endfor %}}a: \"{{{{ mage_secret_var('pw') }}}}\"\nb: {i}\n"),
+        );
+    }
+}
+
+/// Runs mage-secrets on a pseudo-terminal (util-linux `script`); what the
+/// terminal showed.
+fn on_terminal(ws: &Workspace, args: &str, ci: bool) -> String {
+    let bin = crate::support::bin();
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-qec", &format!("{} {args}", bin.display()), "/dev/null"])
+        .current_dir(ws.dir.path())
+        .env_remove("CI");
+    if ci {
+        cmd.env("CI", "true");
+    }
+    let out = cmd.output().expect("script (util-linux) runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn progress_shows_on_a_terminal_only_and_is_cleared() {
+    let ws = Workspace::new();
+    slow_project(&ws, 400);
+    let shown = on_terminal(&ws, "--data-dir d render big --out o1", false);
+    assert!(
+        shown.contains("rendering") && shown.contains("/401 files"),
+        "{}",
+        &shown[..shown.len().min(300)]
+    );
+    // Cleared before the summary, which stands on a clean line.
+    assert!(
+        shown.contains("\x1b[2Krendered 401 file(s)"),
+        "{}",
+        &shown[shown.len().saturating_sub(300)..]
+    );
+    let checked = on_terminal(&ws, "--data-dir d check big", false);
+    assert!(checked.contains("checking") && checked.contains("/401 files"));
+    // Never in CI, with -q, or into a pipe.
+    for (args, ci) in [
+        ("--data-dir d render big --out o2", true),
+        ("-q --data-dir d render big --out o3", false),
+    ] {
+        let quiet = on_terminal(&ws, args, ci);
+        assert!(
+            !quiet.contains("/401 files"),
+            "{args}: {}",
+            &quiet[..quiet.len().min(300)]
+        );
+    }
+    let piped = ws
+        .run(&["--data-dir", "d", "render", "big", "--out", "o4"])
+        .ok();
+    assert!(!piped.stderr.contains("files\r") && !piped.stderr.contains('\r'));
+}

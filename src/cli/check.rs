@@ -57,7 +57,10 @@ pub fn check(ctx: &Context, request: &CheckRequest) -> Result<ExitCode> {
             let entry = environment_name::resolve(query, &entries, &location.describe())?;
             reporter.detail(&format!("checking environment {}", entry.long()));
             let presence = Presence::load(store.as_ref(), &entry.uuid)?;
-            check::check(&project, &presence, None, &ProcessEnv, &options)
+            let progress = reporter.progress(project.files.len(), "checking");
+            check::check(&project, &presence, None, &ProcessEnv, &options, &|| {
+                progress.tick()
+            })
         }
         Target::Own => {
             let env = Environment::open_existing(settings)?;
@@ -67,7 +70,15 @@ pub fn check(ctx: &Context, request: &CheckRequest) -> Result<ExitCode> {
             let presence = env.presence()?;
             env.preload()?;
             let engine = env.engine();
-            check::check(&project, &presence, Some(&engine), &ProcessEnv, &options)
+            let progress = reporter.progress(project.files.len(), "checking");
+            check::check(
+                &project,
+                &presence,
+                Some(&engine),
+                &ProcessEnv,
+                &options,
+                &|| progress.tick(),
+            )
         }
     };
     print_report(reporter, &report, project.files.len(), format)?;

@@ -171,6 +171,66 @@ impl Reporter {
     }
 }
 
+/// How long work runs before its progress is shown: quick runs never
+/// flash a bar.
+const PROGRESS_AFTER: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// A progress bar on stderr for work over many files: shown only on a
+/// terminal (never in a pipe, a file or CI), never with `-q`, and only once
+/// the work has run for a moment; gone when the work is done.
+pub struct Progress {
+    bar: indicatif::ProgressBar,
+    started: std::time::Instant,
+    shown: std::sync::atomic::AtomicBool,
+    wanted: bool,
+}
+
+impl Progress {
+    /// Counts one finished file.
+    pub fn tick(&self) {
+        self.bar.inc(1);
+        if self.wanted
+            && !self.shown.load(std::sync::atomic::Ordering::Relaxed)
+            && self.started.elapsed() >= PROGRESS_AFTER
+            && !self.shown.swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            self.bar
+                .set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+impl Reporter {
+    /// A progress bar for `total` files of `what` (e.g. "rendering").
+    pub fn progress(&self, total: usize, what: &'static str) -> Progress {
+        let wanted = !self.quiet
+            && std::io::stderr().is_terminal()
+            && std::env::var_os("CI").is_none_or(|v| v.is_empty());
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some(total as u64),
+            indicatif::ProgressDrawTarget::hidden(),
+        );
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{msg} {wide_bar} {pos}/{len} files")
+        {
+            bar.set_style(style);
+        }
+        bar.set_message(what);
+        Progress {
+            bar,
+            started: std::time::Instant::now(),
+            shown: std::sync::atomic::AtomicBool::new(false),
+            wanted,
+        }
+    }
+}
+
 /// Text on stdout.
 pub fn stdout(text: &str) -> Result<()> {
     write_stdout(&[text.as_bytes()])

@@ -44,7 +44,10 @@ pub fn render(ctx: &Context, request: &RenderRequest) -> Result<ExitCode> {
         return Err(project.nothing_selected(path, selection));
     }
     let env = open_existing(settings, reporter)?;
-    let report = env.render_walked(&project, options)?;
+    let report = {
+        let progress = reporter.progress(project.files.len(), "rendering");
+        env.render_walked(&project, options, &|| progress.tick())?
+    };
     if report.has_errors() {
         return Err(Error::Render(report.diagnostics));
     }
@@ -68,7 +71,12 @@ pub fn render(ctx: &Context, request: &RenderRequest) -> Result<ExitCode> {
     let plan = output::plan(out, &files, flags.prune.then_some(project.start.as_path()))?;
     if flags.diff {
         let masked = if plan.changes.iter().any(|(_, c)| *c != Change::Unchanged) {
-            render::render_files(&review::masked_engine(&env), &project, options)
+            render::render_files(
+                &review::masked_engine(&env),
+                &project,
+                options,
+                &mage_secrets::parallel::no_tick,
+            )
         } else {
             Default::default()
         };
