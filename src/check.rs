@@ -59,6 +59,8 @@ impl crate::Environment {
 pub struct CheckOptions {
     /// Unset `env_var`s without default are errors, not warnings.
     pub strict_env: bool,
+    /// Functions Mage provides at run time besides its own.
+    pub allow_unknown: Vec<String>,
 }
 
 /// One reference as checked.
@@ -190,6 +192,7 @@ fn check_file(
         Some(engine) => {
             let lenient = RenderOptions {
                 lenient: true,
+                allow_unknown: options.allow_unknown.clone(),
                 ..RenderOptions::default()
             };
             let rendered =
@@ -198,16 +201,24 @@ fn check_file(
             problems.extend(rendered.diagnostics.into_iter().filter(|d| {
                 matches!(
                     d.kind,
-                    Kind::Syntax | Kind::Yaml | Kind::Quoting | Kind::Render
+                    Kind::Syntax | Kind::Yaml | Kind::Quoting | Kind::Render | Kind::UnknownName
                 )
             }));
             rendered.references
         }
         None => {
             problems.extend(template::syntax_errors(rel, &source));
-            Analysis::of(&source)
-                .map(|a| a.references)
-                .unwrap_or_default()
+            match Analysis::of(&source) {
+                Ok(a) => {
+                    problems.extend(
+                        template::names::problems(&source, &a, &options.allow_unknown)
+                            .into_iter()
+                            .map(|d| d.in_file(rel)),
+                    );
+                    a.references
+                }
+                Err(_) => Vec::new(),
+            }
         }
     };
     for r in &references {
@@ -457,7 +468,10 @@ mod tests {
             &p,
             None,
             &vars,
-            &CheckOptions { strict_env: true },
+            &CheckOptions {
+                strict_env: true,
+                ..CheckOptions::default()
+            },
             &crate::parallel::no_tick,
         );
         assert_eq!(strict.errors(), report.errors() + 1);

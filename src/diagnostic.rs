@@ -31,6 +31,8 @@ pub enum Kind {
     MissingSecret,
     UnsetEnvVar,
     ComputedName,
+    /// A filter, test or function that is not Jinja2's, Mage's or ours.
+    UnknownName,
     Syntax,
     Render,
     Quoting,

@@ -399,6 +399,9 @@ pub struct SelectFlags {
     /// Leave out files matching GLOB (repeatable)
     #[arg(long, value_name = "GLOB")]
     pub exclude: Vec<String>,
+    /// A function your Mage deployment provides at run time: calls to it are kept for Mage, not refused as unknown (repeatable, or comma-separated)
+    #[arg(long, value_name = "NAME", value_delimiter = ',')]
+    pub allow_unknown: Vec<String>,
 }
 
 fn parse_mode(text: &str) -> Result<u32, String> {

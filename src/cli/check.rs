@@ -19,6 +19,7 @@ pub fn check(ctx: &Context, request: &CheckRequest) -> Result<ExitCode> {
         strict_env,
         format,
         selection,
+        allow_unknown,
     } = request;
     let (strict_env, format) = (*strict_env, *format);
     let location = Location::of(path)?;
@@ -42,7 +43,10 @@ pub fn check(ctx: &Context, request: &CheckRequest) -> Result<ExitCode> {
     if project.files.is_empty() {
         return Err(project.nothing_selected(path, selection));
     }
-    let options = CheckOptions { strict_env };
+    let options = CheckOptions {
+        strict_env,
+        allow_unknown: allow_unknown.clone(),
+    };
     let report = match target {
         Target::All => {
             let store = store::open_existing(&settings.database_location()?)?;

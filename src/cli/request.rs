@@ -71,6 +71,8 @@ pub struct CheckRequest {
     pub strict_env: bool,
     pub format: CheckFormat,
     pub selection: Selection,
+    /// Functions Mage provides at run time besides its own.
+    pub allow_unknown: Vec<String>,
 }
 
 pub struct WatchRequest {
@@ -230,6 +232,7 @@ impl Request {
                     strict_env,
                     format,
                     selection,
+                    allow_unknown: select.allow_unknown,
                 })
             }
             Command::Watch {
@@ -301,6 +304,7 @@ fn render_options(flags: &RenderFlags) -> RenderOptions {
         lenient: flags.lenient,
         raw: flags.raw,
         direct: false,
+        allow_unknown: flags.select.allow_unknown.clone(),
     }
 }
 

@@ -151,6 +151,9 @@ pub struct Analysis {
     /// Every identifier inside `{{ }}` and `{% %}` (names, attributes,
     /// keywords, filters): a superset of the variables the template uses.
     pub identifiers: std::collections::HashSet<String>,
+    /// Filters, tests and called names, for checking them against Jinja2's
+    /// and Mage's (see [`super::names`]).
+    pub uses: super::names::NameUses,
 }
 
 /// A lexer error: message and byte offset.
@@ -287,6 +290,7 @@ impl Analysis {
                     .max(r.end);
                     gap(&mut analysis, pos, r.start);
                     collect_references(body, &mut analysis.references);
+                    super::names::collect_uses(body, is_block, &mut analysis.uses);
                     for (t, _) in body {
                         if let Token::Ident(name) = t {
                             if !analysis.identifiers.contains(*name) {

@@ -133,7 +133,7 @@ pub fn syntax_errors(path: &std::path::Path, source: &str) -> Vec<Diagnostic> {
     let env = minijinja::Environment::new();
     match env.template_from_str(source) {
         Ok(_) => Vec::new(),
-        Err(e) => vec![template_error(source, 0, &e, Kind::Syntax).in_file(path)],
+        Err(e) => vec![template_error(source, 0, &e, Kind::Syntax, None).in_file(path)],
     }
 }
 
@@ -144,14 +144,16 @@ pub(super) fn template_error(
     base: usize,
     e: &minijinja::Error,
     kind: Kind,
+    rewritten: Option<&super::pysyntax::Rewritten>,
 ) -> Diagnostic {
+    let at = |offset: usize| base + super::pysyntax::original(rewritten, offset);
     if e.kind() == minijinja::ErrorKind::TemplateNotFound {
         let d = Diagnostic::error(
             Kind::Render,
             "{% include %}, {% import %} and {% extends %} are refused: each file is rendered on its own, and nothing outside it is read",
         );
         return match e.range() {
-            Some(r) => d.at_offset(source, base + r.start),
+            Some(r) => d.at_offset(source, at(r.start)),
             None => d,
         };
     }
@@ -171,7 +173,7 @@ pub(super) fn template_error(
     };
     let d = Diagnostic::error(kind, format!("{prefix}{message}"));
     match (e.range(), e.line()) {
-        (Some(r), _) => d.at_offset(source, base + r.start),
+        (Some(r), _) => d.at_offset(source, at(r.start)),
         (None, Some(line)) if base == 0 => d.at(source, line, 1),
         _ => d.at_offset(source, base),
     }

@@ -112,11 +112,22 @@ fn scope_of(state: &State) -> Result<Arc<RenderScope>, TemplateError> {
 /// `mage_secret_var(name)`: the secret's value, or none (recorded as missing).
 pub fn mage_secret_var(
     source: Arc<dyn SecretSource>,
-) -> impl Fn(&State, Value, Kwargs) -> Result<Value, TemplateError> + Send + Sync + 'static {
-    move |state: &State, name: Value, kwargs: Kwargs| {
-        // Mage's helper takes extra keyword arguments (entity, pipeline_uuid…)
-        // that only its own store understands; they are accepted and ignored.
-        let _ = kwargs;
+) -> impl Fn(&State, Option<Value>, Kwargs) -> Result<Value, TemplateError> + Send + Sync + 'static
+{
+    move |state: &State, name: Option<Value>, kwargs: Kwargs| {
+        // Mage's helper is `get_secret_value(name, …)`: the name may be given
+        // by keyword. Its other keyword arguments (entity, pipeline_uuid…)
+        // only its own store understands; they are accepted and ignored.
+        let name = match (name, kwargs.get::<Option<Value>>("name")?) {
+            (Some(_), Some(_)) => {
+                return Err(TemplateError::new(
+                    ErrorKind::TooManyArguments,
+                    "mage_secret_var got the name twice (by position and as name=)",
+                ))
+            }
+            (Some(n), None) | (None, Some(n)) => n,
+            (None, None) => return Err(TemplateError::from(ErrorKind::MissingArgument)),
+        };
         let scope = scope_of(state)?;
         let Some(name) = name.as_str() else {
             return Err(TemplateError::new(
@@ -351,7 +362,7 @@ mod tests {
         json_value(Value::from(text), Value::from(path))
             .map(|v| {
                 let mut s = String::new();
-                crate::template::python::write_value(&mut s, &v);
+                crate::template::python::write_value(&mut s, &v).unwrap();
                 s
             })
             .map_err(|e| e.to_string())

@@ -16,10 +16,13 @@ pub mod analysis;
 pub mod assembly;
 mod diagnostics;
 pub mod functions;
+pub mod jinja2;
 mod libyaml;
 mod literal_scan;
+pub mod names;
 mod partial;
 pub mod proof;
+pub mod pysyntax;
 pub mod python;
 pub mod quoting;
 mod whole;
@@ -50,10 +53,17 @@ const KNOWN_NAMES: &[&str] = &[
     "mage_secret_var",
     "env_var",
     "json_value",
-    // minijinja's global functions that Jinja2 also has.
+    // Jinja2's global functions.
     "range",
     "dict",
     "namespace",
+    "lipsum",
+    "cycler",
+    "joiner",
+    // What Python syntax is rewritten to (see `pysyntax`).
+    "__tuple",
+    "__percent",
+    "__loopable",
 ];
 
 /// Upper bound on the work one template may do (loops, macros), so a
@@ -70,6 +80,8 @@ pub struct RenderOptions {
     /// The output is read directly (dbt, a program), not through Mage's
     /// Jinja pass: `{{`, `{%`, `{#` are written as they are, unprotected.
     pub direct: bool,
+    /// Functions Mage provides at run time besides its own (calls kept).
+    pub allow_unknown: Vec<String>,
 }
 
 /// How a file was produced.
@@ -127,9 +139,12 @@ impl Engine {
         env.set_auto_escape_callback(|_| AutoEscape::None);
         env.set_undefined_behavior(UndefinedBehavior::Lenient);
         env.set_fuel(Some(FUEL));
+        jinja2::install(&mut env);
+        pysyntax::install(&mut env);
         env.set_formatter(|out, _state, value| {
             let mut text = String::new();
-            python::write_value(&mut text, value);
+            python::write_value(&mut text, value)
+                .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.0))?;
             out.write_str(&text).map_err(minijinja::Error::from)
         });
         env.add_function(
@@ -179,6 +194,12 @@ impl Engine {
             }
         };
         file.references = analysis.references.clone();
+        let unknown = names::problems(source, &analysis, &options.allow_unknown);
+        if !unknown.is_empty() {
+            // Mage fails on these (or renders them as errors at run time).
+            file.diagnostics.extend(unknown.into_iter().map(located));
+            return file;
+        }
         let scope = RenderScope::new(chain.to_vec());
         let mut sink = Sink {
             errors: Vec::new(),
@@ -192,11 +213,18 @@ impl Engine {
             self.render_simple(source, &analysis, &scope, options, &mut sink)
         } else {
             let name = path.display().to_string();
-            let template = match self.env.template_from_named_str(&name, source) {
+            let rewritten = pysyntax::rewrite(source);
+            let compiled = rewritten.as_ref().map_or(source, |r| r.text.as_str());
+            let template = match self.env.template_from_named_str(&name, compiled) {
                 Ok(t) => t,
                 Err(e) => {
-                    file.diagnostics
-                        .push(located(template_error(source, 0, &e, Kind::Syntax)));
+                    file.diagnostics.push(located(template_error(
+                        source,
+                        0,
+                        &e,
+                        Kind::Syntax,
+                        rewritten.as_ref(),
+                    )));
                     return file;
                 }
             };
@@ -216,7 +244,12 @@ impl Engine {
             )]));
             if whole {
                 file.mode = RenderMode::Whole;
-                self.render_whole(&template, ctx, source, &analysis, options, &mut sink)
+                let file_source = FileSource {
+                    source,
+                    analysis: &analysis,
+                    options,
+                };
+                self.render_whole(&template, rewritten.as_ref(), ctx, &file_source, &mut sink)
             } else {
                 file.mode = RenderMode::Partial;
                 self.render_partial(source, &analysis, ctx, &scope, options, &mut sink)

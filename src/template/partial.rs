@@ -8,6 +8,7 @@ use minijinja::value::Value;
 use super::analysis::{self, Analysis};
 use super::diagnostics::template_error;
 use super::functions::{self, RenderScope};
+use super::pysyntax;
 use super::quoting::Segment;
 use super::{is_raw_marker, Engine, FileSource, RenderOptions, Sink, KNOWN_NAMES};
 use crate::diagnostic::Kind;
@@ -27,12 +28,22 @@ impl Engine {
         sink: &mut Sink,
     ) -> Option<()> {
         // What becomes of each expression, decided (and compiled) once.
+        // Python syntax in an expression is rewritten (see `pysyntax`).
+        let rewrites: Vec<Option<pysyntax::Rewritten>> = analysis
+            .expressions
+            .iter()
+            .map(|site| match site.call {
+                Some(_) => None,
+                None => pysyntax::rewrite(&source[site.outer.clone()]),
+            })
+            .collect();
         let plans: Vec<Plan<'_>> = analysis
             .expressions
             .iter()
-            .map(|site| self.plan(source, site))
+            .zip(&rewrites)
+            .map(|(site, rewritten)| self.plan(source, site, rewritten.as_ref()))
             .collect();
-        let mut sites = analysis.expressions.iter().zip(&plans);
+        let mut sites = analysis.expressions.iter().zip(&plans).zip(&rewrites);
         let mut trim_next = false;
         let segments = &analysis.segments;
         let mut failed = false;
@@ -56,10 +67,9 @@ impl Engine {
                     }
                     // `{{-` of a substituted expression trims the text before it.
                     let next_trims = matches!(segments.get(idx + 1), Some(Segment::Expression(_)))
-                        && sites
-                            .clone()
-                            .next()
-                            .is_some_and(|(s, plan)| s.trim_before && !matches!(plan, Plan::Keep));
+                        && sites.clone().next().is_some_and(|((s, plan), _)| {
+                            s.trim_before && !matches!(plan, Plan::Keep)
+                        });
                     if next_trims {
                         text = text.trim_end();
                     }
@@ -79,7 +89,9 @@ impl Engine {
                     sink.asm.kept(text, stand_in, r.clone());
                 }
                 Segment::Expression(_) => {
-                    let (site, plan) = sites.next().expect("one site per expression segment");
+                    let ((site, plan), rewritten) =
+                        sites.next().expect("one site per expression segment");
+                    let rewritten = rewritten.as_ref();
                     let outer = &source[site.outer.clone()];
                     let evaluated = match plan {
                         Plan::Call(call) => Some(
@@ -115,6 +127,7 @@ impl Engine {
                                     site.outer.start,
                                     &e,
                                     Kind::Render,
+                                    rewritten,
                                 ));
                                 failed = true;
                             }
@@ -135,11 +148,17 @@ impl Engine {
 
     /// Whether a partial render evaluates an expression (a literal call, or
     /// one whose names are all ours, compiled here once) or keeps it.
-    fn plan<'s>(&'s self, source: &'s str, site: &'s analysis::ExpressionSite) -> Plan<'s> {
+    fn plan<'s>(
+        &'s self,
+        source: &'s str,
+        site: &'s analysis::ExpressionSite,
+        rewritten: Option<&'s pysyntax::Rewritten>,
+    ) -> Plan<'s> {
         if let Some(call) = &site.call {
             return Plan::Call(call);
         }
-        match self.env.template_from_str(&source[site.outer.clone()]) {
+        let text = rewritten.map_or(&source[site.outer.clone()], |r| r.text.as_str());
+        match self.env.template_from_str(text) {
             Ok(t)
                 if t.undeclared_variables(false)
                     .iter()

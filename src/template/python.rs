@@ -1,19 +1,155 @@
 //! Printing values the way Jinja2 prints Python objects, so that rendered
 //! output matches Mage's byte for byte: `None`, `True`/`False`, Python's
-//! float repr, and `repr()` for lists and dicts (from `json_value`).
+//! float repr, `repr()` for lists, dicts and tuples, and the views
+//! (`dict_items([…])`) Python's dict methods return. Values Python prints
+//! as an object address (a generator from `map` or `select`) cannot be
+//! reproduced: printing one is an error that names it.
 
-use minijinja::value::{Value, ValueKind};
+use std::sync::Arc;
+
+use minijinja::value::{Enumerator, Object, ObjectRepr, Value, ValueKind};
+
+/// A Python tuple: iterates like a list, prints as `('a', 2)`.
+#[derive(Debug, Clone)]
+pub struct PyTuple(pub Vec<Value>);
+
+impl PyTuple {
+    pub fn value(items: Vec<Value>) -> Value {
+        Value::from_object(PyTuple(items))
+    }
+}
+
+impl Object for PyTuple {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Seq
+    }
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        seq_item(&self.0, key)
+    }
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Seq(self.0.len())
+    }
+}
+
+/// What Python's `dict.keys()`, `.values()` and `.items()` return: iterates
+/// like a list, prints as `dict_keys(['a'])`.
+#[derive(Debug, Clone)]
+pub struct PyView {
+    pub kind: &'static str,
+    pub items: Vec<Value>,
+}
+
+impl Object for PyView {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Seq
+    }
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        seq_item(&self.items, key)
+    }
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Seq(self.items.len())
+    }
+}
+
+/// A Python generator or iterator (what Jinja2's `map`, `select`, `items`,
+/// … return): iterates like a list, but Python prints it as
+/// `<generator object … at 0x…>`, which cannot be reproduced.
+#[derive(Debug, Clone)]
+pub struct PyGenerator {
+    /// The filter that made it.
+    pub origin: &'static str,
+    pub items: Vec<Value>,
+}
+
+impl Object for PyGenerator {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Iterable
+    }
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Values(self.items.clone())
+    }
+    fn is_true(self: &Arc<Self>) -> bool {
+        true // a Python generator is always true, even when empty
+    }
+}
+
+fn seq_item(items: &[Value], key: &Value) -> Option<Value> {
+    let i = i64::try_from(key.clone()).ok()?;
+    let i = if i < 0 { items.len() as i64 + i } else { i };
+    items.get(usize::try_from(i).ok()?).cloned()
+}
+
+/// A value Jinja2 prints as something this crate cannot reproduce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unprintable(pub String);
+
+impl std::fmt::Display for Unprintable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 /// Appends `value` as Jinja2's `{{ value }}` would print it.
-pub fn write_value(out: &mut String, value: &Value) {
+pub fn write_value(out: &mut String, value: &Value) -> Result<(), Unprintable> {
     match value.kind() {
-        ValueKind::Undefined => {}
-        ValueKind::String => out.push_str(value.as_str().unwrap_or_default()),
+        ValueKind::Undefined => Ok(()),
+        ValueKind::String => {
+            out.push_str(value.as_str().unwrap_or_default());
+            Ok(())
+        }
         _ => write_repr(out, value, false),
     }
 }
 
-fn write_repr(out: &mut String, value: &Value, nested: bool) {
+/// Python's `repr()` of `value`.
+pub fn repr(value: &Value) -> Result<String, Unprintable> {
+    let mut out = String::new();
+    write_repr(&mut out, value, true)?;
+    Ok(out)
+}
+
+fn write_items(out: &mut String, items: &[Value]) -> Result<(), Unprintable> {
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        write_repr(out, item, true)?;
+    }
+    Ok(())
+}
+
+fn write_repr(out: &mut String, value: &Value, nested: bool) -> Result<(), Unprintable> {
+    if let Some(t) = value.downcast_object_ref::<PyTuple>() {
+        out.push('(');
+        write_items(out, &t.0)?;
+        if t.0.len() == 1 {
+            out.push(',');
+        }
+        out.push(')');
+        return Ok(());
+    }
+    if let Some(v) = value.downcast_object_ref::<PyView>() {
+        out.push_str(v.kind);
+        out.push_str("([");
+        write_items(out, &v.items)?;
+        out.push_str("])");
+        return Ok(());
+    }
+    if let Some(r) = super::jinja2::range_repr(value) {
+        out.push_str(&r);
+        return Ok(());
+    }
+    if let Some(g) = value.downcast_object_ref::<PyGenerator>() {
+        return Err(Unprintable(format!(
+            "the result of `{}` is a Python generator, which Jinja2 prints as `<generator object …>`: add `| list` (or `| join`) before printing it",
+            g.origin
+        )));
+    }
+    if value.kind() == ValueKind::Map && !super::jinja2::is_dict(value) {
+        return Err(Unprintable(
+            "this object (a namespace()?) prints as `<… object>` in Jinja2, which is not reproduced: print its attributes".into(),
+        ));
+    }
     match value.kind() {
         ValueKind::Undefined | ValueKind::None => out.push_str("None"),
         ValueKind::Bool => out.push_str(if value.is_true() { "True" } else { "False" }),
@@ -35,14 +171,15 @@ fn write_repr(out: &mut String, value: &Value, nested: bool) {
                 }
             }
         }
-        ValueKind::Seq => {
+        // minijinja's lazy sequences (`a + b`) are lists in Python.
+        ValueKind::Seq | ValueKind::Iterable => {
             out.push('[');
             if let Ok(iter) = value.try_iter() {
                 for (i, item) in iter.enumerate() {
                     if i > 0 {
                         out.push_str(", ");
                     }
-                    write_repr(out, &item, true);
+                    write_repr(out, &item, true)?;
                 }
             }
             out.push(']');
@@ -54,16 +191,26 @@ fn write_repr(out: &mut String, value: &Value, nested: bool) {
                     if i > 0 {
                         out.push_str(", ");
                     }
-                    write_repr(out, &key, true);
+                    write_repr(out, &key, true)?;
                     out.push_str(": ");
                     let item = value.get_item(&key).unwrap_or_default();
-                    write_repr(out, &item, true);
+                    write_repr(out, &item, true)?;
                 }
             }
             out.push('}');
         }
-        _ => out.push_str(&value.to_string()),
+        ValueKind::Bytes => {
+            return Err(Unprintable(
+                "bytes print as Python's b'…' in Jinja2, which is not reproduced".into(),
+            ))
+        }
+        kind => {
+            return Err(Unprintable(format!(
+                "this value ({kind}) prints as a Python object in Jinja2 (`<… object at 0x…>`), which cannot be reproduced: print its items or attributes instead"
+            )))
+        }
     }
+    Ok(())
 }
 
 /// Python's `repr(str)`.
@@ -142,7 +289,7 @@ mod tests {
 
     fn show(v: Value) -> String {
         let mut s = String::new();
-        write_value(&mut s, &v);
+        write_value(&mut s, &v).unwrap();
         s
     }
 

@@ -8,6 +8,7 @@ use minijinja::OutputSpanKind;
 use super::analysis::Analysis;
 use super::diagnostics::template_error;
 use super::functions::{self, RenderScope};
+use super::pysyntax::{self, Rewritten};
 use super::quoting::{QuotingContext, Segment};
 use super::{Engine, FileSource, RenderOptions, Sink};
 use crate::diagnostic::Kind;
@@ -63,17 +64,19 @@ impl Engine {
     pub(super) fn render_whole(
         &self,
         template: &minijinja::Template<'_, '_>,
+        rewritten: Option<&Rewritten>,
         ctx: Value,
-        source: &str,
-        analysis: &Analysis,
-        options: &RenderOptions,
+        file: &FileSource<'_>,
         sink: &mut Sink,
     ) -> Option<()> {
+        let FileSource {
+            source, analysis, ..
+        } = *file;
         let (raw_output, spans) = match template.render_with_spans(ctx) {
             Ok(r) => r,
             Err(e) => {
                 sink.errors
-                    .push(template_error(source, 0, &e, Kind::Render));
+                    .push(template_error(source, 0, &e, Kind::Render, rewritten));
                 return None;
             }
         };
@@ -85,24 +88,17 @@ impl Engine {
                     .text(&raw_output[last..range.start], source.len()..source.len());
             }
             let text = &raw_output[range.clone()];
-            let source_range = span.source_range();
+            // Spans of a rewritten template, mapped back to the source.
+            let source_range = {
+                let r = span.source_range();
+                pysyntax::original(rewritten, r.start)..pysyntax::original(rewritten, r.end)
+            };
             match span.kind() {
                 OutputSpanKind::Expression => {
                     let site = analysis.expression_at(source_range.start);
                     let context = site.map_or(QuotingContext::Plain, |s| s.context);
                     let bare = site.is_some_and(|s| s.bare);
-                    self.place(
-                        text,
-                        bare,
-                        context,
-                        &FileSource {
-                            source,
-                            analysis,
-                            options,
-                        },
-                        source_range.clone(),
-                        sink,
-                    );
+                    self.place(text, bare, context, file, source_range.clone(), sink);
                 }
                 _ => sink.asm.text(text, source_range),
             }
