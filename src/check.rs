@@ -16,8 +16,11 @@ use crate::parallel::{in_parallel_ticking, Tick};
 use crate::project::{read_text, ProjectFiles};
 use crate::secret::{describe_chain, Scope};
 use crate::store::{ScopeFilter, SecretStore};
+use std::sync::Arc;
+
+use crate::secret::SecretValue;
 use crate::template::analysis::{self, Analysis, Function};
-use crate::template::{self, Engine, EnvVars, RenderOptions};
+use crate::template::{self, functions, Engine, EnvVars, RenderMode, RenderOptions, SecretSource};
 
 /// Which (scope, name) pairs an environment holds.
 #[derive(Debug, Clone)]
@@ -28,6 +31,18 @@ pub struct Presence {
 }
 
 impl Presence {
+    /// An environment holding exactly these (scope, name) pairs.
+    pub fn of(environment: &str, names: impl IntoIterator<Item = (Scope, String)>) -> Presence {
+        let mut by_name: HashMap<String, HashSet<Scope>> = HashMap::new();
+        for (scope, name) in names {
+            by_name.entry(name).or_default().insert(scope);
+        }
+        Presence {
+            environment: environment.to_string(),
+            names: by_name,
+        }
+    }
+
     /// Reads the names of one environment (one query, no decryption).
     pub fn load(store: &dyn SecretStore, environment: &str) -> Result<Presence> {
         let mut names: HashMap<String, HashSet<Scope>> = HashMap::new();
@@ -61,6 +76,9 @@ pub struct CheckOptions {
     pub strict_env: bool,
     /// Functions Mage provides at run time besides its own.
     pub allow_unknown: Vec<String>,
+    /// Names that cannot be checked (computed from a secret's value without
+    /// the key, or from values Mage has only at run time) are warnings.
+    pub allow_unverifiable: bool,
 }
 
 /// One reference as checked.
@@ -109,22 +127,42 @@ impl CheckReport {
     }
 }
 
-/// Checks every file of `project` against `presence`. `engine` (the
-/// environment's own, with its key) adds the in-memory render and YAML parse.
+/// Checks every file of `project` against `presence`. Each file is rendered
+/// strictly: with `engine` (the environment's own, with its key), exactly as
+/// `render` would, YAML parse included; without it, with a stand-in for each
+/// present secret's value, which evaluates every name that does not depend
+/// on a value (`{% set %}`, loops over literals, `env_var`, macros, indirect
+/// calls). What the render asks for is its verdict; references it did not
+/// reach (a branch not taken) are checked by existence on top.
 pub fn check(
     project: &ProjectFiles,
     presence: &Presence,
     engine: Option<&Engine>,
-    vars: &dyn EnvVars,
+    vars: Arc<dyn EnvVars>,
     options: &CheckOptions,
     tick: Tick<'_>,
 ) -> CheckReport {
+    let stand_in;
+    let (engine, with_key) = match engine {
+        Some(e) => (e, true),
+        None => {
+            stand_in = Engine::new(Arc::new(Placeholders(presence.clone())), vars.clone());
+            (&stand_in, false)
+        }
+    };
     let per_file = in_parallel_ticking(project.files.len(), tick, |i| {
-        check_file(project, &project.files[i], presence, engine, vars, options)
+        check_file(
+            project,
+            &project.files[i],
+            presence,
+            (engine, with_key),
+            &*vars,
+            options,
+        )
     });
     let mut report = CheckReport {
         environment: presence.environment.clone(),
-        yaml_checked: engine.is_some(),
+        yaml_checked: with_key,
         files: Vec::with_capacity(per_file.len()),
         problems: project.diagnostics.clone(),
     };
@@ -161,12 +199,27 @@ pub fn walk_warnings(project: &ProjectFiles) -> Vec<Diagnostic> {
     warnings
 }
 
+/// Secrets without their key: a present secret's value is a stand-in.
+struct Placeholders(Presence);
+
+impl SecretSource for Placeholders {
+    fn lookup(&self, chain: &[Scope], name: &str) -> Result<Option<Arc<SecretValue>>> {
+        Ok(self
+            .0
+            .resolve(chain, name)
+            .map(|_| Arc::new(SecretValue::new(functions::placeholder(name)))))
+    }
+    fn environment(&self) -> &str {
+        &self.0.environment
+    }
+}
+
 /// Checks one file: its report (none when it cannot be read) and problems.
 fn check_file(
     project: &ProjectFiles,
     rel: &std::path::Path,
     presence: &Presence,
-    engine: Option<&Engine>,
+    (engine, with_key): (&Engine, bool),
     vars: &dyn EnvVars,
     options: &CheckOptions,
 ) -> (Option<FileReport>, Vec<Diagnostic>) {
@@ -184,49 +237,102 @@ fn check_file(
     if !analysis::has_template_syntax(&source) {
         return (Some(file), problems);
     }
-    let references = match engine {
-        // With the key: one render (leniently: missing values are reported
-        // from the references below) gives the syntax errors, the
-        // references, and what only a render shows (YAML, quoting, helpers
-        // failing).
-        Some(engine) => {
-            let lenient = RenderOptions {
-                lenient: true,
-                allow_unknown: options.allow_unknown.clone(),
-                ..RenderOptions::default()
-            };
-            let rendered =
-                engine.render(rel, &source, &chain, &lenient, crate::project::is_yaml(rel));
-            drop(rendered.output.map(zeroize::Zeroizing::new));
-            problems.extend(rendered.diagnostics.into_iter().filter(|d| {
-                matches!(
-                    d.kind,
-                    Kind::Syntax | Kind::Yaml | Kind::Quoting | Kind::Render | Kind::UnknownName
-                )
-            }));
-            rendered.references
-        }
-        None => {
-            problems.extend(template::syntax_errors(rel, &source));
-            match Analysis::of(&source) {
-                Ok(a) => {
-                    problems.extend(
-                        template::names::problems(&source, &a, &options.allow_unknown)
-                            .into_iter()
-                            .map(|d| d.in_file(rel)),
-                    );
-                    a.references
+    let strict = RenderOptions {
+        lenient: false,
+        raw: false,
+        direct: false,
+        allow_unknown: options.allow_unknown.clone(),
+    };
+    let rendered = engine.render(
+        rel,
+        &source,
+        &chain,
+        &strict,
+        with_key && crate::project::is_yaml(rel),
+    );
+    drop(rendered.output.map(zeroize::Zeroizing::new));
+    // What the render asked for and did not find is its own verdict.
+    let asked: HashSet<(Kind, String)> = rendered
+        .diagnostics
+        .iter()
+        .filter_map(|d| Some((d.kind, d.name.clone()?)))
+        .collect();
+    for mut d in rendered.diagnostics {
+        // `check` may look at another environment than the data dir's.
+        if d.kind == Kind::MissingSecret {
+            if let Some(help) = d.help.as_mut().filter(|h| h.starts_with("set it with")) {
+                if let Some(end) = help
+                    .find('`')
+                    .and_then(|a| help[a + 1..].find('`').map(|b| a + b + 2))
+                {
+                    help.insert_str(end, " in that environment's data dir");
                 }
-                Err(_) => Vec::new(),
             }
         }
-    };
-    for r in &references {
+        problems.push(match d.kind {
+            Kind::UnsetEnvVar if !options.strict_env && d.is_error() => d.into_warning(),
+            Kind::ComputedName if options.allow_unverifiable => d.into_warning(),
+            _ => d,
+        });
+    }
+    let whole = rendered.mode != RenderMode::Partial;
+    // A render that stopped (syntax, a failing expression, an unknown name)
+    // did not reach everything: static findings keep their weight.
+    let finished = !problems
+        .iter()
+        .any(|d| matches!(d.kind, Kind::Syntax | Kind::Render | Kind::UnknownName) && d.is_error());
+    let kept = |offset: usize| rendered.kept.iter().any(|r| r.contains(&offset));
+    for r in &rendered.references {
         let (checked, problem) = check_reference(r, &source, &chain, presence, vars, options);
         file.references.push(checked);
-        problems.extend(problem.map(|d| d.in_file(rel)));
+        let Some(problem) = problem else { continue };
+        let kind_asked = |k| {
+            r.name
+                .as_ref()
+                .is_some_and(|n| asked.contains(&(k, n.clone())))
+        };
+        let problem = match (&r.name, problem.kind) {
+            // The render reported this name itself.
+            (Some(_), Kind::MissingSecret) if kind_asked(Kind::MissingSecret) => continue,
+            (Some(_), Kind::UnsetEnvVar) if kind_asked(Kind::UnsetEnvVar) => continue,
+            // Not reached by this render (a branch not taken here), and not
+            // kept for Mage to evaluate: it cannot fail this environment.
+            (Some(_), Kind::MissingSecret) if finished && (whole || !kept(r.offset)) => {
+                let message = format!(
+                    "{} (not used in this environment: the render does not reach it)",
+                    problem.message
+                );
+                Diagnostic { message, ..problem }.into_warning()
+            }
+            // A name Mage computes at run time from values only it has.
+            (None, Kind::ComputedName) if kept(r.offset) => {
+                let d = Diagnostic::error(
+                    Kind::ComputedName,
+                    "cannot be checked: the name is computed from values Mage has only at run time",
+                )
+                .with_help("use a literal name, or pass --allow-unverifiable")
+                .at(&source, checked_line(&file), checked_col(&file));
+                if options.allow_unverifiable {
+                    d.into_warning()
+                } else {
+                    d
+                }
+            }
+            // Evaluated by the render where it is reached.
+            (None, Kind::ComputedName) => continue,
+            _ => problem,
+        };
+        problems.push(problem.in_file(rel));
     }
     (Some(file), problems)
+}
+
+fn checked_line(file: &FileReport) -> usize {
+    file.references.last().map_or(1, |r| r.line)
+}
+
+fn checked_col(file: &FileReport) -> usize {
+    file.references.last().map_or(1, |r| r.col)
 }
 
 fn check_reference(
@@ -440,11 +546,12 @@ mod tests {
                 .into_iter()
                 .collect(),
         );
+        let vars: Arc<dyn EnvVars> = Arc::new(vars);
         let report = check(
             &project,
             &p,
             None,
-            &vars,
+            vars.clone(),
             &CheckOptions::default(),
             &crate::parallel::no_tick,
         );
@@ -454,11 +561,14 @@ mod tests {
             vec![
                 "data_loaders/broken.yaml:1:27: error: template syntax error: syntax error: unexpected `}`, expected `,`",
                 "data_loaders/broken.yaml:1:7: error: secret 'x' is not set in environment env-1",
-                "io_config.yaml:2:21: error: secret 'gone' is not set in environment env-1",
-                "io_config.yaml:3:9: error: secret 'commented' is not set in environment env-1",
+                // Only in a YAML comment: Mage's None there changes nothing.
+                "io_config.yaml:3:9: warning: secret 'commented' is not set in environment env-1 (only inside a YAML comment, which it leaves as None)",
+                // In a branch the render does not take in this environment.
+                "io_config.yaml:2:21: warning: secret 'gone' is not set in environment env-1 (not used in this environment: the render does not reach it)",
                 "pipelines/etl/metadata.yaml:1:7: error: secret 'token' is not set in environment env-1 (scopes searched: pipeline:etl, global)",
-                "pipelines/etl/metadata.yaml:2:7: warning: cannot be checked statically: the name passed to mage_secret_var is computed",
                 "pipelines/etl/metadata.yaml:3:7: warning: environment variable 'UNSET_VAR' is not set and env_var has no default",
+                // `p` is only Mage's at run time: the name cannot be known.
+                "pipelines/etl/metadata.yaml:2:7: error: cannot be checked: the name is computed from values Mage has only at run time",
             ]
         );
         assert!(!report.yaml_checked);
@@ -467,7 +577,7 @@ mod tests {
             &project,
             &p,
             None,
-            &vars,
+            vars,
             &CheckOptions {
                 strict_env: true,
                 ..CheckOptions::default()

@@ -25,7 +25,7 @@ impl fmt::Display for Severity {
 }
 
 /// What kind of problem a diagnostic reports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     MissingSecret,
@@ -33,6 +33,8 @@ pub enum Kind {
     ComputedName,
     /// A filter, test or function that is not Jinja2's, Mage's or ours.
     UnknownName,
+    /// A secret name that breaks Mage's rule for names.
+    InvalidName,
     Syntax,
     Render,
     Quoting,
@@ -83,6 +85,14 @@ impl Diagnostic {
         Diagnostic {
             severity: Severity::Warning,
             ..Diagnostic::error(kind, message)
+        }
+    }
+
+    /// The same finding as a warning.
+    pub fn into_warning(self) -> Diagnostic {
+        Diagnostic {
+            severity: Severity::Warning,
+            ..self
         }
     }
 

@@ -169,7 +169,11 @@ fn names_with_sql_metacharacters_are_only_names() {
         format!("a: \"{{{{ mage_secret_var(\"{evil}\") }}}}\"\n"),
     );
     let render = ws.run(&["--data-dir", "d", "render", "p/a.yaml"]).code(1);
-    assert!(render.stderr.contains("is not set"), "{}", render.stderr);
+    assert!(
+        render.stderr.contains("is not a valid secret name"),
+        "{}",
+        render.stderr
+    );
     ws.run(&["--data-dir", "d", "get", "pw"]).ok();
     assert_eq!(
         ws.run(&["--data-dir", "d", "list"])

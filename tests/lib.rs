@@ -5,6 +5,7 @@ mod fault_proxy;
 mod support;
 
 mod check;
+mod check_conformance;
 mod completions;
 mod differential;
 mod environment_identity;

@@ -284,6 +284,9 @@ Exit status: 0 nothing wrong, 1 problems found, 2 the check could not run.")]
         /// Unset env_var()s without a default are errors, not warnings
         #[arg(long)]
         strict_env: bool,
+        /// Names that cannot be checked (computed from a secret's value without the key, or from values Mage has only at run time) are warnings, not errors
+        #[arg(long)]
+        allow_unverifiable: bool,
         /// Output format: diagnostics on stderr, one JSON document, or GitHub Actions annotations
         #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
         format: CheckFormat,

@@ -1,5 +1,7 @@
 //! `check`: text, JSON or GitHub Actions reports of what would not resolve.
 
+use std::sync::Arc;
+
 use mage_secrets::check::{self, CheckOptions, CheckReport, Presence, PresenceTable};
 use mage_secrets::diagnostic::Diagnostic;
 use mage_secrets::environment_name::{self, EnvironmentEntry};
@@ -20,6 +22,7 @@ pub fn check(ctx: &Context, request: &CheckRequest) -> Result<ExitCode> {
         format,
         selection,
         allow_unknown,
+        allow_unverifiable,
     } = request;
     let (strict_env, format) = (*strict_env, *format);
     let location = Location::of(path)?;
@@ -46,6 +49,7 @@ pub fn check(ctx: &Context, request: &CheckRequest) -> Result<ExitCode> {
     let options = CheckOptions {
         strict_env,
         allow_unknown: allow_unknown.clone(),
+        allow_unverifiable: *allow_unverifiable,
     };
     let report = match target {
         Target::All => {
@@ -62,9 +66,14 @@ pub fn check(ctx: &Context, request: &CheckRequest) -> Result<ExitCode> {
             reporter.detail(&format!("checking environment {}", entry.long()));
             let presence = Presence::load(store.as_ref(), &entry.uuid)?;
             let progress = reporter.progress(project.files.len(), "checking");
-            check::check(&project, &presence, None, &ProcessEnv, &options, &|| {
-                progress.tick()
-            })
+            check::check(
+                &project,
+                &presence,
+                None,
+                Arc::new(ProcessEnv),
+                &options,
+                &|| progress.tick(),
+            )
         }
         Target::Own => {
             let env = Environment::open_existing(settings)?;
@@ -79,7 +88,7 @@ pub fn check(ctx: &Context, request: &CheckRequest) -> Result<ExitCode> {
                 &project,
                 &presence,
                 Some(&engine),
-                &ProcessEnv,
+                Arc::new(ProcessEnv),
                 &options,
                 &|| progress.tick(),
             )

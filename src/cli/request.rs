@@ -73,6 +73,8 @@ pub struct CheckRequest {
     pub selection: Selection,
     /// Functions Mage provides at run time besides its own.
     pub allow_unknown: Vec<String>,
+    /// Names that cannot be checked are warnings, not errors.
+    pub allow_unverifiable: bool,
 }
 
 pub struct WatchRequest {
@@ -217,6 +219,7 @@ impl Request {
                 environment,
                 all_environments,
                 strict_env,
+                allow_unverifiable,
                 format,
                 select,
             } => {
@@ -233,6 +236,7 @@ impl Request {
                     format,
                     selection,
                     allow_unknown: select.allow_unknown,
+                    allow_unverifiable,
                 })
             }
             Command::Watch {

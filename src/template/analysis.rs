@@ -377,7 +377,15 @@ fn collect_references(tokens: &[(Token<'_>, Span)], out: &mut Vec<Reference>) {
             continue; // an attribute such as `x.env_var(…)`
         }
         if !matches!(tokens.get(i + 1), Some((Token::ParenOpen, _))) {
-            continue; // a bare name, not a call
+            // A bare name: the function used indirectly (`{% set f =
+            // mage_secret_var %}`), its argument unknown here.
+            out.push(Reference {
+                function,
+                name: None,
+                has_default: false,
+                offset: span.start_offset as usize,
+            });
+            continue;
         }
         let (args, closed) = call_arguments(&tokens[i + 2..]);
         let first = match args.first() {
@@ -386,10 +394,19 @@ fn collect_references(tokens: &[(Token<'_>, Span)], out: &mut Vec<Reference>) {
             Some(arg) => literal_argument(&arg[..arg.len().min(1)]),
             None => None,
         };
-        let has_default = args.len() > 1
-            || args
-                .iter()
-                .any(|a| matches!(a, [(Token::Ident("default"), _), (Token::Assign, _), ..]));
+        // `none` (Python's default) is no default.
+        let is_none = |t: &[(Token<'_>, Span)]| {
+            matches!(t, [(Token::Ident("none" | "None"), _)])
+                || matches!(
+                    t,
+                    [
+                        (Token::Ident("default"), _),
+                        (Token::Assign, _),
+                        (Token::Ident("none" | "None"), _)
+                    ]
+                )
+        };
+        let has_default = args.iter().skip(1).any(|a| !is_none(a));
         out.push(Reference {
             function,
             name: first,

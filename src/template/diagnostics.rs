@@ -3,6 +3,7 @@
 
 use super::analysis::{self, Analysis, Function};
 use super::functions::Missing;
+use super::quoting::QuotingContext;
 use super::Engine;
 use crate::diagnostic::{Diagnostic, Kind};
 use crate::error::not_set_message;
@@ -18,34 +19,105 @@ impl Engine {
         lenient: bool,
         partial: bool,
     ) -> Vec<Diagnostic> {
-        let (function, name, message) = match missing {
+        let (function, name, message, help, kind) = match missing {
             Missing::Secret(name) => (
                 Function::SecretVar,
                 name,
                 not_set_message(name, &self.environment_uuid, &describe_chain(chain)),
+                format!("set it with `mage-secrets set {name}`"),
+                Kind::MissingSecret,
             ),
             Missing::EnvVar(name) => (
                 Function::EnvVar,
                 name,
                 format!("environment variable '{name}' is not set and env_var has no default"),
+                format!("export {name}, or give env_var a default: env_var('{name}', 'default')"),
+                Kind::UnsetEnvVar,
             ),
-        };
-        let help = match function {
-            Function::SecretVar => format!("set it with `mage-secrets set {name}`"),
-            Function::EnvVar => {
-                format!("export {name}, or give env_var a default: env_var('{name}', 'default')")
+            Missing::InvalidName(name) => (
+                Function::SecretVar,
+                name,
+                format!("'{name}' is not a valid secret name, so Mage never finds it"),
+                "a secret name is letters, digits and _, not starting with a digit (at most 255 bytes)".to_string(),
+                Kind::InvalidName,
+            ),
+            Missing::JsonPath { secret, path } => {
+                let message = match secret {
+                    Some(s) => format!("json_value: path '{path}' is not in the JSON of secret '{s}'"),
+                    None => format!("json_value: path '{path}' is not in the JSON it reads"),
+                };
+                let d = if lenient {
+                    Diagnostic::warning(Kind::MissingSecret, format!("{message}; rendered as None"))
+                } else {
+                    Diagnostic::error(Kind::MissingSecret, message)
+                }
+                .with_help("check the path, or the secret's JSON (`mage-secrets get NAME`)");
+                let d = match secret {
+                    Some(s) => d.named(s),
+                    None => d,
+                };
+                // The call whose path literal this is, else the first call.
+                let literal = [format!("'{path}'"), format!("\"{path}\"")];
+                let place = literal
+                    .iter()
+                    .filter_map(|l| source.find(l.as_str()))
+                    .min()
+                    .and_then(|at| source[..at].rfind("json_value"))
+                    .or_else(|| source.find("json_value"));
+                return vec![match place {
+                    Some(o) => d.at_offset(source, o),
+                    None => d,
+                }];
+            }
+            Missing::Unverifiable(from) => {
+                let d = Diagnostic::error(
+                    Kind::ComputedName,
+                    format!("a secret or variable name here is computed from the value of secret '{from}', which cannot be checked without this environment's key"),
+                )
+                .named(from)
+                .with_help("check with the environment's own data dir (its key), or pass --allow-unverifiable");
+                let place = analysis
+                    .references
+                    .iter()
+                    .find(|r| r.name.is_none())
+                    .map(|r| r.offset);
+                return vec![match place {
+                    Some(o) => d.at_offset(source, o),
+                    None => d,
+                }];
             }
         };
         let (message, make) = missing_severity(message, lenient);
-        let kind = missing_kind(function);
         let places: Vec<usize> = analysis
             .references
             .iter()
             .filter(|r| r.function == function && r.name.as_deref() == Some(name.as_str()))
+            .filter(|r| !r.has_default)
             .map(|r| r.offset)
             .collect();
         if places.is_empty() {
             return self.computed_name_diagnostics(function, source, analysis, lenient);
+        }
+        // Where every place is inside a YAML comment, the missing value
+        // changes nothing Mage reads (it renders `None` in the comment).
+        let in_comment = |o: usize| {
+            analysis
+                .expression_at(o)
+                .is_some_and(|s| s.context == QuotingContext::Comment)
+        };
+        if places.iter().all(|o| in_comment(*o)) {
+            return places
+                .into_iter()
+                .map(|o| {
+                    Diagnostic::warning(
+                        kind,
+                        format!("{message} (only inside a YAML comment, which it leaves as None)"),
+                    )
+                    .named(name)
+                    .with_help(help.clone())
+                    .at_offset(source, o)
+                })
+                .collect();
         }
         places
             .into_iter()

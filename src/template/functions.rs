@@ -41,6 +41,33 @@ impl EnvVars for ProcessEnv {
 pub enum Missing {
     Secret(String),
     EnvVar(String),
+    /// A name that cannot be a secret's (Mage's rule).
+    InvalidName(String),
+    /// `json_value` over a secret's JSON with a path that is not there.
+    JsonPath {
+        secret: Option<String>,
+        path: String,
+    },
+    /// A name computed from a secret's value, which `check` without the
+    /// key cannot know (the secret it came from).
+    Unverifiable(String),
+}
+
+/// Marks a stand-in value (see [`placeholder`]): a private-use character no
+/// secret name has.
+pub const PLACEHOLDER_MARK: char = '\u{E000}';
+
+/// The stand-in for a present secret's value when its key is not at hand:
+/// names computed from it are recognised as value-dependent.
+pub fn placeholder(name: &str) -> String {
+    format!("{PLACEHOLDER_MARK}{name}{PLACEHOLDER_MARK}")
+}
+
+/// The secret a stand-in value (or a text holding one) came from.
+fn placeholder_source(text: &str) -> Option<String> {
+    let start = text.find(PLACEHOLDER_MARK)? + PLACEHOLDER_MARK.len_utf8();
+    let len = text[start..].find(PLACEHOLDER_MARK)?;
+    Some(text[start..start + len].to_string())
 }
 
 /// The per-render state the functions see: which scopes a file searches,
@@ -129,6 +156,13 @@ pub fn mage_secret_var(
             (None, None) => return Err(TemplateError::from(ErrorKind::MissingArgument)),
         };
         let scope = scope_of(state)?;
+        if let Some(from) = name.as_str().and_then(placeholder_source) {
+            scope
+                .record()
+                .missing
+                .push(Missing::Unverifiable(from.clone()));
+            return Ok(Value::from(placeholder(&from)));
+        }
         let Some(name) = name.as_str() else {
             return Err(TemplateError::new(
                 ErrorKind::InvalidOperation,
@@ -142,7 +176,7 @@ pub fn mage_secret_var(
             scope
                 .record()
                 .missing
-                .push(Missing::Secret(name.to_string()));
+                .push(Missing::InvalidName(name.to_string()));
             return Ok(Value::from(()));
         }
         match source.lookup(&scope.chain, name) {
@@ -200,7 +234,7 @@ pub(crate) fn eval_simple(
                 scope
                     .record()
                     .missing
-                    .push(Missing::Secret(call.name.clone()));
+                    .push(Missing::InvalidName(call.name.clone()));
                 return Ok(Printed::none());
             }
             match secrets.lookup(&scope.chain, &call.name)? {
@@ -243,9 +277,18 @@ pub fn env_var(
             None => default,
         };
         kwargs.assert_all_used()?;
+        if let Some(from) = placeholder_source(&name) {
+            let scope = scope_of(state)?;
+            scope
+                .record()
+                .missing
+                .push(Missing::Unverifiable(from.clone()));
+            return Ok(Value::from(placeholder(&from)));
+        }
         match vars.get(&name) {
             Some(v) => Ok(Value::from(v)),
-            None => match default {
+            // `none` is Python's default: no default at all.
+            None => match default.filter(|d| !d.is_none()) {
                 Some(d) => Ok(d),
                 None => {
                     scope_of(state)?
@@ -263,15 +306,53 @@ pub fn env_var(
 /// failure returns `text`), then follows a dotted `path` with `key[i]`
 /// indexing, raising where Python would.
 pub fn json_value(text: Value, path: Value) -> Result<Value, TemplateError> {
-    let Some(s) = text.as_str() else {
-        // `not None` / non-strings: json.loads fails or is skipped → returned as is.
-        return Ok(text);
-    };
-    if s.is_empty() {
+    json_dig(text, path).map(|(v, _)| v)
+}
+
+/// `json_value` as templates call it: a path that is not in a secret's JSON
+/// is recorded as missing (strict renders fail on it, naming the secret and
+/// the path; Mage renders `None`).
+pub fn json_value_recorded(
+    state: &State,
+    text: Value,
+    path: Value,
+) -> Result<Value, TemplateError> {
+    if text.as_str().and_then(placeholder_source).is_some() {
+        // A stand-in value: the path cannot be followed without the key.
         return Ok(text);
     }
+    let (value, missing) = json_dig(text.clone(), path.clone())?;
+    if missing {
+        let scope = scope_of(state)?;
+        let secret = text.as_str().and_then(|t| {
+            scope
+                .used()
+                .into_iter()
+                .find(|(_, v)| v.as_str() == t)
+                .map(|(n, _)| n)
+        });
+        let path = path
+            .as_str()
+            .map_or_else(|| path.to_string(), str::to_string);
+        scope
+            .record()
+            .missing
+            .push(Missing::JsonPath { secret, path });
+    }
+    Ok(value)
+}
+
+/// Follows `path` in `text`: the value, and whether a key was not there.
+fn json_dig(text: Value, path: Value) -> Result<(Value, bool), TemplateError> {
+    let Some(s) = text.as_str() else {
+        // `not None` / non-strings: json.loads fails or is skipped → returned as is.
+        return Ok((text, false));
+    };
+    if s.is_empty() {
+        return Ok((text, false));
+    }
     let Ok(json) = serde_json::from_str::<serde_json::Value>(s) else {
-        return Ok(text);
+        return Ok((text, false));
     };
     let keys: Vec<String> = match path.as_str() {
         Some(p) => p.split('.').map(|k| k.trim().to_string()).collect(),
@@ -282,10 +363,17 @@ pub fn json_value(text: Value, path: Value) -> Result<Value, TemplateError> {
             .collect(),
     };
     let mut current = json;
+    let mut missing = false;
     for key in keys {
+        let looked_up = split_index(&key).is_none() && truthy(&current);
+        let present = match &current {
+            serde_json::Value::Object(map) => map.contains_key(&key),
+            _ => true,
+        };
+        missing |= looked_up && !present;
         current = dig_step(current, &key)?;
     }
-    Ok(Value::from(minijinja::value::Serde(&current)))
+    Ok((Value::from(minijinja::value::Serde(&current)), missing))
 }
 
 fn json_error(detail: impl Into<String>) -> TemplateError {

@@ -109,6 +109,8 @@ pub struct FileRender {
     /// Every call to `mage_secret_var` and `env_var` in the template,
     /// rendered or not (empty when the template does not lex).
     pub references: Vec<analysis::Reference>,
+    /// Source ranges kept for Mage to evaluate at run time (partial renders).
+    pub kept: Vec<Range<usize>>,
 }
 
 impl FileRender {
@@ -152,7 +154,7 @@ impl Engine {
             functions::mage_secret_var(secrets.clone()),
         );
         env.add_function("env_var", functions::env_var(vars.clone()));
-        env.add_function("json_value", functions::json_value);
+        env.add_function("json_value", functions::json_value_recorded);
         Engine {
             env,
             environment_uuid,
@@ -177,6 +179,7 @@ impl Engine {
             diagnostics: Vec::new(),
             secrets: Vec::new(),
             references: Vec::new(),
+            kept: Vec::new(),
         };
         if !analysis::has_template_syntax(source) {
             file.output = Some(source.to_string());
@@ -205,6 +208,7 @@ impl Engine {
             errors: Vec::new(),
             asm: Assembly::new(source.len() + 64, !options.direct),
             tags_kept: false,
+            kept: Vec::new(),
         };
         let rendered = if analysis.is_simple(source) {
             // Text and literal calls only: evaluated directly, with exactly
@@ -261,6 +265,7 @@ impl Engine {
             sink.errors
                 .push(Diagnostic::error(Kind::Render, failure.to_string()));
         }
+        file.kept = std::mem::take(&mut sink.kept);
         file.diagnostics
             .extend(sink.errors.into_iter().map(located));
         for missing in scope.missing() {
@@ -416,6 +421,8 @@ struct Sink {
     asm: Assembly,
     /// A partial render kept a tag that may change the YAML structure.
     tags_kept: bool,
+    /// Source ranges kept for Mage (partial renders).
+    kept: Vec<Range<usize>>,
 }
 
 /// `{% raw %}` or `{% endraw %}` (with any whitespace control).

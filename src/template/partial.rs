@@ -75,6 +75,7 @@ impl Engine {
                     }
                     // Template text and tags stay live for Mage's pass.
                     let stand_in = if matches!(segment, Segment::Tag(_)) && !whitespace_only {
+                        sink.kept.push(r.clone());
                         // No YAML check can see through a kept `{% … %}`
                         // (it changes the structure) but a raw block's
                         // markers, which only keep its text from Mage;
@@ -109,7 +110,10 @@ impl Engine {
                         Plan::Compiled(tmpl) => {
                             Some(tmpl.render(ctx.clone()).map(zeroize::Zeroizing::new))
                         }
-                        Plan::Keep => None,
+                        Plan::Keep => {
+                            sink.kept.push(site.outer.clone());
+                            None
+                        }
                     };
                     if let Some(result) = evaluated {
                         match result {
