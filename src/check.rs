@@ -294,6 +294,7 @@ fn check_file(
         let problem = match (&r.name, problem.kind) {
             // The render reported this name itself.
             (Some(_), Kind::MissingSecret) if kind_asked(Kind::MissingSecret) => continue,
+            (Some(_), Kind::MissingSecret) if kind_asked(Kind::InvalidName) => continue,
             (Some(_), Kind::UnsetEnvVar) if kind_asked(Kind::UnsetEnvVar) => continue,
             // Not reached by this render (a branch not taken here), and not
             // kept for Mage to evaluate: it cannot fail this environment.
