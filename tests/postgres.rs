@@ -6,14 +6,50 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::fault_proxy::{silent_server, AfterCommit, FaultProxy, Outage};
 use crate::support::Workspace;
 
-/// Restarting the server must not cut the connections of another test.
-static SERVER: RwLock<()> = RwLock::new(());
+/// Restarting the server must not cut the connections of another test, in
+/// this process or another (a test runner may run each test in a process of
+/// its own): tests share a file lock on the server, the restart takes it
+/// alone.
+struct ServerLock {
+    _held: std::fs::File,
+}
+
+impl ServerLock {
+    fn open() -> std::fs::File {
+        let url = std::env::var("MAGE_SECRETS_TEST_POSTGRES_URL").unwrap_or_default();
+        let port: String = url
+            .rsplit(':')
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(std::env::temp_dir().join(format!("mage-secrets-test-server-{port}.lock")))
+            .expect("open the server lock")
+    }
+
+    fn shared() -> ServerLock {
+        let file = Self::open();
+        file.lock_shared().expect("lock the server (shared)");
+        ServerLock { _held: file }
+    }
+
+    fn exclusive() -> ServerLock {
+        let file = Self::open();
+        file.lock().expect("lock the server");
+        ServerLock { _held: file }
+    }
+}
 
 fn database(test: &str) -> Option<String> {
     crate::support::test_postgres_database(test)
@@ -33,7 +69,7 @@ fn set(ws: &Workspace, env: &str, db: &str, name: &str, value: &str) {
 
 #[test]
 fn seed_scenario_on_a_shared_server() {
-    let _server = SERVER.read().unwrap();
+    let _server = ServerLock::shared();
     let Some(db) = database("seed") else { return };
     // Two machines' worth of processes: separate data dirs, one server.
     let dev = Workspace::new();
@@ -73,7 +109,7 @@ fn seed_scenario_on_a_shared_server() {
 
 #[test]
 fn check_other_environments_and_the_table_on_postgres() {
-    let _server = SERVER.read().unwrap();
+    let _server = ServerLock::shared();
     let Some(db) = database("check") else { return };
     let ws = Workspace::new();
     set(&ws, "dev", &db, "secret1", "a");
@@ -125,7 +161,7 @@ fn check_other_environments_and_the_table_on_postgres() {
 
 #[test]
 fn rotation_on_postgres_including_a_crash_after_commit() {
-    let _server = SERVER.read().unwrap();
+    let _server = ServerLock::shared();
     let Some(db) = database("rotate") else { return };
     let ws = Workspace::new();
     set(&ws, "d", &db, "a", "value a");
@@ -154,7 +190,7 @@ fn rotation_on_postgres_including_a_crash_after_commit() {
 
 #[test]
 fn sixteen_clients_writing_fifty_each_lose_nothing() {
-    let _server = SERVER.read().unwrap();
+    let _server = ServerLock::shared();
     let Some(db) = database("concurrency") else {
         return;
     };
@@ -203,7 +239,7 @@ fn sixteen_clients_writing_fifty_each_lose_nothing() {
 
 #[test]
 fn watch_follows_sets_through_postgres_and_survives_a_restart() {
-    let _server = SERVER.write().unwrap();
+    let _server = ServerLock::exclusive();
     let Some(db) = database("watch") else { return };
     let ws = Workspace::new();
     set(&ws, "d", &db, "pw", "one");
@@ -289,7 +325,7 @@ fn test_cas() -> Option<(String, String)> {
 
 #[test]
 fn tls_verifies_the_server_when_asked_for_and_refusals_name_the_server() {
-    let _server = SERVER.read().unwrap();
+    let _server = ServerLock::shared();
     let Some(db) = database("tls") else { return };
     let Some((ca, other_ca)) = test_cas() else {
         return;
@@ -413,7 +449,7 @@ fn assert_rotated_readable(ws: &Workspace, db: &str) {
 
 #[test]
 fn a_rotation_whose_commit_reply_is_lost_keeps_every_secret_readable() {
-    let _server = SERVER.read().unwrap();
+    let _server = ServerLock::shared();
     let Some(db) = database("lostcommit") else {
         return;
     };
@@ -472,7 +508,7 @@ fn a_rotation_whose_commit_reply_is_lost_keeps_every_secret_readable() {
 
 #[test]
 fn a_set_whose_commit_reply_is_lost_says_the_outcome_is_unknown() {
-    let _server = SERVER.read().unwrap();
+    let _server = ServerLock::shared();
     let Some(db) = database("lostset") else {
         return;
     };
@@ -558,7 +594,7 @@ fn admin(db: &str, sql: &str) {
 
 #[test]
 fn a_select_only_role_and_a_read_only_server_can_get_list_check_and_render() {
-    let _server = SERVER.read().unwrap();
+    let _server = ServerLock::shared();
     let Some(db) = database("reader") else { return };
     let ws = Workspace::new();
     set(&ws, "d", &db, "pw", "s3cret");
@@ -630,7 +666,7 @@ fn a_select_only_role_and_a_read_only_server_can_get_list_check_and_render() {
 
 #[test]
 fn passwords_in_any_form_never_reach_output() {
-    let _server = SERVER.read().unwrap();
+    let _server = ServerLock::shared();
     let ws = Workspace::new();
     // A server that is down, with the password in each form.
     for url in [
@@ -778,7 +814,7 @@ impl Drop for RunningWatch {
 
 #[test]
 fn watch_says_once_that_the_store_is_gone_and_once_that_it_is_back_and_retries_failed_files() {
-    let _server = SERVER.read().unwrap();
+    let _server = ServerLock::shared();
     let Some(db) = database("outage") else { return };
     let ws = Workspace::new();
     set(&ws, "d", &db, "pw", "one");
@@ -825,7 +861,7 @@ fn watch_says_once_that_the_store_is_gone_and_once_that_it_is_back_and_retries_f
 
 #[test]
 fn watch_notices_a_listener_that_froze_without_a_reset() {
-    let _server = SERVER.read().unwrap();
+    let _server = ServerLock::shared();
     let Some(db) = database("frozen") else { return };
     let ws = Workspace::new();
     set(&ws, "d", &db, "pw", "one");
@@ -852,7 +888,7 @@ fn watch_notices_a_listener_that_froze_without_a_reset() {
 
 #[test]
 fn doctor_with_the_server_down_says_to_start_it() {
-    let _server = SERVER.read().unwrap();
+    let _server = ServerLock::shared();
     let Some(db) = database("doctordown") else {
         return;
     };
@@ -875,7 +911,7 @@ fn doctor_with_the_server_down_says_to_start_it() {
 
 #[test]
 fn a_server_that_refuses_for_now_is_tried_again_until_it_accepts() {
-    let _server = SERVER.read().unwrap();
+    let _server = ServerLock::shared();
     let Some(db) = database("transient") else {
         return;
     };
