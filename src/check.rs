@@ -235,6 +235,15 @@ fn check_file(
         references: Vec::new(),
     };
     if !analysis::has_template_syntax(&source) {
+        // Plain YAML Mage loads: it must parse (a merge-conflict marker
+        // fails Mage's load), whatever the environment.
+        if crate::project::is_yaml(rel) {
+            problems.extend(
+                crate::template::plain_yaml_problems(&source)
+                    .into_iter()
+                    .map(|d| d.in_file(rel)),
+            );
+        }
         return (Some(file), problems);
     }
     let strict = RenderOptions {

@@ -420,3 +420,26 @@ fn a_check_that_cannot_run_exits_2() {
     ws.run(&["--data-dir", "d", "check", "missing-folder"])
         .code(2);
 }
+
+#[test]
+fn yaml_without_jinja_is_parsed_as_mage_loads_it() {
+    let ws = Workspace::new();
+    ws.set("d", None, "a", "1");
+    ws.write("p/io_config.yaml", "a: \"{{ mage_secret_var('a') }}\"\n");
+    ws.write(
+        "p/pipelines/etl/metadata.yaml",
+        "<<<<<<< HEAD\nname: etl\n=======\nname: etl2\n>>>>>>> branch\n",
+    );
+    for args in [&["check", "p"][..], &["render", "p", "--out", "o"]] {
+        let out = ws.run(&[&["--data-dir", "d"][..], args].concat()).code(1);
+        assert!(
+            out.stderr
+                .contains("p/pipelines/etl/metadata.yaml:2:5: error: YAML does not parse"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    assert!(!ws.path("o").exists(), "nothing written");
+    ws.write("p/pipelines/etl/metadata.yaml", "name: etl\nblocks: []\n");
+    ws.run(&["--data-dir", "d", "check", "p"]).ok();
+}

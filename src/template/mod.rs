@@ -84,6 +84,12 @@ pub struct RenderOptions {
     pub allow_unknown: Vec<String>,
 }
 
+/// Why a YAML file without template syntax would fail Mage's load (it does
+/// not parse), placed in the file.
+pub fn plain_yaml_problems(source: &str) -> Vec<Diagnostic> {
+    yaml_check::plain(source)
+}
+
 /// How a file was produced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -182,6 +188,14 @@ impl Engine {
             kept: Vec::new(),
         };
         if !analysis::has_template_syntax(source) {
+            if check_yaml {
+                let problems = yaml_check::plain(source);
+                if !problems.is_empty() {
+                    file.diagnostics
+                        .extend(problems.into_iter().map(|d| d.in_file(path)));
+                    return file;
+                }
+            }
             file.output = Some(source.to_string());
             return file;
         }

@@ -75,6 +75,23 @@ pub fn check(
     out
 }
 
+/// A YAML file without template syntax, as Mage's loader reads it: a
+/// parse failure (a merge-conflict marker, a tab in an indent) is an error
+/// where the parser stopped, since Mage cannot load the file either.
+pub fn plain(text: &str) -> Vec<Diagnostic> {
+    super::proof::prove(text, &[])
+        .into_iter()
+        .filter_map(|finding| match finding {
+            Finding::Syntax { message, span } => Some(
+                Diagnostic::error(Kind::Yaml, format!("YAML does not parse: {message}"))
+                    .with_help("fix the YAML: Mage cannot load this file")
+                    .at_offset(text, span.end.min(text.len())),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
 fn resolved(what: &str) -> Diagnostic {
     Diagnostic::warning(
         Kind::Yaml,
