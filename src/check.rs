@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::diagnostic::{line_col, Diagnostic, Kind};
 use crate::error::{not_set_message, Result};
-use crate::parallel::{in_parallel_ticking, Tick};
+use crate::parallel::{in_parallel_ticking, no_tick, Tick};
 use crate::project::{read_text, ProjectFiles};
 use crate::secret::{describe_chain, Scope};
 use crate::store::{ScopeFilter, SecretStore};
@@ -439,7 +439,12 @@ impl PresenceTable {
 }
 
 /// Builds the table for `project` over every environment in `store`.
-pub fn presence_table(project: &ProjectFiles, store: &dyn SecretStore) -> Result<PresenceTable> {
+pub fn presence_table(
+    project: &ProjectFiles,
+    store: &dyn SecretStore,
+    vars: Arc<dyn EnvVars>,
+    options: &CheckOptions,
+) -> Result<PresenceTable> {
     let environments = store.environments()?;
     let presences = environments
         .iter()
@@ -491,8 +496,26 @@ pub fn presence_table(project: &ProjectFiles, store: &dyn SecretStore) -> Result
     table
         .secrets
         .sort_by(|a, b| (&a.name, &a.scopes).cmp(&(&b.name, &b.scopes)));
+    // What the table cannot show: names computed by the templates, and
+    // failures that do not depend on a value, found by checking each
+    // environment as `--environment` does (values stood in for). A literal
+    // name missing somewhere is a row of the table already.
+    let mut shown: HashSet<String> = HashSet::new();
+    let mut per_environment = Vec::new();
+    for presence in &presences {
+        let report = check(project, presence, None, vars.clone(), options, &no_tick);
+        for d in report.problems {
+            let in_table = d.kind == Kind::MissingSecret && d.name.is_some();
+            let walk = matches!(d.kind, Kind::Skipped | Kind::NotRendered);
+            if d.is_error() && !in_table && !walk && shown.insert(d.to_string()) {
+                per_environment.push(d);
+            }
+        }
+    }
     table.problems.extend(walk_warnings(project));
     project.localize(&mut table.problems);
+    // Placed by `check` already.
+    table.problems.extend(per_environment);
     for row in &mut table.secrets {
         row.file = project.display_path(&row.file);
     }

@@ -443,3 +443,42 @@ fn yaml_without_jinja_is_parsed_as_mage_loads_it() {
     ws.write("p/pipelines/etl/metadata.yaml", "name: etl\nblocks: []\n");
     ws.run(&["--data-dir", "d", "check", "p"]).ok();
 }
+
+#[test]
+fn all_environments_checks_computed_names_in_each_environment() {
+    let ws = Workspace::new();
+    ws.set("dev", Some("shared.db"), "pg_dev", "1");
+    ws.set("prod", Some("shared.db"), "other", "1");
+    ws.write(
+        "p/io_config.yaml",
+        "a: \"{{ mage_secret_var('pg_' ~ 'dev') }}\"\n",
+    );
+    let out = ws
+        .run(&[
+            "--data-dir",
+            "dev",
+            "--database",
+            "shared.db",
+            "check",
+            "p",
+            "--all-environments",
+        ])
+        .code(1);
+    // Set in dev, missing in prod: named by the environment, never by the
+    // computed name; the summary does not say all is well.
+    let prod = ws.read("prod/mage-secrets/uuid").trim().to_string();
+    let dev = ws.read("dev/mage-secrets/uuid").trim().to_string();
+    assert!(
+        out.stderr.contains(&format!(
+            "p/io_config.yaml:1:8: error: a secret whose name is computed by this expression is not set in environment {prod}"
+        )) && !out.stderr.contains(&format!("not set in environment {dev}")),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("pg_dev"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("1 other error(s) above"),
+        "{}",
+        out.stderr
+    );
+}

@@ -54,7 +54,8 @@ pub fn check(ctx: &Context, request: &CheckRequest) -> Result<ExitCode> {
     let report = match target {
         Target::All => {
             let store = store::open_existing(&settings.database_location()?)?;
-            let table = check::presence_table(&project, store.as_ref())?;
+            let table =
+                check::presence_table(&project, store.as_ref(), Arc::new(ProcessEnv), &options)?;
             let entries = store::environment_entries(store.as_ref())?;
             return print_table(reporter, &table, &entries, format);
         }
@@ -284,14 +285,20 @@ fn print_table(
                 .iter()
                 .map(|r| r.present.values().filter(|p| !**p).count())
                 .sum();
+            let errors = table.problems.iter().filter(|d| d.is_error()).count();
             let summary = format!(
-                "{} referenced secret(s) in {} environment(s): {}",
+                "{} referenced secret(s) in {} environment(s): {}{}",
                 table.secrets.len(),
                 table.environments.len(),
                 if complete {
                     "all complete".to_string()
                 } else {
                     format!("{missing} missing")
+                },
+                if errors > 0 {
+                    format!("; {errors} other error(s) above")
+                } else {
+                    String::new()
                 }
             );
             if ok {
