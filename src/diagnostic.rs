@@ -133,9 +133,10 @@ impl Diagnostic {
         self.severity == Severity::Error
     }
 
-    /// `path:line:col` (as much of it as is known).
+    /// `path:line:col` (as much of it as is known); control characters in
+    /// the path are escaped, so a location is always one line.
     pub fn location(&self) -> Option<String> {
-        let file = self.file.as_ref()?.display().to_string();
+        let file = printable(&self.file.as_ref()?.display().to_string());
         Some(match (self.line, self.col) {
             (Some(l), Some(c)) => format!("{file}:{l}:{c}"),
             (Some(l), None) => format!("{file}:{l}"),
@@ -155,7 +156,12 @@ impl Diagnostic {
         let end = (start + 120).min(chars.len());
         let shown: String = chars[start..end]
             .iter()
-            .map(|c| if *c == '\t' { ' ' } else { *c })
+            .map(|c| match *c {
+                '\t' => ' ',
+                // A terminal must not act on the template's control bytes.
+                c if c.is_control() => '\u{fffd}',
+                c => c,
+            })
             .collect();
         let caret_at = col.saturating_sub(1).saturating_sub(start);
         Some(format!(
@@ -175,6 +181,23 @@ impl fmt::Display for Diagnostic {
         }
         write!(f, "{}: {}", self.severity, self.message)
     }
+}
+
+/// Text with control characters escaped (`\n`, `\u{1b}`), as Rust's
+/// `escape_debug` writes them; everything else as it is.
+pub fn printable(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// 1-based line and column (in characters) of a byte offset.
@@ -253,6 +276,13 @@ mod tests {
             ]
         );
         assert_eq!(groups[0][2].file.as_deref(), Some(Path::new("4.yaml")));
+    }
+
+    #[test]
+    fn locations_are_one_line_whatever_the_path() {
+        let d = Diagnostic::error(Kind::Yaml, "x").in_file(Path::new("a\nb\u{1b}[31m.yaml"));
+        assert_eq!(d.location().unwrap(), "a\\nb\\u{1b}[31m.yaml");
+        assert_eq!(printable("plain ü"), "plain ü");
     }
 
     #[test]

@@ -482,3 +482,22 @@ fn all_environments_checks_computed_names_in_each_environment() {
         out.stderr
     );
 }
+
+#[test]
+fn a_file_name_with_control_characters_is_reported_on_one_line() {
+    let ws = Workspace::new();
+    ws.set("d", None, "a", "1");
+    ws.write("p/io_config.yaml", "a: 1\n");
+    ws.write(
+        "p/data_loaders/x\ny\u{1b}[31m.yaml",
+        "a: \"{{ mage_secret_var('nope') }}\"\n",
+    );
+    let out = ws.run(&["--data-dir", "d", "check", "p"]).code(1);
+    assert!(
+        out.stderr
+            .contains("p/data_loaders/x\\ny\\u{1b}[31m.yaml:1:8: error: secret 'nope' is not set"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains('\u{1b}'), "{}", out.stderr);
+}
