@@ -501,3 +501,23 @@ fn a_file_name_with_control_characters_is_reported_on_one_line() {
     );
     assert!(!out.stderr.contains('\u{1b}'), "{}", out.stderr);
 }
+
+#[test]
+fn a_construct_that_does_not_lex_hides_nothing_before_it() {
+    let ws = Workspace::new();
+    ws.set("d", None, "a", "1");
+    ws.write(
+        "p/io_config.yaml",
+        "a: \"{{ mage_secret_var('nope1') }}\"\nb: \"{{ mage_secret_var('nope2') \"\nc: 1\n",
+    );
+    let out = ws.run(&["--data-dir", "d", "check", "p"]).code(1);
+    assert!(
+        out.stderr.contains("template syntax error")
+            && out
+                .stderr
+                .contains("p/io_config.yaml:1:8: error: secret 'nope1' is not set")
+            && out.stderr.contains("1 reference(s)"),
+        "{}",
+        out.stderr
+    );
+}

@@ -163,6 +163,24 @@ pub struct LexError {
     pub offset: Option<usize>,
 }
 
+/// The references of the part of `source` before the construct that does
+/// not lex, so that one broken tag does not hide every other problem.
+pub fn references_before(source: &str, error: &LexError) -> Vec<Reference> {
+    let end = error.offset.unwrap_or(source.len()).min(source.len());
+    let end = (0..=end)
+        .rev()
+        .find(|i| source.is_char_boundary(*i))
+        .unwrap_or(0);
+    let cut = ["{{", "{%", "{#"]
+        .iter()
+        .filter_map(|d| source[..end].rfind(d))
+        .max()
+        .unwrap_or(0);
+    Analysis::of(&source[..cut])
+        .map(|a| a.references)
+        .unwrap_or_default()
+}
+
 /// Whether a text has any template syntax at all.
 pub fn has_template_syntax(source: &str) -> bool {
     source.contains("{{") || source.contains("{%") || source.contains("{#")
@@ -464,6 +482,17 @@ fn literal_argument(arg: Tokens<'_, '_>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn references_before_a_lexer_error_are_kept() {
+        let src = "a: {{ mage_secret_var('one') }}\nb: \"{{ mage_secret_var('two') \"\nc: 1\n";
+        let err = Analysis::of(src).unwrap_err();
+        let names: Vec<_> = references_before(src, &err)
+            .into_iter()
+            .filter_map(|r| r.name)
+            .collect();
+        assert_eq!(names, vec!["one"]);
+    }
 
     #[test]
     fn the_enclosing_block_of_a_place() {

@@ -207,6 +207,8 @@ impl Engine {
             Ok(a) => a,
             Err(e) => {
                 file.diagnostics.push(located(lex_error(source, &e)));
+                // What comes before the broken construct is still checked.
+                file.references = analysis::references_before(source, &e);
                 return file;
             }
         };
