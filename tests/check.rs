@@ -521,3 +521,22 @@ fn a_construct_that_does_not_lex_hides_nothing_before_it() {
         out.stderr
     );
 }
+
+#[test]
+fn a_yaml_error_no_value_touches_says_so() {
+    let ws = Workspace::new();
+    ws.set("d", None, "a", "1");
+    ws.write(
+        "p/io_config.yaml",
+        "a: \"{{ mage_secret_var('a') }}\"\nb: [1, 2\nc: 1\n",
+    );
+    let out = ws.run(&["--data-dir", "d", "check", "p"]).code(1);
+    assert!(
+        out.stderr.contains("rendered YAML does not parse")
+            && out.stderr.contains("no substituted value is involved")
+            && !out.stderr.contains("values whose text spans")
+            && !out.stderr.contains("double quotes"),
+        "{}",
+        out.stderr
+    );
+}

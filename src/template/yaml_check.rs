@@ -181,10 +181,13 @@ fn syntax(
         }
     }
     if names.is_empty() {
-        // The nearest value before the failing place.
+        // The nearest value before the failing place, when it was placed
+        // unquoted (an escaped value cannot break the structure).
         if let Some(i) = asm.places.iter().rposition(|p| p.range.start <= at) {
-            names.extend(analysis.secret_names_in(asm.place_sources[i].clone()));
-            names.extend(analysis.env_var_names_in(asm.place_sources[i].clone()));
+            if asm.places[i].context == QuotingContext::Plain {
+                names.extend(analysis.secret_names_in(asm.place_sources[i].clone()));
+                names.extend(analysis.env_var_names_in(asm.place_sources[i].clone()));
+            }
         }
     }
     // The template place behind the failing offset.
@@ -226,10 +229,15 @@ fn syntax(
             names.join(", ")
         )
     };
+    let help = if names.is_empty() {
+        "the template's own YAML is broken here (no substituted value is involved): fix it"
+    } else {
+        QUOTE_HELP
+    };
     Diagnostic::error(
         Kind::Yaml,
         format!("rendered YAML does not parse: {message} (output line {out_line}){secrets}"),
     )
-    .with_help(QUOTE_HELP)
+    .with_help(help)
     .at_offset(source, source_offset.min(source.len()))
 }
