@@ -228,6 +228,9 @@ fn check_file(
         Ok(s) => zeroize::Zeroizing::new(s),
         Err(d) => return (None, vec![*d]),
     };
+    if rel.extension().is_some_and(|e| e == "py") {
+        return python_file(rel, &source, presence);
+    }
     let chain = project.chain(rel);
     let mut file = FileReport {
         path: rel.to_path_buf(),
@@ -333,6 +336,65 @@ fn check_file(
             _ => problem,
         };
         problems.push(problem.in_file(rel));
+    }
+    (Some(file), problems)
+}
+
+/// A Python block: each `get_secret_value` call with a literal name is
+/// checked in the global scope (a block's call reads it there unless it
+/// passes a pipeline); a name computed at run time is a warning.
+fn python_file(
+    rel: &std::path::Path,
+    source: &str,
+    presence: &Presence,
+) -> (Option<FileReport>, Vec<Diagnostic>) {
+    let chain = [Scope::Global];
+    let mut file = FileReport {
+        path: rel.to_path_buf(),
+        scopes: vec![Scope::Global.to_string()],
+        references: Vec::new(),
+    };
+    let mut problems = Vec::new();
+    for read in crate::python_blocks::secret_reads(source) {
+        let (line, col) = line_col(source, read.offset);
+        let found = read
+            .name
+            .as_deref()
+            .and_then(|n| presence.resolve(&chain, n));
+        file.references.push(CheckedReference {
+            function: "get_secret_value",
+            name: read.name.clone(),
+            line,
+            col,
+            found_in: found.map(|s| s.to_string()),
+            has_default: false,
+        });
+        let problem = match &read.name {
+            Some(_) if found.is_some() => continue,
+            Some(name) if crate::secret::validate_name(name).is_err() => Diagnostic::error(
+                Kind::InvalidName,
+                format!(
+                    "'{}' is not a valid secret name, so get_secret_value never finds it",
+                    crate::diagnostic::printable(name)
+                ),
+            ),
+            Some(name) => Diagnostic::error(
+                Kind::MissingSecret,
+                format!(
+                    "{} (read by get_secret_value: a block gets None)",
+                    not_set_message(name, &presence.environment, "global")
+                ),
+            )
+            .named(name)
+            .with_help(format!(
+                "set it with `mage-secrets set {name}` in that environment's data dir"
+            )),
+            None => Diagnostic::warning(
+                Kind::ComputedName,
+                "cannot be checked statically: the name passed to get_secret_value is computed",
+            ),
+        };
+        problems.push(problem.at(source, line, col).in_file(rel));
     }
     (Some(file), problems)
 }
@@ -464,22 +526,36 @@ pub fn presence_table(
                 continue;
             }
         };
-        if !analysis::has_template_syntax(&source) {
-            continue;
-        }
-        table.problems.extend(template::syntax_errors(rel, &source));
-        let Ok(analysis) = Analysis::of(&source) else {
-            continue;
-        };
-        let chain = project.chain(rel);
-        for r in &analysis.references {
-            let (Function::SecretVar, Some(name)) = (r.function, &r.name) else {
-                continue;
+        // (name, offset) of each literal reference, with the file's chain.
+        let (chain, names): (Vec<Scope>, Vec<(String, usize)>) =
+            if rel.extension().is_some_and(|e| e == "py") {
+                let reads = crate::python_blocks::secret_reads(&source);
+                let names = reads
+                    .into_iter()
+                    .filter_map(|r| Some((r.name?, r.offset)))
+                    .collect();
+                (vec![Scope::Global], names)
+            } else {
+                if !analysis::has_template_syntax(&source) {
+                    continue;
+                }
+                table.problems.extend(template::syntax_errors(rel, &source));
+                let Ok(analysis) = Analysis::of(&source) else {
+                    continue;
+                };
+                let names = analysis
+                    .references
+                    .iter()
+                    .filter(|r| r.function == Function::SecretVar)
+                    .filter_map(|r| Some((r.name.clone()?, r.offset)))
+                    .collect();
+                (project.chain(rel), names)
             };
+        for (name, offset) in &names {
             if !seen.insert((name.clone(), chain.clone())) {
                 continue;
             }
-            let (line, col) = line_col(&source, r.offset);
+            let (line, col) = line_col(&source, *offset);
             table.secrets.push(PresenceRow {
                 name: name.clone(),
                 scopes: chain.iter().map(Scope::to_string).collect(),

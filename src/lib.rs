@@ -24,6 +24,7 @@ pub mod output;
 pub mod parallel;
 pub mod postgres_url;
 pub mod project;
+pub mod python_blocks;
 pub mod render;
 pub mod review;
 pub mod secret;

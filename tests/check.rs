@@ -540,3 +540,54 @@ fn a_yaml_error_no_value_touches_says_so() {
         out.stderr
     );
 }
+
+#[test]
+fn sql_and_python_blocks_are_checked_and_dbt_sql_is_dbts() {
+    let ws = Workspace::new();
+    ws.set("d", None, "here", "1");
+    ws.write("p/io_config.yaml", "a: 1\n");
+    ws.write(
+        "p/data_loaders/load.py",
+        "from mage_ai.data_preparation.shared.secrets import get_secret_value\n\
+         \n\
+         @data_loader\n\
+         def load(*args, **kwargs):\n\
+         \x20   # get_secret_value('in_comment')\n\
+         \x20   text = \"get_secret_value('in_string')\"\n\
+         \x20   return get_secret_value('py_missing'), get_secret_value('here'), get_secret_value(kwargs['n'])\n",
+    );
+    ws.write(
+        "p/transformers/q.sql",
+        "SELECT '{{ mage_secret_var(\"sql_missing\") }}' FROM {{ df_1 }}\n",
+    );
+    ws.write("p/dbt/x/dbt_project.yml", "name: x\n");
+    ws.write("p/dbt/x/models/m.sql", "select '{{ var(\"x\") }}'\n");
+    let out = ws.run(&["--data-dir", "d", "check", "p"]).code(1);
+    let e = &out.stderr;
+    assert!(
+        e.contains("p/data_loaders/load.py:7:12: error: secret 'py_missing' is not set")
+            && e.contains("p/data_loaders/load.py:7:70: warning: cannot be checked statically")
+            && e.contains("p/transformers/q.sql:1:12: error: secret 'sql_missing' is not set")
+            && !e.contains("in_comment")
+            && !e.contains("in_string")
+            && !e.contains("models/m.sql")
+            && e.contains("2 error(s), 1 warning(s)"),
+        "{e}"
+    );
+    let table = ws
+        .run(&["--data-dir", "d", "check", "p", "--all-environments"])
+        .code(1);
+    assert!(
+        table.stdout.contains("py_missing") && table.stdout.contains("sql_missing"),
+        "{}",
+        table.stdout
+    );
+    // render still writes YAML only.
+    ws.set("d", None, "py_missing", "1");
+    ws.set("d", None, "sql_missing", "1");
+    ws.run(&["--data-dir", "d", "render", "p", "--out", "o"])
+        .ok();
+    assert!(ws.path("o/io_config.yaml").exists());
+    assert!(!ws.path("o/data_loaders/load.py").exists());
+    assert!(!ws.path("o/transformers/q.sql").exists());
+}

@@ -26,7 +26,16 @@ pub fn check(ctx: &Context, request: &CheckRequest) -> Result<ExitCode> {
     } = request;
     let (strict_env, format) = (*strict_env, *format);
     let location = Location::of(path)?;
-    let project = project::walk_located(&location, selection, None)?;
+    let mut project = project::walk_located(&location, selection, None)?;
+    // Mage's SQL and Python blocks name secrets too (dbt's own SQL is dbt's).
+    if !location.is_file && !selection.is_explicit() {
+        let blocks = project::walk_located(&location, &selection.blocks()?, None)?;
+        project
+            .files
+            .extend(blocks.files.into_iter().filter(|rel| !location.in_dbt(rel)));
+        project.files.sort();
+        project.files.dedup();
+    }
     if location.is_file {
         if let Some((_, why)) = project.copies.first() {
             return Err(Error::Usage(format!(

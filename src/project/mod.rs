@@ -251,6 +251,15 @@ impl Selection {
     }
 
     /// Whether `--include` chose the files (then each is rendered).
+    /// The same exclusions, selecting Mage's SQL and Python blocks instead:
+    /// `check` reads the secrets they name.
+    pub fn blocks(&self) -> Result<Selection> {
+        Selection::new(
+            &["**/*.sql".to_string(), "**/*.py".to_string()],
+            &self.exclude_globs,
+        )
+    }
+
     pub fn is_explicit(&self) -> bool {
         self.include.is_some()
     }
