@@ -305,13 +305,8 @@ impl SecretStore for PostgresStore {
     }
 
     fn database_id(&self) -> Result<Option<String>> {
-        self.read(|s| {
-            Ok(
-                s.query("SELECT id FROM mage_secrets_database LIMIT 1", &[])?
-                    .first()
-                    .map(|r| r.get(0)),
-            )
-        })
+        let rows = self.read(|s| s.query("SELECT id FROM mage_secrets_database LIMIT 1", &[]))?;
+        Ok(rows.first().map(|r| r.get(0)))
     }
 
     fn key_check(&self, env_uuid: &str) -> Result<Option<Vec<u8>>> {

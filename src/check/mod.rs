@@ -5,22 +5,28 @@
 //! checked without its key. With the environment's own key, each file is
 //! also rendered in memory and parsed as YAML.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 use serde::Serialize;
 
 use crate::diagnostic::{line_col, Diagnostic, Kind};
 use crate::error::{not_set_message, Result};
-use crate::parallel::{in_parallel_ticking, no_tick, Tick};
+use crate::parallel::{in_parallel_ticking, Tick};
 use crate::project::{read_text, ProjectFiles};
 use crate::secret::{describe_chain, Scope};
 use crate::store::{ScopeFilter, SecretStore};
 use std::sync::Arc;
 
 use crate::secret::SecretValue;
-use crate::template::analysis::{self, Analysis, Function};
-use crate::template::{self, functions, Engine, EnvVars, RenderMode, RenderOptions, SecretSource};
+use crate::template::analysis::{self, Function};
+use crate::template::{functions, Engine, EnvVars, RenderMode, RenderOptions, SecretSource};
+
+mod python;
+mod table;
+
+use python::python_file;
+pub use table::{presence_table, PresenceRow, PresenceTable};
 
 /// Which (scope, name) pairs an environment holds.
 #[derive(Debug, Clone)]
@@ -340,65 +346,6 @@ fn check_file(
     (Some(file), problems)
 }
 
-/// A Python block: each `get_secret_value` call with a literal name is
-/// checked in the global scope (a block's call reads it there unless it
-/// passes a pipeline); a name computed at run time is a warning.
-fn python_file(
-    rel: &std::path::Path,
-    source: &str,
-    presence: &Presence,
-) -> (Option<FileReport>, Vec<Diagnostic>) {
-    let chain = [Scope::Global];
-    let mut file = FileReport {
-        path: rel.to_path_buf(),
-        scopes: vec![Scope::Global.to_string()],
-        references: Vec::new(),
-    };
-    let mut problems = Vec::new();
-    for read in crate::python_blocks::secret_reads(source) {
-        let (line, col) = line_col(source, read.offset);
-        let found = read
-            .name
-            .as_deref()
-            .and_then(|n| presence.resolve(&chain, n));
-        file.references.push(CheckedReference {
-            function: "get_secret_value",
-            name: read.name.clone(),
-            line,
-            col,
-            found_in: found.map(|s| s.to_string()),
-            has_default: false,
-        });
-        let problem = match &read.name {
-            Some(_) if found.is_some() => continue,
-            Some(name) if crate::secret::validate_name(name).is_err() => Diagnostic::error(
-                Kind::InvalidName,
-                format!(
-                    "'{}' is not a valid secret name, so get_secret_value never finds it",
-                    crate::diagnostic::printable(name)
-                ),
-            ),
-            Some(name) => Diagnostic::error(
-                Kind::MissingSecret,
-                format!(
-                    "{} (read by get_secret_value: a block gets None)",
-                    not_set_message(name, &presence.environment, "global")
-                ),
-            )
-            .named(name)
-            .with_help(format!(
-                "set it with `mage-secrets set {name}` in that environment's data dir"
-            )),
-            None => Diagnostic::warning(
-                Kind::ComputedName,
-                "cannot be checked statically: the name passed to get_secret_value is computed",
-            ),
-        };
-        problems.push(problem.at(source, line, col).in_file(rel));
-    }
-    (Some(file), problems)
-}
-
 fn checked_line(file: &FileReport) -> usize {
     file.references.last().map_or(1, |r| r.line)
 }
@@ -468,134 +415,6 @@ fn check_reference(
         }
     };
     (checked, problem)
-}
-
-/// One referenced secret (with the scopes it is looked up in) against every
-/// environment of a database.
-#[derive(Clone, Debug, Serialize)]
-pub struct PresenceRow {
-    pub name: String,
-    pub scopes: Vec<String>,
-    /// Environment uuid → present.
-    pub present: BTreeMap<String, bool>,
-    /// Where it is first referenced.
-    pub file: PathBuf,
-    pub line: usize,
-    pub col: usize,
-}
-
-/// Each referenced secret × each environment.
-#[derive(Clone, Debug, Serialize)]
-pub struct PresenceTable {
-    pub environments: Vec<String>,
-    pub secrets: Vec<PresenceRow>,
-    /// Problems that keep files from being analysed (unreadable, syntax).
-    pub problems: Vec<Diagnostic>,
-}
-
-impl PresenceTable {
-    /// Every secret present in every environment.
-    pub fn complete(&self) -> bool {
-        self.secrets.iter().all(|r| r.present.values().all(|p| *p))
-    }
-}
-
-/// Builds the table for `project` over every environment in `store`.
-pub fn presence_table(
-    project: &ProjectFiles,
-    store: &dyn SecretStore,
-    vars: Arc<dyn EnvVars>,
-    options: &CheckOptions,
-) -> Result<PresenceTable> {
-    let environments = store.environments()?;
-    let presences = environments
-        .iter()
-        .map(|e| Presence::load(store, e))
-        .collect::<Result<Vec<_>>>()?;
-    let mut table = PresenceTable {
-        environments,
-        secrets: Vec::new(),
-        problems: project.diagnostics.clone(),
-    };
-    let mut seen: HashSet<(String, Vec<Scope>)> = HashSet::new();
-    for rel in &project.files {
-        let source = match read_text(&project.root, rel) {
-            Ok(s) => s,
-            Err(d) => {
-                table.problems.push(*d);
-                continue;
-            }
-        };
-        // (name, offset) of each literal reference, with the file's chain.
-        let (chain, names): (Vec<Scope>, Vec<(String, usize)>) =
-            if rel.extension().is_some_and(|e| e == "py") {
-                let reads = crate::python_blocks::secret_reads(&source);
-                let names = reads
-                    .into_iter()
-                    .filter_map(|r| Some((r.name?, r.offset)))
-                    .collect();
-                (vec![Scope::Global], names)
-            } else {
-                if !analysis::has_template_syntax(&source) {
-                    continue;
-                }
-                table.problems.extend(template::syntax_errors(rel, &source));
-                let Ok(analysis) = Analysis::of(&source) else {
-                    continue;
-                };
-                let names = analysis
-                    .references
-                    .iter()
-                    .filter(|r| r.function == Function::SecretVar)
-                    .filter_map(|r| Some((r.name.clone()?, r.offset)))
-                    .collect();
-                (project.chain(rel), names)
-            };
-        for (name, offset) in &names {
-            if !seen.insert((name.clone(), chain.clone())) {
-                continue;
-            }
-            let (line, col) = line_col(&source, *offset);
-            table.secrets.push(PresenceRow {
-                name: name.clone(),
-                scopes: chain.iter().map(Scope::to_string).collect(),
-                present: presences
-                    .iter()
-                    .map(|p| (p.environment.clone(), p.resolve(&chain, name).is_some()))
-                    .collect(),
-                file: rel.clone(),
-                line,
-                col,
-            });
-        }
-    }
-    table
-        .secrets
-        .sort_by(|a, b| (&a.name, &a.scopes).cmp(&(&b.name, &b.scopes)));
-    // What the table cannot show: names computed by the templates, and
-    // failures that do not depend on a value, found by checking each
-    // environment as `--environment` does (values stood in for). A literal
-    // name missing somewhere is a row of the table already.
-    let mut shown: HashSet<String> = HashSet::new();
-    let mut per_environment = Vec::new();
-    for presence in &presences {
-        let report = check(project, presence, None, vars.clone(), options, &no_tick);
-        for d in report.problems {
-            let in_table = d.kind == Kind::MissingSecret && d.name.is_some();
-            let walk = matches!(d.kind, Kind::Skipped | Kind::NotRendered);
-            if d.is_error() && !in_table && !walk && shown.insert(d.to_string()) {
-                per_environment.push(d);
-            }
-        }
-    }
-    table.problems.extend(walk_warnings(project));
-    project.localize(&mut table.problems);
-    // Placed by `check` already.
-    table.problems.extend(per_environment);
-    for row in &mut table.secrets {
-        row.file = project.display_path(&row.file);
-    }
-    Ok(table)
 }
 
 #[cfg(test)]
