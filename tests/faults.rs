@@ -219,3 +219,86 @@ fn renders_and_gets_during_key_rotations_never_fail() {
     eprintln!("{renders} renders and {gets} gets during 40 rotations: none failed");
     assert!(ws.read("build/f3.yaml").contains("k19: \"value 19\""));
 }
+
+/// Runs the binary as a user who may not write the workspace (as `nobody`
+/// through setpriv when the tests run as root, where permissions do not
+/// bind).
+fn as_reader(ws: &Workspace, args: &[&str]) -> crate::support::Run {
+    let root = unsafe { libc::geteuid() } == 0;
+    let mut cmd = ws.cmd(args);
+    if root {
+        let bin = crate::support::bin();
+        let mut wrapped = std::process::Command::new("setpriv");
+        wrapped
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(bin)
+            .args(args)
+            .current_dir(ws.dir.path())
+            .env_remove("MAGE_DATA_DIR")
+            .env_remove("MAGE_SECRETS_DATABASE")
+            .env("HOME", ws.path("home"))
+            .env("NO_COLOR", "1");
+        cmd = wrapped;
+    }
+    crate::support::Run::from(cmd.stdin(std::process::Stdio::null()).output().unwrap())
+}
+
+#[test]
+fn a_read_only_data_dir_and_database_serve_every_read_and_refuse_writes_clearly() {
+    use std::os::unix::fs::PermissionsExt;
+    let ws = Workspace::new();
+    ws.set("d", None, "pw", "s3cret");
+    ws.write("p/io_config.yaml", "a: \"{{ mage_secret_var('pw') }}\"\n");
+    std::fs::create_dir_all(ws.path("out")).unwrap();
+    let root = unsafe { libc::geteuid() } == 0;
+    if root {
+        // `nobody` owns a readable workspace and the output folder only.
+        let status = std::process::Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(ws.dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        std::fs::set_permissions(ws.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let before = std::fs::read(ws.path("d/mage-secrets/secrets.db")).unwrap();
+    for (rel, mode) in [
+        ("d/mage-secrets/secrets.db", 0o400),
+        ("d/mage-secrets/key", 0o400),
+        ("d/mage-secrets/uuid", 0o400),
+        ("d/mage-secrets/database", 0o400),
+        ("d/mage-secrets", 0o500),
+        ("d", 0o500),
+    ] {
+        std::fs::set_permissions(ws.path(rel), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    assert_eq!(
+        as_reader(&ws, &["--data-dir", "d", "get", "pw"])
+            .ok()
+            .stdout,
+        "s3cret\n"
+    );
+    assert!(as_reader(&ws, &["--data-dir", "d", "list"])
+        .ok()
+        .stdout
+        .contains("pw"));
+    as_reader(&ws, &["--data-dir", "d", "check", "p"]).ok();
+    as_reader(&ws, &["--data-dir", "d", "render", "p", "--out", "out/o"]).ok();
+    assert_eq!(ws.read("out/o/io_config.yaml"), "a: \"s3cret\"");
+    let set = as_reader(&ws, &["--data-dir", "d", "delete", "pw"]).code(2);
+    assert!(set.stderr.contains("is read-only here"), "{}", set.stderr);
+    // Nothing changed, nothing was left behind.
+    for rel in ["d/mage-secrets", "d"] {
+        std::fs::set_permissions(ws.path(rel), std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    assert_eq!(
+        std::fs::read(ws.path("d/mage-secrets/secrets.db")).unwrap(),
+        before
+    );
+    let mut left: Vec<String> = std::fs::read_dir(ws.path("d/mage-secrets"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["database", "key", "secrets.db", "uuid"]);
+}

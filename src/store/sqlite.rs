@@ -64,14 +64,24 @@ impl SqliteStore {
         }
         // Create the file ourselves so it is 0600 from its first byte; SQLite
         // gives its -wal and -shm files the database file's permissions.
-        OpenOptions::new()
+        let created = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .mode(0o600)
-            .open(path)
-            .map_err(|e| Error::io("open database", path, e))?;
+            .open(path);
+        match created {
+            // Closed at once: closing any descriptor of the file later would
+            // drop the POSIX locks SQLite's connection holds on it.
+            Ok(file) => drop(file),
+            // A database on a read-only mount, or one this user may only
+            // read: commands that read work; a write is refused by SQLite.
+            Err(e) if read_only_error(&e) && path.is_file() => {
+                return SqliteStore::open_read_only(path, location)
+            }
+            Err(e) => return Err(Error::io("open database", path, e)),
+        }
         // Switching a new file to WAL and creating the schema take locks for
         // which SQLite returns "busy" at once, without waiting, when several
         // processes open the same new database: retry the whole opening.
@@ -98,10 +108,58 @@ impl SqliteStore {
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_millis(50));
                 }
+                // The file is writable but its folder is not (no room for
+                // the WAL's files): read-only too. Otherwise these codes are
+                // another process setting up the WAL: try again.
+                Err(Opening::Sqlite(e))
+                    if matches!(
+                        e.sqlite_error_code(),
+                        Some(ErrorCode::ReadOnly | ErrorCode::CannotOpen)
+                    ) =>
+                {
+                    let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
+                    if !writable(path) || folder.is_some_and(|f| !writable(f)) {
+                        return SqliteStore::open_read_only(path, location);
+                    }
+                    if started.elapsed() >= BUSY_TIMEOUT {
+                        return Err(db_error(&location, e));
+                    }
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
                 Err(Opening::Sqlite(e)) => return Err(db_error(&location, e)),
                 Err(Opening::Refused(e)) => return Err(e),
             }
         }
+    }
+
+    /// Opens an existing database for reading only. A WAL database needs
+    /// its shared-memory file; where that cannot be made (a read-only
+    /// folder), the file is opened as immutable, which is what it is there.
+    fn open_read_only(path: &Path, location: String) -> Result<SqliteStore> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let mut last = None;
+        for immutable in [false, true] {
+            let uri = format!(
+                "file:{}{}",
+                uri_path(&crate::project::absolute(path)),
+                if immutable { "?immutable=1" } else { "" }
+            );
+            let attempt = Connection::open_with_flags(&uri, flags).and_then(|conn| {
+                conn.busy_timeout(BUSY_TIMEOUT)?;
+                conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+                    r.get::<_, i64>(0)
+                })?;
+                Ok(conn)
+            });
+            match attempt {
+                Ok(conn) => return Ok(SqliteStore { conn, location }),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(db_error(&location, last.expect("two attempts")))
     }
 
     fn err(&self, e: rusqlite::Error) -> Error {
@@ -210,6 +268,33 @@ impl From<rusqlite::Error> for Opening {
     }
 }
 
+/// An error that means "you may read this, not write it".
+fn read_only_error(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::PermissionDenied || e.raw_os_error() == Some(libc::EROFS)
+}
+
+/// Whether this process may write `path` (its permissions, its mount).
+fn writable(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: a valid NUL-terminated path; access only reads it.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+}
+
+/// A path as an SQLite URI path: `%`, `?` and `#` percent-encoded.
+fn uri_path(path: &Path) -> String {
+    let mut out = String::new();
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' | '?' | '#' => out.push_str(&format!("%{:02X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 fn is_busy(e: &rusqlite::Error) -> bool {
     matches!(
         e.sqlite_error_code(),
@@ -225,7 +310,10 @@ fn db_error(location: &str, e: rusqlite::Error) -> Error {
         Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => {
             "is locked by another process for longer than 30 s; try again".to_string()
         }
-        Some(ErrorCode::ReadOnly) | Some(ErrorCode::CannotOpen) | Some(ErrorCode::PermissionDenied) => {
+        Some(ErrorCode::ReadOnly) => {
+            "is read-only here (a read-only mount, or a file or folder this user may not write): commands that read work, this one writes; run it where the database is writable".to_string()
+        }
+        Some(ErrorCode::CannotOpen) | Some(ErrorCode::PermissionDenied) => {
             format!("cannot be written: {e}; check its permissions and those of its folder")
         }
         Some(ErrorCode::DatabaseCorrupt) => {
@@ -272,6 +360,18 @@ impl SecretStore for SqliteStore {
     }
 
     fn database_id(&self) -> Result<Option<String>> {
+        // A database opened read-only may be of an older schema.
+        let has_table: bool = self
+            .conn
+            .query_row(
+                "SELECT count(*) > 0 FROM sqlite_master WHERE name = 'mage_secrets_database'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))?;
+        if !has_table {
+            return Ok(None);
+        }
         self.conn
             .prepare_cached("SELECT id FROM mage_secrets_database LIMIT 1")
             .and_then(|mut st| st.query_row([], |r| r.get(0)).optional())
