@@ -220,6 +220,17 @@ fn renders_and_gets_during_key_rotations_never_fail() {
     assert!(ws.read("build/f3.yaml").contains("k19: \"value 19\""));
 }
 
+/// A copy of the binary inside the workspace, which `nobody` can run
+/// wherever the build folder is.
+fn reader_binary(ws: &Workspace) -> std::path::PathBuf {
+    let bin = ws.path("bin/mage-secrets");
+    if !bin.exists() {
+        std::fs::create_dir_all(ws.path("bin")).unwrap();
+        std::fs::copy(crate::support::bin(), &bin).unwrap();
+    }
+    bin
+}
+
 /// Runs the binary as a user who may not write the workspace (as `nobody`
 /// through setpriv when the tests run as root, where permissions do not
 /// bind).
@@ -227,7 +238,7 @@ fn as_reader(ws: &Workspace, args: &[&str]) -> crate::support::Run {
     let root = unsafe { libc::geteuid() } == 0;
     let mut cmd = ws.cmd(args);
     if root {
-        let bin = crate::support::bin();
+        let bin = reader_binary(ws);
         let mut wrapped = std::process::Command::new("setpriv");
         wrapped
             .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
@@ -252,6 +263,7 @@ fn a_read_only_data_dir_and_database_serve_every_read_and_refuse_writes_clearly(
     std::fs::create_dir_all(ws.path("out")).unwrap();
     let root = unsafe { libc::geteuid() } == 0;
     if root {
+        reader_binary(&ws);
         // `nobody` owns a readable workspace and the output folder only.
         let status = std::process::Command::new("chown")
             .args(["-R", "65534:65534"])
