@@ -432,3 +432,42 @@ fn a_secret_change_prints_counts_and_files_with_v() {
     w.wait_log("wrote build/pipelines/etl/d.yaml");
     w.stop();
 }
+
+#[test]
+fn a_deleted_project_keeps_its_outputs_and_is_followed_when_it_comes_back() {
+    let ws = Workspace::new();
+    project(&ws);
+    let w = Watcher::start(&ws, &[]);
+    // A source deleted on its own: its output goes, and the folder it left
+    // empty too.
+    fs::remove_file(ws.path("p/pipelines/etl/d.yaml")).unwrap();
+    wait_content(&ws, &w, "build/pipelines/etl/d.yaml", None);
+    wait_for(
+        "the emptied output folder is removed",
+        || !ws.path("build/pipelines/etl").exists(),
+        || w.log(),
+    );
+    assert!(ws.path("build/a.yaml").is_file());
+    // The whole project goes: every output stays.
+    fs::rename(ws.path("p"), ws.path("p.away")).unwrap();
+    w.wait_log("project folder");
+    w.wait_log("is gone; every output is kept");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(read(&ws, "build/a.yaml").as_deref(), Some("a: \"one\""));
+    assert!(ws.path("build/b.yaml").is_file() && ws.path("build/c.yaml").is_file());
+    // It comes back, changed: rendered again, the file it lost is removed.
+    fs::remove_file(ws.path("p.away/b.yaml")).unwrap();
+    ws.write(
+        "p.away/a.yaml",
+        "a: \"{{ mage_secret_var('pw') }}\"\nback: 1\n",
+    );
+    fs::rename(ws.path("p.away"), ws.path("p")).unwrap();
+    w.wait_log("is back: rendering it again");
+    wait_content(&ws, &w, "build/a.yaml", Some("a: \"one\"\nback: 1"));
+    wait_content(&ws, &w, "build/b.yaml", None);
+    // And it is watched again.
+    ws.write("p/c.yaml", "c: edited\n");
+    wait_content(&ws, &w, "build/c.yaml", Some("c: edited\n"));
+    let (code, log) = w.stop();
+    assert_eq!(code, 0, "{log}");
+}

@@ -144,6 +144,16 @@ impl WatchObserver for Printer {
                 "{} reconnected: the secret store answers again; re-rendering {retried} failed file(s)",
                 stamp()
             )),
+            WatchEvent::ProjectGone(root) => r.warning(&format!(
+                "{} project folder {} is gone; every output is kept, and watching resumes when it is back",
+                stamp(),
+                root.display()
+            )),
+            WatchEvent::ProjectBack(root) => r.info(&format!(
+                "{} project folder {} is back: rendering it again",
+                stamp(),
+                root.display()
+            )),
         }
     }
 }

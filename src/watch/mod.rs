@@ -90,6 +90,11 @@ pub enum WatchEvent<'a> {
     StoreUnreachable(String),
     /// The store answers again after an outage; failed files are retried.
     StoreReachable { retried: usize },
+    /// The project folder was deleted or moved away: every output is kept,
+    /// and the watch waits for the folder to come back.
+    ProjectGone(&'a Path),
+    /// The project folder is back: everything is rendered again.
+    ProjectBack(&'a Path),
 }
 
 /// Receives what the watcher does.
@@ -123,6 +128,9 @@ pub struct Watch<'o> {
     observer: &'o mut dyn WatchObserver,
     changed_outputs: Vec<PathBuf>,
     outage: Option<Outage>,
+    /// The project folder itself is gone: outputs are kept and the watch
+    /// waits for it to come back.
+    gone: bool,
 }
 
 impl<'o> Watch<'o> {
@@ -154,6 +162,7 @@ impl<'o> Watch<'o> {
             observer,
             changed_outputs: Vec::new(),
             outage: None,
+            gone: false,
             env,
         })
     }
@@ -297,6 +306,15 @@ impl<'o> Watch<'o> {
     /// Handles one batch of changed paths (project-relative). Problems are
     /// reported; none ends the watch.
     fn process_paths(&mut self, paths: BTreeSet<PathBuf>) {
+        // The whole project went away (a checkout, an `rm -rf` and clone):
+        // its files' deletions are not edits, and its outputs stay.
+        if !self.root.is_dir() {
+            if !self.gone {
+                self.gone = true;
+                self.observer.event(WatchEvent::ProjectGone(&self.root));
+            }
+            return;
+        }
         let mut candidates: BTreeSet<PathBuf> = BTreeSet::new();
         for rel in paths {
             let abs = self.root.join(&rel);
@@ -343,6 +361,15 @@ impl<'o> Watch<'o> {
         match std::fs::remove_file(&target) {
             Ok(()) => {
                 self.observer.event(WatchEvent::Removed(&target));
+                // Folders the removal left empty go too (never the output
+                // root, which holds the marker).
+                for folder in rel.ancestors().skip(1) {
+                    if folder.as_os_str().is_empty()
+                        || std::fs::remove_dir(self.out.join(folder)).is_err()
+                    {
+                        break;
+                    }
+                }
                 self.changed_outputs.push(target);
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -350,6 +377,38 @@ impl<'o> Watch<'o> {
                 "cannot remove {}: {e}",
                 target.display()
             ))),
+        }
+    }
+
+    /// After the project came back: every file it has now is rendered,
+    /// and the outputs of files it no longer has are removed.
+    fn render_again_all(&mut self) {
+        let project = match project::walk(&self.root, &self.selection, Some(&self.out)) {
+            Ok(p) => p,
+            Err(e) => {
+                self.observer.event(WatchEvent::Problem(e.to_string()));
+                return;
+            }
+        };
+        let now: std::collections::HashSet<PathBuf> = project
+            .outputs()
+            .into_iter()
+            .map(Path::to_path_buf)
+            .collect();
+        let gone: Vec<PathBuf> = self
+            .files
+            .keys()
+            .filter(|k| !now.contains(*k))
+            .cloned()
+            .collect();
+        for rel in gone {
+            self.files.remove(&rel);
+            self.remove_output(&rel);
+        }
+        let mut all: Vec<PathBuf> = now.into_iter().collect();
+        all.sort();
+        for rel in all {
+            self.render_one(&project, &rel);
         }
     }
 
@@ -435,6 +494,26 @@ impl<'o> Watch<'o> {
                 Err(RecvTimeoutError::Timeout) => !debounce.pending(),
                 Err(RecvTimeoutError::Disconnected) => break,
             };
+            // Events of the folder itself (moved or deleted) are not
+            // always the project's: its presence is looked at directly.
+            if !self.gone && !self.root.is_dir() {
+                self.gone = true;
+                batch.clear();
+                self.observer.event(WatchEvent::ProjectGone(&self.root));
+            }
+            if self.gone && self.root.is_dir() {
+                // Watch the new folder (the old watch went with the old one).
+                let _ = watcher.unwatch(self.filter.root());
+                if watcher
+                    .watch(self.filter.root(), RecursiveMode::Recursive)
+                    .is_ok()
+                {
+                    self.gone = false;
+                    batch.clear();
+                    self.observer.event(WatchEvent::ProjectBack(&self.root));
+                    self.render_again_all();
+                }
+            }
             let due = debounce.take_due(Instant::now());
             if due {
                 self.process_paths(std::mem::take(&mut batch));
