@@ -14,6 +14,10 @@ use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::secret::Scope;
 
+mod read_only;
+
+use read_only::{read_only_error, writable};
+
 /// Version of the schema below, kept in `PRAGMA user_version`.
 const SCHEMA_VERSION: i64 = 3;
 
@@ -133,35 +137,6 @@ impl SqliteStore {
         }
     }
 
-    /// Opens an existing database for reading only. A WAL database needs
-    /// its shared-memory file; where that cannot be made (a read-only
-    /// folder), the file is opened as immutable, which is what it is there.
-    fn open_read_only(path: &Path, location: String) -> Result<SqliteStore> {
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | OpenFlags::SQLITE_OPEN_URI;
-        let mut last = None;
-        for immutable in [false, true] {
-            let uri = format!(
-                "file:{}{}",
-                uri_path(&crate::project::absolute(path)),
-                if immutable { "?immutable=1" } else { "" }
-            );
-            let attempt = Connection::open_with_flags(&uri, flags).and_then(|conn| {
-                conn.busy_timeout(BUSY_TIMEOUT)?;
-                conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
-                    r.get::<_, i64>(0)
-                })?;
-                Ok(conn)
-            });
-            match attempt {
-                Ok(conn) => return Ok(SqliteStore { conn, location }),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(db_error(&location, last.expect("two attempts")))
-    }
-
     fn err(&self, e: rusqlite::Error) -> Error {
         db_error(&self.location, e)
     }
@@ -266,33 +241,6 @@ impl From<rusqlite::Error> for Opening {
     fn from(e: rusqlite::Error) -> Opening {
         Opening::Sqlite(e)
     }
-}
-
-/// An error that means "you may read this, not write it".
-fn read_only_error(e: &std::io::Error) -> bool {
-    e.kind() == std::io::ErrorKind::PermissionDenied || e.raw_os_error() == Some(libc::EROFS)
-}
-
-/// Whether this process may write `path` (its permissions, its mount).
-fn writable(path: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: a valid NUL-terminated path; access only reads it.
-    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
-}
-
-/// A path as an SQLite URI path: `%`, `?` and `#` percent-encoded.
-fn uri_path(path: &Path) -> String {
-    let mut out = String::new();
-    for c in path.to_string_lossy().chars() {
-        match c {
-            '%' | '?' | '#' => out.push_str(&format!("%{:02X}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 fn is_busy(e: &rusqlite::Error) -> bool {
