@@ -471,3 +471,36 @@ fn a_deleted_project_keeps_its_outputs_and_is_followed_when_it_comes_back() {
     let (code, log) = w.stop();
     assert_eq!(code, 0, "{log}");
 }
+
+#[test]
+fn a_store_file_replaced_under_a_running_watch_is_opened_again() {
+    let ws = Workspace::new();
+    project(&ws);
+    let db = ws.path("d/mage-secrets/secrets.db");
+    // A backup taken while pw is "one".
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute("VACUUM INTO ?1", [ws.path("backup.db").to_str().unwrap()])
+        .unwrap();
+    let w = Watcher::start(&ws, &[]);
+    ws.set("d", None, "pw", "two");
+    wait_content(&ws, &w, "build/a.yaml", Some("a: \"two\""));
+    // Restored with mv (its WAL emptied first, as a careful restore does).
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
+    fs::rename(ws.path("backup.db"), &db).unwrap();
+    assert_eq!(
+        ws.run(&["--data-dir", "d", "get", "pw"]).ok().stdout,
+        "one\n"
+    );
+    w.wait_log("database file was replaced");
+    wait_content(&ws, &w, "build/a.yaml", Some("a: \"one\""));
+    wait_content(&ws, &w, "build/pipelines/etl/d.yaml", Some("d: \"one\""));
+    // And it follows the restored file from then on.
+    ws.set("d", None, "pw", "three");
+    wait_content(&ws, &w, "build/a.yaml", Some("a: \"three\""));
+    let (code, log) = w.stop();
+    assert_eq!(code, 0, "{log}");
+}

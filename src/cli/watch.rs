@@ -144,6 +144,10 @@ impl WatchObserver for Printer {
                 "{} reconnected: the secret store answers again; re-rendering {retried} failed file(s)",
                 stamp()
             )),
+            WatchEvent::StoreReplaced => r.warning(&format!(
+                "{} the secret store's database file was replaced (a restored backup?); opened it again and re-rendered every file",
+                stamp()
+            )),
             WatchEvent::ProjectGone(root) => r.warning(&format!(
                 "{} project folder {} is gone; every output is kept, and watching resumes when it is back",
                 stamp(),

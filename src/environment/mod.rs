@@ -408,4 +408,10 @@ impl Environment {
     pub fn store_change_counter(&self) -> Result<u64> {
         self.store().change_counter()
     }
+
+    /// Whether the database file was replaced since it was opened (a
+    /// backup restored, the data dir recreated): open the environment again.
+    pub fn store_replaced(&self) -> bool {
+        self.store().replaced()
+    }
 }

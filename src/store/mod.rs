@@ -128,6 +128,12 @@ pub trait SecretStore: Send {
 
     /// A value that changes whenever another connection commits a change.
     fn change_counter(&self) -> Result<u64>;
+
+    /// Whether the database this store opened was replaced since (another
+    /// file at its path): a long-running reader must open it again.
+    fn replaced(&self) -> bool {
+        false
+    }
 }
 
 /// Every environment of a database with its name, sorted by uuid.

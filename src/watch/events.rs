@@ -59,6 +59,9 @@ pub enum WatchEvent<'a> {
     StoreUnreachable(String),
     /// The store answers again after an outage; failed files are retried.
     StoreReachable { retried: usize },
+    /// The database file was replaced (a backup restored, the data dir
+    /// recreated): it was opened again and every file rendered again.
+    StoreReplaced,
     /// The project folder was deleted or moved away: every output is kept,
     /// and the watch waits for the folder to come back.
     ProjectGone(&'a Path),

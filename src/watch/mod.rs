@@ -320,7 +320,7 @@ impl<'o> Watch<'o> {
 
     /// After the project came back: every file it has now is rendered,
     /// and the outputs of files it no longer has are removed.
-    fn render_again_all(&mut self) {
+    pub(super) fn render_again_all(&mut self) {
         let project = match project::walk(&self.root, &self.selection, Some(&self.out)) {
             Ok(p) => p,
             Err(e) => {

@@ -49,6 +49,18 @@ fn changed_names(before: &StoreSnapshot, after: &StoreSnapshot) -> Vec<String> {
 impl Watch<'_> {
     /// Re-renders the files affected by changes in the store, if any.
     pub(super) fn process_store(&mut self) -> Result<()> {
+        if self.env.store_replaced() {
+            // Another database file at the store's path: what this
+            // connection reads is gone. Open it again (its id is checked
+            // against the data dir's record) and render everything.
+            self.env = Environment::open_existing(self.env.settings())?;
+            self.engine = self.env.engine();
+            self.store = snapshot(&self.env)?;
+            self.store_counter = self.env.store_change_counter()?;
+            self.observer.event(WatchEvent::StoreReplaced);
+            self.render_again_all();
+            return Ok(());
+        }
         let counter = self.env.store_change_counter()?;
         if counter == self.store_counter {
             return Ok(());

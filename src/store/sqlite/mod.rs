@@ -55,6 +55,16 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct SqliteStore {
     conn: Connection,
     location: String,
+    /// The file's path and its (device, inode) when opened: a file put in
+    /// its place later (a backup restored with `mv`, a data dir recreated)
+    /// is another database, which this connection does not see.
+    identity: (std::path::PathBuf, Option<(u64, u64)>),
+}
+
+/// The (device, inode) of the file at `path`.
+fn file_identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 impl SqliteStore {
@@ -101,6 +111,7 @@ impl SqliteStore {
                 let store = SqliteStore {
                     conn,
                     location: location.clone(),
+                    identity: (path.to_path_buf(), file_identity(path)),
                 };
                 store.configure().map_err(Opening::Sqlite)?;
                 store.migrate()?;
@@ -538,6 +549,11 @@ impl SecretStore for SqliteStore {
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))
             .map_err(|e| self.err(e))?;
         Ok((result != "ok").then_some(result))
+    }
+
+    fn replaced(&self) -> bool {
+        let (path, opened) = &self.identity;
+        opened.is_some() && file_identity(path) != *opened
     }
 
     fn change_counter(&self) -> Result<u64> {

@@ -32,7 +32,13 @@ impl SqliteStore {
                 Ok(conn)
             });
             match attempt {
-                Ok(conn) => return Ok(SqliteStore { conn, location }),
+                Ok(conn) => {
+                    return Ok(SqliteStore {
+                        conn,
+                        location,
+                        identity: (path.to_path_buf(), super::file_identity(path)),
+                    })
+                }
                 Err(e) => last = Some(e),
             }
         }
