@@ -314,3 +314,83 @@ fn a_read_only_data_dir_and_database_serve_every_read_and_refuse_writes_clearly(
     left.sort();
     assert_eq!(left, ["database", "key", "secrets.db", "uuid"]);
 }
+
+#[test]
+fn an_output_past_the_limit_is_an_error_for_its_file_never_an_abort() {
+    let ws = Workspace::new();
+    ws.set("d", None, "a", "1");
+    ws.write(
+        "p/io_config.yaml",
+        "{% set s = 'x' * 10000000 %}{% for i in range(10000) %}{{ s }}{% endfor %}\n",
+    );
+    ws.write("p/ok.yaml", "a: \"{{ mage_secret_var('a') }}\"\n");
+    let out = ws
+        .run(&["--data-dir", "d", "render", "p", "--out", "o"])
+        .code(1);
+    assert!(
+        out.stderr
+            .contains("p/io_config.yaml: error: the rendered output would be larger than 64 MiB"),
+        "{}",
+        out.stderr
+    );
+    assert!(!ws.path("o").exists(), "nothing written");
+    let check = ws.run(&["--data-dir", "d", "check", "p"]).code(1);
+    assert!(
+        check.stderr.contains("larger than 64 MiB"),
+        "{}",
+        check.stderr
+    );
+    // The limit is the user's to set.
+    ws.write(
+        "p/io_config.yaml",
+        "{% set s = 'x' * 1000 %}{% for i in range(100) %}{{ s }}{% endfor %}\n",
+    );
+    let small = ws
+        .run(&[
+            "--data-dir",
+            "d",
+            "render",
+            "p",
+            "--out",
+            "o",
+            "--max-output",
+            "50KiB",
+        ])
+        .code(1);
+    assert!(
+        small.stderr.contains("larger than 50 KiB"),
+        "{}",
+        small.stderr
+    );
+    ws.run(&[
+        "--data-dir",
+        "d",
+        "render",
+        "p",
+        "--out",
+        "o",
+        "--max-output",
+        "1MiB",
+    ])
+    .ok();
+    assert_eq!(ws.read("o/io_config.yaml").len(), 100_000);
+    for bad in ["0", "5X", "lots"] {
+        let refused = ws
+            .run(&[
+                "--data-dir",
+                "d",
+                "render",
+                "p",
+                "--out",
+                "o2",
+                "--max-output",
+                bad,
+            ])
+            .code(2);
+        assert!(
+            refused.stderr.contains("--max-output"),
+            "{bad}: {}",
+            refused.stderr
+        );
+    }
+}

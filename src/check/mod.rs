@@ -260,6 +260,7 @@ fn check_file(
         raw: false,
         direct: false,
         allow_unknown: options.allow_unknown.clone(),
+        max_output: None,
     };
     let rendered = engine.render(
         rel,

@@ -389,6 +389,9 @@ pub struct RenderFlags {
     /// Insert values raw, without YAML quote-aware escaping (Mage's bytes)
     #[arg(long)]
     pub raw: bool,
+    /// The largest output one file may render to (bytes, or with KiB, MiB, GiB) [default: 64MiB]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_output: Option<usize>,
     #[command(flatten)]
     pub select: SelectFlags,
 }
@@ -405,6 +408,33 @@ pub struct SelectFlags {
     /// A function your Mage deployment provides at run time: calls to it are kept for Mage, not refused as unknown (repeatable, or comma-separated)
     #[arg(long, value_name = "NAME", value_delimiter = ',')]
     pub allow_unknown: Vec<String>,
+}
+
+fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let unit_bytes: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" | "kb" => 1 << 10,
+        "m" | "mib" | "mb" => 1 << 20,
+        "g" | "gib" | "gb" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown unit '{other}': give bytes, or a number with KiB, MiB or GiB"
+            ))
+        }
+    };
+    let n: usize = digits.parse().map_err(|_| {
+        "give a number of bytes, or one with KiB, MiB or GiB (e.g. 64MiB)".to_string()
+    })?;
+    match n.checked_mul(unit_bytes) {
+        Some(0) => Err("the limit must be more than 0 bytes".into()),
+        Some(bytes) => Ok(bytes),
+        None => Err("that limit is larger than this machine can address".into()),
+    }
 }
 
 fn parse_mode(text: &str) -> Result<u32, String> {

@@ -309,6 +309,7 @@ fn render_options(flags: &RenderFlags) -> RenderOptions {
         raw: flags.raw,
         direct: false,
         allow_unknown: flags.select.allow_unknown.clone(),
+        max_output: flags.max_output,
     }
 }
 

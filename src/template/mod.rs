@@ -82,6 +82,37 @@ pub struct RenderOptions {
     pub direct: bool,
     /// Functions Mage provides at run time besides its own (calls kept).
     pub allow_unknown: Vec<String>,
+    /// The largest output one file may render to, in bytes
+    /// ([`DEFAULT_MAX_OUTPUT`] when `None`): a loop or a repeated string
+    /// that would make more is an error for that file, not an exhausted
+    /// memory.
+    pub max_output: Option<usize>,
+}
+
+/// The output limit of one file unless one is given: far above any config.
+pub const DEFAULT_MAX_OUTPUT: usize = 64 << 20;
+
+thread_local! {
+    /// What the file being rendered on this thread may still print.
+    static OUTPUT_LEFT: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
+}
+
+/// The error for an output past the limit (no value in it).
+fn output_limit_error(limit: usize) -> String {
+    format!(
+        "the rendered output would be larger than {} (a loop or a repeated string?); nothing is written for this file. If the file is meant to be this large, raise --max-output",
+        size_text(limit)
+    )
+}
+
+/// `64 MiB`, `512 KiB`, `100 bytes`.
+pub fn size_text(bytes: usize) -> String {
+    match bytes {
+        b if b >= 1 << 30 && b % (1 << 30) == 0 => format!("{} GiB", b >> 30),
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} bytes"),
+    }
 }
 
 /// Why a YAML file without template syntax would fail Mage's load (it does
@@ -153,6 +184,14 @@ impl Engine {
             let mut text = String::new();
             python::write_value(&mut text, value)
                 .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.0))?;
+            let left = OUTPUT_LEFT.get();
+            if text.len() > left {
+                return Err(minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    "output limit reached",
+                ));
+            }
+            OUTPUT_LEFT.set(left - text.len());
             out.write_str(&text).map_err(minijinja::Error::from)
         });
         env.add_function(
@@ -187,6 +226,8 @@ impl Engine {
             references: Vec::new(),
             kept: Vec::new(),
         };
+        let limit = options.max_output.unwrap_or(DEFAULT_MAX_OUTPUT);
+        OUTPUT_LEFT.set(limit);
         if !analysis::has_template_syntax(source) {
             if check_yaml {
                 let problems = yaml_check::plain(source);
@@ -303,6 +344,21 @@ impl Engine {
             names.dedup();
             names
         };
+        // Past the limit: one error for the file, whatever failed with it.
+        let over = file
+            .diagnostics
+            .iter()
+            .any(|d| d.message.contains("output limit reached"))
+            || sink.asm.out.len() > limit;
+        if over {
+            file.diagnostics
+                .retain(|d| d.kind != Kind::Render && d.kind != Kind::Syntax);
+            file.diagnostics.push(located(Diagnostic::error(
+                Kind::Render,
+                output_limit_error(limit),
+            )));
+            return file;
+        }
         if rendered.is_none() || file.diagnostics.iter().any(Diagnostic::is_error) {
             return file;
         }
