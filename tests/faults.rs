@@ -374,6 +374,27 @@ fn an_output_past_the_limit_is_an_error_for_its_file_never_an_abort() {
     ])
     .ok();
     assert_eq!(ws.read("o/io_config.yaml").len(), 100_000);
+    // Widths and counts that would allocate past the limit are refused
+    // before anything is allocated.
+    for t in [
+        "{{ 'ab' | center(2000000000) }}",
+        "{{ '%2000000000s' % 'x' }}",
+        "{{ '%.2000000000f' % 1.5 }}",
+        "{{ 'x'.zfill(2000000000) }}",
+        "{{ '{:>2000000000}'.format('x') }}",
+        "{{ 'x' | indent(2000000000, true) }}",
+        "{{ 'x'.center(2000000000) }}",
+    ] {
+        ws.write("p/io_config.yaml", format!("a: \"{t}\"\n"));
+        let out = ws
+            .run(&["--data-dir", "d", "render", "p", "--out", "o3"])
+            .code(1);
+        assert!(
+            out.stderr.contains("larger than 64 MiB"),
+            "{t}: {}",
+            out.stderr
+        );
+    }
     for bad in ["0", "5X", "lots"] {
         let refused = ws
             .run(&[

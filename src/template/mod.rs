@@ -97,6 +97,56 @@ thread_local! {
     static OUTPUT_LEFT: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
 }
 
+/// Refuses, before anything is allocated, a string of `len` bytes that
+/// would not fit what the file may still print (a padding width, a repeat
+/// count): the same error as an output past the limit.
+pub(crate) fn fits_output(len: usize) -> Result<(), minijinja::Error> {
+    if len > OUTPUT_LEFT.get() {
+        return Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            "output limit reached",
+        ));
+    }
+    Ok(())
+}
+
+/// Every width and precision in a `%` (printf) or `str.format` format
+/// string fits the output limit.
+pub(crate) fn format_widths_fit(format: &str, printf: bool) -> Result<(), minijinja::Error> {
+    let bytes = format.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let spec_start = if printf {
+            (bytes[i] == b'%').then_some(i + 1)
+        } else if bytes[i] == b'{' && bytes.get(i + 1) != Some(&b'{') {
+            format[i..]
+                .find('}')
+                .and_then(|end| format[i..i + end].find(':').map(|colon| i + colon + 1))
+        } else {
+            None
+        };
+        let Some(mut j) = spec_start else {
+            i += 1;
+            continue;
+        };
+        // Numbers up to the conversion (printf) or the closing brace.
+        while j < bytes.len() && !(printf && bytes[j].is_ascii_alphabetic()) && bytes[j] != b'}' {
+            let start = j;
+            while j < bytes.len() && bytes[j].is_ascii_digit() {
+                j += 1;
+            }
+            if j > start {
+                let n = format[start..j].parse::<usize>().unwrap_or(usize::MAX);
+                fits_output(n)?;
+            } else {
+                j += 1;
+            }
+        }
+        i = j.max(i + 1);
+    }
+    Ok(())
+}
+
 /// The error for an output past the limit (no value in it).
 fn output_limit_error(limit: usize) -> String {
     format!(

@@ -76,6 +76,7 @@ pub fn install(env: &mut Environment<'static>) {
 /// sign of the divisor.
 fn percent(left: Value, right: Value) -> Result<Value, Error> {
     if let Some(format) = left.as_str() {
+        super::format_widths_fit(format, true)?;
         let args: Vec<Value> = if let Some(t) = right.downcast_object_ref::<PyTuple>() {
             t.0.clone()
         } else if super::jinja2::is_dict(&right) {

@@ -88,11 +88,20 @@ pub(super) fn indent(
         None => "    ".to_string(),
         Some(w) => match w.as_str() {
             Some(text) => text.to_string(),
-            None => " ".repeat(usize::try_from(i64::try_from(w)?.max(0)).unwrap_or(0)),
+            None => {
+                let n = usize::try_from(i64::try_from(w)?.max(0)).unwrap_or(0);
+                crate::template::fits_output(n)?;
+                " ".repeat(n)
+            }
         },
     };
     s.push('\n'); // Jinja2 adds it so that splitlines keeps a last empty line
     let lines = splitlines(&s);
+    crate::template::fits_output(
+        pad.len()
+            .saturating_mul(lines.len() + 1)
+            .saturating_add(s.len()),
+    )?;
     let mut out = if blank.unwrap_or(false) {
         lines.join(&format!("\n{pad}"))
     } else {
@@ -288,6 +297,7 @@ pub(super) fn center(value: &Value, width: Option<i64>) -> Result<Value, Error> 
     if width <= len {
         return Ok(Value::from(s));
     }
+    crate::template::fits_output(usize::try_from(width).unwrap_or(usize::MAX))?;
     let marg = width - len;
     let left = marg / 2 + (marg & width & 1);
     Ok(Value::from(format!(

@@ -198,11 +198,22 @@ pub(super) fn python_method(
             if width <= len {
                 return Ok(value.clone());
             }
+            crate::template::fits_output(usize::try_from(width).unwrap_or(usize::MAX))?;
             let fill = "0".repeat((width - len) as usize);
             Ok(Value::from(match s.strip_prefix(['+', '-']) {
                 Some(rest) => format!("{}{fill}{rest}", &s[..1]),
                 None => format!("{fill}{s}"),
             }))
+        }
+        (ValueKind::String, "format") => {
+            crate::template::format_widths_fit(value.as_str().unwrap_or_default(), false)?;
+            minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args)
+        }
+        (ValueKind::String, "center" | "ljust" | "rjust") => {
+            if let Some(width) = args.first().and_then(|w| i64::try_from(w.clone()).ok()) {
+                crate::template::fits_output(usize::try_from(width).unwrap_or(0))?;
+            }
+            minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args)
         }
         _ => minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args),
     }
