@@ -244,3 +244,27 @@ fn a_plain_value_pyyaml_reads_as_another_type_is_warned_about() {
     }
     assert_eq!(out.stderr.matches("warning:").count(), 2, "{}", out.stderr);
 }
+
+#[test]
+fn an_engine_message_that_would_quote_a_value_is_withheld() {
+    let ws = Workspace::new();
+    ws.set("d", None, "lk", "TOPSECRET");
+    for expr in [
+        "'x' | attr(mage_secret_var('lk'))",
+        "('{' ~ mage_secret_var('lk') ~ '}').format(1)",
+        "(mage_secret_var('lk') | lower) | attr('nope')(1)",
+    ] {
+        ws.write("p/io_config.yaml", format!("a: \"{{{{ {expr} }}}}\"\n"));
+        for args in [
+            &["check", "p"][..],
+            &["check", "p", "--format", "json"],
+            &["render", "p/io_config.yaml"],
+            &["render", "p", "--out", "o", "--dry-run", "--diff"],
+        ] {
+            let out = ws.run(&[&["--data-dir", "d"][..], args].concat());
+            assert_ne!(out.code, 0, "{expr} {args:?}");
+            let all = format!("{}{}", out.stdout, out.stderr).to_lowercase();
+            assert!(!all.contains("topsecret"), "{expr} {args:?}: {all}");
+        }
+    }
+}

@@ -147,6 +147,74 @@ pub(crate) fn format_widths_fit(format: &str, printf: bool) -> Result<(), miniji
     Ok(())
 }
 
+/// Engine messages may quote what an expression computed (an attribute
+/// name, a format key): where that could be a secret's value, the message is
+/// withheld. A message is withheld when it contains a used value (as it is,
+/// upper- or lower-cased, or one of its lines), or when it is an engine
+/// error at an expression that reads a secret.
+fn withhold_values(
+    diagnostics: &mut [Diagnostic],
+    used: &[(String, std::sync::Arc<crate::secret::SecretValue>)],
+    source: &str,
+    analysis: &Analysis,
+) {
+    if used.is_empty() || diagnostics.is_empty() {
+        return;
+    }
+    let mut needles: Vec<String> = Vec::new();
+    for (_, value) in used {
+        let v = value.as_str();
+        for variant in [v.to_string(), v.to_uppercase(), v.to_lowercase()] {
+            needles.extend(
+                std::iter::once(variant.trim().to_string())
+                    .chain(variant.lines().map(|l| l.trim().to_string()))
+                    .filter(|n| n.chars().count() >= 2),
+            );
+        }
+    }
+    // The lines of the secret references, in one pass over the source.
+    let mut offsets: Vec<usize> = analysis
+        .references
+        .iter()
+        .filter(|r| r.function == analysis::Function::SecretVar)
+        .map(|r| r.offset)
+        .collect();
+    offsets.sort_unstable();
+    let mut secret_lines = std::collections::HashSet::new();
+    let (mut line, mut pos) = (1, 0);
+    for offset in offsets {
+        let offset = offset.min(source.len());
+        line += source.as_bytes()[pos..offset]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count();
+        pos = offset;
+        secret_lines.insert(line);
+    }
+    for d in diagnostics.iter_mut() {
+        let engine_error = d.message.starts_with("template error: ")
+            && d.line.is_some_and(|l| secret_lines.contains(&l));
+        // Our own messages are built from names and fixed texts only.
+        let ours = matches!(
+            d.kind,
+            Kind::MissingSecret
+                | Kind::UnsetEnvVar
+                | Kind::ComputedName
+                | Kind::Quoting
+                | Kind::Yaml
+        );
+        let quotes_value = !ours
+            && needles.iter().any(|n| {
+                d.message.contains(n.as_str())
+                    || d.help.as_deref().is_some_and(|h| h.contains(n.as_str()))
+            });
+        if engine_error || quotes_value {
+            d.message = "the expression failed on a secret's value; its message is withheld, as it could show the value (check the filters, methods and attributes applied to it)".to_string();
+            d.help = None;
+        }
+    }
+}
+
 /// The error for an output past the limit (no value in it).
 fn output_limit_error(limit: usize) -> String {
     format!(
@@ -388,6 +456,7 @@ impl Engine {
             }
         }
         let used = scope.used();
+        withhold_values(&mut file.diagnostics, &used, source, &analysis);
         file.secrets = {
             let mut names: Vec<String> = used.iter().map(|(n, _)| n.clone()).collect();
             names.sort();
