@@ -415,3 +415,117 @@ fn an_output_past_the_limit_is_an_error_for_its_file_never_an_abort() {
         );
     }
 }
+
+#[test]
+fn a_write_leaves_its_changes_in_the_database_file_so_the_file_alone_is_a_backup() {
+    let ws = Workspace::new();
+    ws.set("d", None, "pw", "one");
+    let db = ws.path("d/mage-secrets/secrets.db");
+    // Another reader keeps the database open (as `watch` does), so closing
+    // the writer is not the last close.
+    let reader = rusqlite::Connection::open(&db).unwrap();
+    reader
+        .query_row("SELECT count(*) FROM secrets", [], |r| r.get::<_, i64>(0))
+        .unwrap();
+    ws.set("d", None, "pw", "two");
+    let wal = ws.path("d/mage-secrets/secrets.db-wal");
+    assert_eq!(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0), 0);
+    // The file alone, copied elsewhere with the data dir, reads "two".
+    std::fs::create_dir_all(ws.path("copy/mage-secrets")).unwrap();
+    for f in ["key", "uuid", "secrets.db"] {
+        std::fs::copy(
+            ws.path(&format!("d/mage-secrets/{f}")),
+            ws.path(&format!("copy/mage-secrets/{f}")),
+        )
+        .unwrap();
+    }
+    assert_eq!(
+        ws.run(&["--data-dir", "copy", "get", "pw"]).ok().stdout,
+        "two\n"
+    );
+    drop(reader);
+}
+
+#[test]
+fn a_missing_or_emptied_database_is_never_replaced_by_a_new_one() {
+    let ws = Workspace::new();
+    ws.set("d", None, "pw", "one");
+    let db = ws.path("d/mage-secrets/secrets.db");
+    std::fs::remove_file(&db).unwrap();
+    for args in [&["get", "pw"][..], &["list"], &["render", "p.yaml"]] {
+        ws.write("p.yaml", "a: 1\n");
+        let out = ws.run(&[&["--data-dir", "d"][..], args].concat()).code(2);
+        assert!(
+            out.stderr
+                .contains("is missing or empty; nothing was created"),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(!db.exists(), "{args:?} created a database");
+    }
+    let set = ws
+        .run_with_stdin(&["--data-dir", "d", "set", "other"], b"x")
+        .code(2);
+    assert!(set.stderr.contains("is missing or empty"), "{}", set.stderr);
+    assert!(!db.exists());
+    std::fs::write(&db, b"").unwrap();
+    ws.run(&["--data-dir", "d", "get", "pw"]).code(2);
+    assert_eq!(
+        std::fs::metadata(&db).unwrap().len(),
+        0,
+        "the empty file stays as it was"
+    );
+}
+
+#[test]
+fn a_read_only_database_with_changes_in_its_log_is_an_error_not_old_values() {
+    use std::os::unix::fs::PermissionsExt;
+    let ws = Workspace::new();
+    ws.set("d", None, "pw", "one");
+    // A change left in the write-ahead log (as by a writer that was killed):
+    // written while another connection keeps the log from being folded in.
+    let db = ws.path("d/mage-secrets/secrets.db");
+    let holder = rusqlite::Connection::open(&db).unwrap();
+    holder
+        .query_row("SELECT count(*) FROM secrets", [], |r| r.get::<_, i64>(0))
+        .unwrap();
+    {
+        let writer = rusqlite::Connection::open(&db).unwrap();
+        writer
+            .execute("UPDATE secrets SET updated_at = 'changed'", [])
+            .unwrap();
+    }
+    // A copy with the log but without its -shm file, in a read-only folder.
+    std::fs::create_dir_all(ws.path("ro/mage-secrets")).unwrap();
+    for f in ["key", "uuid", "secrets.db", "secrets.db-wal"] {
+        std::fs::copy(
+            ws.path(&format!("d/mage-secrets/{f}")),
+            ws.path(&format!("ro/mage-secrets/{f}")),
+        )
+        .unwrap();
+    }
+    drop(holder);
+    assert!(
+        std::fs::metadata(ws.path("ro/mage-secrets/secrets.db-wal"))
+            .unwrap()
+            .len()
+            > 0
+    );
+    let root = unsafe { libc::geteuid() } == 0;
+    if root {
+        reader_binary(&ws);
+        let status = std::process::Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(ws.dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        std::fs::set_permissions(ws.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    for rel in ["ro/mage-secrets", "ro"] {
+        std::fs::set_permissions(ws.path(rel), std::fs::Permissions::from_mode(0o500)).unwrap();
+    }
+    let out = as_reader(&ws, &["--data-dir", "ro", "get", "pw"]).code(2);
+    assert!(out.stderr.contains("write-ahead log"), "{}", out.stderr);
+    assert!(!out.stdout.contains("one"));
+}

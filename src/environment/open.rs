@@ -85,7 +85,19 @@ impl Environment {
                 data_dir::prepare(settings)?;
                 store
             }
-            DatabaseLocation::Sqlite(_) => {
+            DatabaseLocation::Sqlite(path) => {
+                // Only a command that may create the environment may create
+                // its database: a missing or emptied file is not silently
+                // replaced by a new, empty one.
+                let missing = !path.metadata().is_ok_and(|m| m.is_file() && m.len() > 0);
+                let known = database_record::read(settings)?.is_some_and(|r| r.id.is_some());
+                if missing && (!creating || known) {
+                    return Err(Error::NotFound(format!(
+                        "database {} of the environment in data dir {} is missing or empty; nothing was created. Restore it from a backup, or pass the right --database",
+                        path.display(),
+                        settings.data_dir.display()
+                    )));
+                }
                 data_dir::prepare(settings)?;
                 store::open(&database)?
             }

@@ -14,8 +14,12 @@ use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::secret::Scope;
 
+mod errors;
+mod file;
 mod read_only;
 
+use errors::{db_error, is_busy};
+use file::file_identity;
 use read_only::{read_only_error, writable};
 
 /// Version of the schema below, kept in `PRAGMA user_version`.
@@ -59,12 +63,8 @@ pub struct SqliteStore {
     /// its place later (a backup restored with `mv`, a data dir recreated)
     /// is another database, which this connection does not see.
     identity: (std::path::PathBuf, Option<(u64, u64)>),
-}
-
-/// The (device, inode) of the file at `path`.
-fn file_identity(path: &Path) -> Option<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    /// Whether this connection wrote: it then checkpoints when it closes.
+    wrote: std::cell::Cell<bool>,
 }
 
 impl SqliteStore {
@@ -112,6 +112,7 @@ impl SqliteStore {
                     conn,
                     location: location.clone(),
                     identity: (path.to_path_buf(), file_identity(path)),
+                    wrote: std::cell::Cell::new(false),
                 };
                 store.configure().map_err(Opening::Sqlite)?;
                 store.migrate()?;
@@ -254,39 +255,6 @@ impl From<rusqlite::Error> for Opening {
     }
 }
 
-fn is_busy(e: &rusqlite::Error) -> bool {
-    matches!(
-        e.sqlite_error_code(),
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
-    )
-}
-
-fn db_error(location: &str, e: rusqlite::Error) -> Error {
-    let message = match e.sqlite_error_code() {
-        Some(ErrorCode::NotADatabase) => {
-            "is not a SQLite database (or is encrypted or damaged); pass the right file with --database".to_string()
-        }
-        Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => {
-            "is locked by another process for longer than 30 s; try again".to_string()
-        }
-        Some(ErrorCode::ReadOnly) => {
-            "is read-only here (a read-only mount, or a file or folder this user may not write): commands that read work, this one writes; run it where the database is writable".to_string()
-        }
-        Some(ErrorCode::CannotOpen) | Some(ErrorCode::PermissionDenied) => {
-            format!("cannot be written: {e}; check its permissions and those of its folder")
-        }
-        Some(ErrorCode::DatabaseCorrupt) => {
-            format!("is damaged: {e}; restore it from a backup")
-        }
-        _ => e.to_string(),
-    };
-    Error::Database {
-        location: location.to_string(),
-        message,
-        source: Some(Box::new(e)),
-    }
-}
-
 /// Every sealed row of an environment, on a connection or in a transaction.
 fn sealed_rows(conn: &Connection, env_uuid: &str) -> rusqlite::Result<Vec<SealedRow>> {
     let mut st = conn.prepare_cached(
@@ -345,6 +313,7 @@ impl SecretStore for SqliteStore {
     }
 
     fn register_environment(&self, env_uuid: &str, key_check: &[u8], replace: bool) -> Result<()> {
+        self.wrote.set(true);
         let sql = if replace {
             "INSERT INTO environments (uuid, key_check) VALUES (?1, ?2)
              ON CONFLICT(uuid) DO UPDATE SET key_check = excluded.key_check"
@@ -377,6 +346,7 @@ impl SecretStore for SqliteStore {
         sealed: &[u8],
         key_check: &[u8],
     ) -> Result<()> {
+        self.wrote.set(true);
         let tx = self.write_tx()?;
         self.expect_key_check(&tx, env_uuid, key_check)?;
         tx.execute(
@@ -390,6 +360,7 @@ impl SecretStore for SqliteStore {
     }
 
     fn delete(&self, env_uuid: &str, scope: &Scope, name: &str) -> Result<bool> {
+        self.wrote.set(true);
         let tx = self.write_tx()?;
         let n = tx
             .execute(
@@ -458,6 +429,7 @@ impl SecretStore for SqliteStore {
     }
 
     fn set_environment_name(&self, env_uuid: &str, name: Option<&str>) -> Result<Option<String>> {
+        self.wrote.set(true);
         let tx = self.write_tx()?;
         let holder: Option<String> = tx
             .query_row(
@@ -507,6 +479,7 @@ impl SecretStore for SqliteStore {
         new_check: &[u8],
         reseal: &mut dyn FnMut(&SealedRow) -> Result<Vec<u8>>,
     ) -> Result<usize> {
+        self.wrote.set(true);
         let tx = self.write_tx()?;
         self.expect_key_check(&tx, env_uuid, old_check)?;
         let rows = sealed_rows(&tx, env_uuid).map_err(|e| self.err(e))?;

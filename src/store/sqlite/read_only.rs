@@ -19,6 +19,22 @@ impl SqliteStore {
             | OpenFlags::SQLITE_OPEN_URI;
         let mut last = None;
         for immutable in [false, true] {
+            // Immutable reads ignore the write-ahead log: with changes in
+            // it, what they read would be old values.
+            if immutable {
+                let mut wal = path.as_os_str().to_owned();
+                wal.push("-wal");
+                if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+                    return Err(crate::error::Error::Database {
+                        location: location.clone(),
+                        message: format!(
+                            "has changes in its write-ahead log ({}) that cannot be read here (a read-only folder without its -shm file); open it once where it is writable (any `mage-secrets list` there folds the log in), or copy the folder with both files",
+                            std::path::Path::new(&wal).display()
+                        ),
+                        source: None,
+                    });
+                }
+            }
             let uri = format!(
                 "file:{}{}",
                 uri_path(&std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())),
@@ -37,6 +53,7 @@ impl SqliteStore {
                         conn,
                         location,
                         identity: (path.to_path_buf(), super::file_identity(path)),
+                        wrote: std::cell::Cell::new(false),
                     })
                 }
                 Err(e) => last = Some(e),
