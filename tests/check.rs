@@ -591,3 +591,52 @@ fn sql_and_python_blocks_are_checked_and_dbt_sql_is_dbts() {
     assert!(!ws.path("o/data_loaders/load.py").exists());
     assert!(!ws.path("o/transformers/q.sql").exists());
 }
+
+#[test]
+fn without_the_key_a_branch_a_secret_may_take_is_not_a_pass() {
+    let ws = Workspace::new();
+    ws.set("prod", Some("s.db"), "which", "prod");
+    ws.set("dev", Some("s.db"), "which", "dev");
+    ws.write(
+        "p/io_config.yaml",
+        "default:\n{% if mage_secret_var('which') == 'prod' %}\n  X: \"{{ mage_secret_var('prod_missing') }}\"\n{% endif %}\n",
+    );
+    let prod = ws.read("prod/mage-secrets/uuid").trim().to_string();
+    let keyless = ws
+        .run(&[
+            "--data-dir",
+            "dev",
+            "--database",
+            "s.db",
+            "check",
+            "p",
+            "--environment",
+            &prod,
+        ])
+        .code(1);
+    assert!(
+        keyless
+            .stderr
+            .contains("a condition on a secret's value may reach it there"),
+        "{}",
+        keyless.stderr
+    );
+    // With prod's own key the render decides: it does reach it.
+    ws.run(&["--data-dir", "prod", "--database", "s.db", "check", "p"])
+        .code(1);
+    // In dev, with dev's key, the branch is not taken.
+    ws.run(&["--data-dir", "dev", "--database", "s.db", "check", "p"])
+        .ok();
+    ws.run(&[
+        "--data-dir",
+        "dev",
+        "--database",
+        "s.db",
+        "check",
+        "p",
+        "--environment",
+        &prod,
+        "--allow-unverifiable",
+    ])
+    .ok();
+}

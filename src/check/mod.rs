@@ -301,6 +301,9 @@ fn check_file(
         .iter()
         .any(|d| matches!(d.kind, Kind::Syntax | Kind::Render | Kind::UnknownName) && d.is_error());
     let kept = |offset: usize| rendered.kept.iter().any(|r| r.contains(&offset));
+    // Whether a tag (a condition, a loop, a `set`) reads a secret's value:
+    // without the key, its stand-in may take another branch than the value.
+    let reads_values = !rendered.secrets.is_empty() && tags_read_secrets(&source);
     for r in &rendered.references {
         let (checked, problem) = check_reference(r, &source, &chain, presence, vars, options);
         file.references.push(checked);
@@ -315,6 +318,24 @@ fn check_file(
             (Some(_), Kind::MissingSecret) if kind_asked(Kind::MissingSecret) => continue,
             (Some(_), Kind::MissingSecret) if kind_asked(Kind::InvalidName) => continue,
             (Some(_), Kind::UnsetEnvVar) if kind_asked(Kind::UnsetEnvVar) => continue,
+            // Not reached by a render without the key, in a file whose
+            // conditions may read secrets' values (stood in for here): the
+            // real values may take the branch.
+            (Some(_), Kind::MissingSecret)
+                if finished && (whole || !kept(r.offset)) && !with_key && reads_values =>
+            {
+                let message = format!(
+                    "{} (not reached by the render without this environment's key, but a condition on a secret's value may reach it there)",
+                    problem.message
+                );
+                let d = Diagnostic { message, ..problem }
+                    .with_help("check with the environment's own data dir (its key), or pass --allow-unverifiable");
+                if options.allow_unverifiable {
+                    d.into_warning()
+                } else {
+                    d
+                }
+            }
             // Not reached by this render (a branch not taken here), and not
             // kept for Mage to evaluate: it cannot fail this environment.
             (Some(_), Kind::MissingSecret) if finished && (whole || !kept(r.offset)) => {
@@ -345,6 +366,24 @@ fn check_file(
         problems.push(problem.in_file(rel));
     }
     (Some(file), problems)
+}
+
+/// Whether any `{% … %}` tag of `source` calls a function that reads a
+/// secret's value.
+fn tags_read_secrets(source: &str) -> bool {
+    let mut rest = source;
+    while let Some(open) = rest.find("{%") {
+        let after = &rest[open + 2..];
+        let Some(close) = after.find("%}") else {
+            return after.contains("mage_secret_var") || after.contains("json_value");
+        };
+        let tag = &after[..close];
+        if tag.contains("mage_secret_var") || tag.contains("json_value") {
+            return true;
+        }
+        rest = &after[close + 2..];
+    }
+    false
 }
 
 fn checked_line(file: &FileReport) -> usize {
