@@ -500,6 +500,17 @@ fn a_file_name_with_control_characters_is_reported_on_one_line() {
         out.stderr
     );
     assert!(!out.stderr.contains('\u{1b}'), "{}", out.stderr);
+    let github = ws
+        .run(&["--data-dir", "d", "check", "p", "--format", "github"])
+        .code(1);
+    assert!(
+        github
+            .stdout
+            .contains("file=p/data_loaders/x%0Ay%1B[31m.yaml"),
+        "{}",
+        github.stdout
+    );
+    assert!(!github.stdout.contains('\u{1b}'));
 }
 
 #[test]

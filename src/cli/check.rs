@@ -187,10 +187,21 @@ pub fn github_line(d: &Diagnostic) -> String {
     )
 }
 
+/// A workflow command's text: `%`, CR and LF as GitHub reads them; any
+/// other control character written as `%XX`, so that no byte of a file
+/// name can act on a terminal or a log viewer.
 fn escape_data(s: &str) -> String {
-    s.replace('%', "%25")
-        .replace('\r', "%0D")
-        .replace('\n', "%0A")
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '\r' => out.push_str("%0D"),
+            '\n' => out.push_str("%0A"),
+            c if c.is_control() => out.push_str(&format!("%{:02X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn escape_property(s: &str) -> String {
