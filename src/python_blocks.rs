@@ -13,6 +13,9 @@ pub struct SecretRead {
     pub name: Option<String>,
     /// Byte offset of the call's name.
     pub offset: usize,
+    /// `pipeline_uuid='…'` given as a literal: the pipeline scope is read
+    /// first, as the helper does.
+    pub pipeline: Option<String>,
 }
 
 /// The modules `get_secret_value` is Mage's (or ours) when imported from.
@@ -64,6 +67,9 @@ fn tokens(source: &str) -> Vec<(Token<'_>, Range<usize>)> {
                 if is_prefix && i < bytes.len() && matches!(bytes[i], b'\'' | b'"') {
                     let (token, end) = string(source, i, word);
                     out.push((token, start..end));
+                    if word.to_ascii_lowercase().contains('f') {
+                        out.extend(fields(source, i, end));
+                    }
                     i = end;
                 } else {
                     out.push((Token::Name(word), start..i));
@@ -79,6 +85,41 @@ fn tokens(source: &str) -> Vec<(Token<'_>, Range<usize>)> {
                 out.push((Token::Op(c as char), i..i + 1));
                 i += 1;
             }
+        }
+    }
+    out
+}
+
+/// The tokens of an f-string's replacement fields (`{expr}`, not `{{`),
+/// with their places in `source`; the literal runs from its quote at
+/// `start` to `end`.
+fn fields(source: &str, start: usize, end: usize) -> Vec<(Token<'_>, Range<usize>)> {
+    let bytes = source.as_bytes();
+    let mut out = Vec::new();
+    let mut i = start + 1;
+    while i < end {
+        match bytes[i] {
+            b'{' if bytes.get(i + 1) == Some(&b'{') => i += 2,
+            b'{' => {
+                let mut depth = 1;
+                let mut j = i + 1;
+                while j < end && depth > 0 {
+                    match bytes[j] {
+                        b'{' => depth += 1,
+                        b'}' => depth -= 1,
+                        _ => {}
+                    }
+                    j += 1;
+                }
+                let inner = (i + 1)..(j - usize::from(depth == 0)).max(i + 1);
+                out.extend(
+                    tokens(&source[inner.clone()])
+                        .into_iter()
+                        .map(|(t, r)| (t, r.start + inner.start..r.end + inner.start)),
+                );
+                i = j;
+            }
+            _ => i += 1,
         }
     }
     out
@@ -158,8 +199,12 @@ pub fn secret_reads(source: &str) -> Vec<SecretRead> {
         match name(i) {
             Some("from") => {
                 let (module, mut j) = dotted(i + 1);
-                if MODULES.contains(&module.as_str()) && name(j) == Some("import") {
+                let ours = MODULES.contains(&module.as_str());
+                if name(j) == Some("import") {
                     j += 1;
+                    if ours && op(j, '*') {
+                        callables.push(FUNCTION.to_string());
+                    }
                     while j < tokens.len() {
                         if op(j, '(') || op(j, ')') || op(j, ',') {
                             j += 1;
@@ -171,8 +216,12 @@ pub fn secret_reads(source: &str) -> Vec<SecretRead> {
                         } else {
                             imported
                         };
-                        if imported == FUNCTION {
+                        if ours && imported == FUNCTION {
                             callables.push(bound.to_string());
+                        }
+                        // `from mage_ai.data_preparation.shared import secrets`
+                        if MODULES.contains(&format!("{module}.{imported}").as_str()) {
+                            modules.push(bound.to_string());
                         }
                         j += if name(j + 1) == Some("as") { 3 } else { 1 };
                         if !(op(j, ',') || op(j, ')')) {
@@ -229,9 +278,32 @@ pub fn secret_reads(source: &str) -> Vec<SecretRead> {
             (Some((Token::Str(value), _)), Some((Token::Op(',' | ')'), _))) => value.clone(),
             _ => None,
         };
+        // `pipeline_uuid='…'` among the call's arguments (same depth).
+        let mut pipeline = None;
+        let mut depth = 0usize;
+        let mut p = k + 1;
+        while p < tokens.len() {
+            match &tokens[p].0 {
+                Token::Op('(' | '[' | '{') => depth += 1,
+                Token::Op(')' | ']' | '}') => {
+                    depth -= 1;
+                    if depth == 0 {
+                        break;
+                    }
+                }
+                Token::Name("pipeline_uuid") if depth == 1 && op(p + 1, '=') => {
+                    if let Some((Token::Str(Some(v)), _)) = tokens.get(p + 2) {
+                        pipeline = Some(v.clone());
+                    }
+                }
+                _ => {}
+            }
+            p += 1;
+        }
         reads.push(SecretRead {
             name: literal,
             offset: range.start,
+            pipeline,
         });
     }
     reads
@@ -267,6 +339,21 @@ mod tests {
                    y = gsv('aliased')\n\
                    z = gsv(f'{a}')\n";
         assert_eq!(names(src), vec![Some("aliased".into()), None]);
+    }
+
+    #[test]
+    fn f_strings_star_imports_parent_imports_and_pipelines() {
+        let src = "from mage_secrets import get_secret_value\n\
+                   a = f\"{get_secret_value('in_f')}:{{literal}}\"\n";
+        assert_eq!(names(src), vec![Some("in_f".into())]);
+        let star = "from mage_ai.data_preparation.shared.secrets import *\nget_secret_value('s')\n";
+        assert_eq!(names(star), vec![Some("s".into())]);
+        let parent =
+            "from mage_ai.data_preparation.shared import secrets\nsecrets.get_secret_value('p')\n";
+        assert_eq!(names(parent), vec![Some("p".into())]);
+        let scoped = "from mage_secrets import get_secret_value\nget_secret_value('x', pipeline_uuid='etl', f(a=(1)))\n";
+        let reads = secret_reads(scoped);
+        assert_eq!(reads[0].pipeline.as_deref(), Some("etl"));
     }
 
     #[test]

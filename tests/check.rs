@@ -651,3 +651,31 @@ fn without_the_key_a_branch_a_secret_may_take_is_not_a_pass() {
     ])
     .ok();
 }
+
+#[test]
+fn python_reads_in_f_strings_star_imports_and_pipeline_scopes() {
+    let ws = Workspace::new();
+    ws.set("d", None, "here", "1");
+    ws.run_with_stdin(
+        &["--data-dir", "d", "set", "etl_only", "--pipeline", "etl"],
+        b"1",
+    )
+    .ok();
+    ws.write("p/io_config.yaml", "a: 1\n");
+    ws.write(
+        "p/data_loaders/a.py",
+        "from mage_ai.data_preparation.shared.secrets import *\n\
+         x = f\"{get_secret_value('f_missing')}\"\n\
+         y = get_secret_value('etl_only', pipeline_uuid='etl')\n\
+         z = get_secret_value('etl_only')\n",
+    );
+    let out = ws.run(&["--data-dir", "d", "check", "p"]).code(1);
+    let e = &out.stderr;
+    assert!(
+        e.contains("a.py:2:8: error: secret 'f_missing' is not set")
+            && e.contains("a.py:4:5: error: secret 'etl_only' is not set")
+            && !e.contains("a.py:3:")
+            && e.contains("2 error(s)"),
+        "{e}"
+    );
+}

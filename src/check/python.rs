@@ -14,7 +14,7 @@ pub(super) fn python_file(
     source: &str,
     presence: &Presence,
 ) -> (Option<FileReport>, Vec<Diagnostic>) {
-    let chain = [Scope::Global];
+    let global = [Scope::Global];
     let mut file = FileReport {
         path: rel.to_path_buf(),
         scopes: vec![Scope::Global.to_string()],
@@ -22,11 +22,16 @@ pub(super) fn python_file(
     };
     let mut problems = Vec::new();
     for read in crate::python_blocks::secret_reads(source) {
+        let chain: Vec<Scope> = match &read.pipeline {
+            Some(p) => vec![Scope::Pipeline(p.clone()), Scope::Global],
+            None => global.to_vec(),
+        };
         let (line, col) = line_col(source, read.offset);
         let found = read
             .name
             .as_deref()
             .and_then(|n| presence.resolve(&chain, n));
+        let scopes = crate::secret::describe_chain(&chain);
         file.references.push(CheckedReference {
             function: "get_secret_value",
             name: read.name.clone(),
@@ -48,7 +53,7 @@ pub(super) fn python_file(
                 Kind::MissingSecret,
                 format!(
                     "{} (read by get_secret_value: a block gets None)",
-                    not_set_message(name, &presence.environment, "global")
+                    not_set_message(name, &presence.environment, &scopes)
                 ),
             )
             .named(name)

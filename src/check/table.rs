@@ -74,31 +74,36 @@ pub fn presence_table(
             }
         };
         // (name, offset) of each literal reference, with the file's chain.
-        let (chain, names): (Vec<Scope>, Vec<(String, usize)>) =
-            if rel.extension().is_some_and(|e| e == "py") {
-                let reads = crate::python_blocks::secret_reads(&source);
-                let names = reads
-                    .into_iter()
-                    .filter_map(|r| Some((r.name?, r.offset)))
-                    .collect();
-                (vec![Scope::Global], names)
-            } else {
-                if !analysis::has_template_syntax(&source) {
-                    continue;
-                }
-                table.problems.extend(template::syntax_errors(rel, &source));
-                let Ok(analysis) = Analysis::of(&source) else {
-                    continue;
-                };
-                let names = analysis
-                    .references
-                    .iter()
-                    .filter(|r| r.function == Function::SecretVar)
-                    .filter_map(|r| Some((r.name.clone()?, r.offset)))
-                    .collect();
-                (project.chain(rel), names)
+        // (name, offset, scope chain) of each literal reference.
+        let names: Vec<(String, usize, Vec<Scope>)> = if rel.extension().is_some_and(|e| e == "py")
+        {
+            crate::python_blocks::secret_reads(&source)
+                .into_iter()
+                .filter_map(|r| {
+                    let chain = match r.pipeline {
+                        Some(p) => vec![Scope::Pipeline(p), Scope::Global],
+                        None => vec![Scope::Global],
+                    };
+                    Some((r.name?, r.offset, chain))
+                })
+                .collect()
+        } else {
+            if !analysis::has_template_syntax(&source) {
+                continue;
+            }
+            table.problems.extend(template::syntax_errors(rel, &source));
+            let Ok(analysis) = Analysis::of(&source) else {
+                continue;
             };
-        for (name, offset) in &names {
+            let chain = project.chain(rel);
+            analysis
+                .references
+                .iter()
+                .filter(|r| r.function == Function::SecretVar)
+                .filter_map(|r| Some((r.name.clone()?, r.offset, chain.clone())))
+                .collect()
+        };
+        for (name, offset, chain) in &names {
             if !seen.insert((name.clone(), chain.clone())) {
                 continue;
             }
@@ -108,7 +113,7 @@ pub fn presence_table(
                 scopes: chain.iter().map(Scope::to_string).collect(),
                 present: presences
                     .iter()
-                    .map(|p| (p.environment.clone(), p.resolve(&chain, name).is_some()))
+                    .map(|p| (p.environment.clone(), p.resolve(chain, name).is_some()))
                     .collect(),
                 file: rel.clone(),
                 line,
