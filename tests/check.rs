@@ -679,3 +679,48 @@ fn python_reads_in_f_strings_star_imports_and_pipeline_scopes() {
         "{e}"
     );
 }
+
+/// Text libyaml parses but Mage's `yaml.full_load` cannot load, with and
+/// without template syntax; and look-alikes it loads.
+#[test]
+fn yaml_mages_loader_refuses_is_refused_and_what_it_loads_passes() {
+    let ws = Workspace::new();
+    ws.set("d", None, "a", "1");
+    let refused = [
+        "a: 1\nb:\t2\n",
+        "a: 1\nb: [1,\t2]\n",
+        "a: 1\nb: x\t# c\n",
+        "a: 1\n---\nb: 2\n",
+        "c: *y\n",
+        "a: !!python/object/apply:os.system [\"true\"]\n",
+        "a: !foo 1\n",
+        "? [1,2]\n: x\n",
+        "a: \"{{ mage_secret_var('a') }}\"\nb:\t2\n",
+    ];
+    for text in refused {
+        ws.write("p/io_config.yaml", text);
+        let out = ws.run(&["--data-dir", "d", "check", "p"]).code(1);
+        assert!(
+            out.stderr.contains("io_config.yaml:"),
+            "{text:?}: {}",
+            out.stderr
+        );
+        ws.run(&["--data-dir", "d", "render", "p", "--out", "o"])
+            .code(1);
+        assert!(!ws.path("o").exists());
+    }
+    let loaded = [
+        "a: \"b\tc\"\n",
+        "a: 'b\tc'\n",
+        "a: |\n  b\tc\n",
+        "a: b # c\td\n",
+        "# x\ty\na: 1\n",
+        "a: &x {k: 1}\nb: {<<: *x}\n",
+        "---\na: 1\n",
+        "a: !!set {x}\n",
+    ];
+    for text in loaded {
+        ws.write("p/io_config.yaml", text);
+        ws.run(&["--data-dir", "d", "check", "p"]).ok();
+    }
+}

@@ -38,12 +38,36 @@ pub(super) struct Event {
     pub(super) properties: bool,
     /// Index into the stored scalar values, for scalars that hold a place.
     pub(super) value: Option<usize>,
+    /// The start of a document.
+    pub(super) document: bool,
+    /// Why PyYAML's `full_load` cannot build this node although it parses:
+    /// an alias to no anchor, a tag its loader has no constructor for.
+    pub(super) unloadable: Option<&'static str>,
+}
+
+/// Whether PyYAML's `FullLoader` constructs nodes with this tag: the YAML
+/// types and Python's plain ones, not local tags (`!foo`) and not objects
+/// built by calling Python code.
+fn loadable_tag(tag: &[u8]) -> bool {
+    match tag.strip_prefix(b"tag:yaml.org,2002:") {
+        Some(rest) => !rest.starts_with(b"python/object") && !rest.starts_with(b"python/module"),
+        None => false,
+    }
+}
+
+/// The bytes of a NUL-terminated string from libyaml, if any.
+///
+/// SAFETY: `p` is null or a NUL-terminated string that outlives the slice.
+unsafe fn c_bytes<'s>(p: *const u8) -> Option<&'s [u8]> {
+    (!p.is_null()).then(|| std::ffi::CStr::from_ptr(p.cast()).to_bytes())
 }
 
 /// A libyaml parser over one string.
 pub(super) struct Parser<'a> {
     sys: Box<unsafe_libyaml::yaml_parser_t>,
     _input: &'a [u8],
+    /// Anchors defined so far in the document.
+    anchors: std::collections::HashSet<Vec<u8>>,
 }
 
 impl<'a> Parser<'a> {
@@ -67,6 +91,7 @@ impl<'a> Parser<'a> {
             Parser {
                 sys: Box::from_raw(Box::into_raw(sys).cast()),
                 _input: input,
+                anchors: std::collections::HashSet::new(),
             }
         }
     }
@@ -121,7 +146,40 @@ impl<'a> Parser<'a> {
                 double_quoted: false,
                 plain_untagged: false,
                 value: None,
+                document: false,
+                unloadable: None,
             };
+            // Anchors and tags, as PyYAML's composer and constructor use them.
+            let (anchor, tag) = match e.type_ {
+                unsafe_libyaml::YAML_SCALAR_EVENT => (e.data.scalar.anchor, e.data.scalar.tag),
+                unsafe_libyaml::YAML_SEQUENCE_START_EVENT => {
+                    (e.data.sequence_start.anchor, e.data.sequence_start.tag)
+                }
+                unsafe_libyaml::YAML_MAPPING_START_EVENT => {
+                    (e.data.mapping_start.anchor, e.data.mapping_start.tag)
+                }
+                _ => (std::ptr::null_mut(), std::ptr::null_mut()),
+            };
+            if let Some(a) = c_bytes(anchor) {
+                self.anchors.insert(a.to_vec());
+            }
+            if c_bytes(tag).is_some_and(|t| !loadable_tag(t)) {
+                out.unloadable = Some(
+                    "could not determine a constructor for this tag (Mage's loader refuses it)",
+                );
+            }
+            match e.type_ {
+                unsafe_libyaml::YAML_DOCUMENT_START_EVENT => {
+                    out.document = true;
+                    self.anchors.clear();
+                }
+                unsafe_libyaml::YAML_ALIAS_EVENT
+                    if !c_bytes(e.data.alias.anchor).is_some_and(|a| self.anchors.contains(a)) =>
+                {
+                    out.unloadable = Some("found undefined alias");
+                }
+                _ => {}
+            }
             let done = e.type_ == unsafe_libyaml::YAML_STREAM_END_EVENT;
             match e.type_ {
                 unsafe_libyaml::YAML_SCALAR_EVENT => {

@@ -75,6 +75,63 @@ fn touches(event: &Event, range: &Range<usize>) -> bool {
     event.start < range.end && event.end > range.start
 }
 
+/// Why Mage's `yaml.full_load` fails on text libyaml parses: more than one
+/// document, an alias to no anchor, a tag it cannot construct, a list or
+/// mapping as a key (unhashable), or a tab where PyYAML's scanner allows
+/// none (outside quotes, block scalar text and comments).
+fn load_failure(text: &str, events: &[Event]) -> Option<Finding> {
+    let fail = |message: &str, span: Range<usize>| Finding::Syntax {
+        message: message.to_string(),
+        span,
+    };
+    if let Some(second) = events.iter().filter(|e| e.document).nth(1) {
+        return Some(fail(
+            "expected a single document in the stream (Mage loads one)",
+            second.start..second.end.max(second.start + 1),
+        ));
+    }
+    for e in events {
+        if let Some(why) = e.unloadable {
+            return Some(fail(why, e.start..e.end));
+        }
+        if e.kind == EventKind::CollectionStart && e.key {
+            return Some(fail(
+                "found an unhashable key (a list or a mapping used as a mapping key)",
+                e.start..e.end,
+            ));
+        }
+    }
+    let quoted: Vec<(Range<usize>, bool)> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::Scalar && !e.plain)
+        .map(|e| (e.start..e.end, e.block))
+        .collect();
+    for (at, _) in text.match_indices('\t') {
+        let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+        let in_scalar = quoted.iter().find(|(r, _)| r.start <= at && at < r.end);
+        let fine = match in_scalar {
+            // Block scalar text, but not a tab that indents its line.
+            Some((_, true)) => text[line_start..at].chars().any(|c| c != ' '),
+            Some((_, false)) => true,
+            // A comment: after a `#` that starts one (at a line's start or
+            // after a space), outside any quoted scalar.
+            None => text[line_start..at].char_indices().any(|(i, c)| {
+                let pos = line_start + i;
+                c == '#'
+                    && (i == 0 || text[..pos].ends_with([' ', '\t']))
+                    && !quoted.iter().any(|(r, _)| r.start <= pos && pos < r.end)
+            }),
+        };
+        if !fine {
+            return Some(fail(
+                "found character '\\t' that cannot start any token (PyYAML allows tabs only in quotes, block scalar text and comments)",
+                at..at + 1,
+            ));
+        }
+    }
+    None
+}
+
 /// Parses `text` (every document) and checks every place. Places must be
 /// in text order and not overlap.
 pub fn prove(text: &str, places: &[Place]) -> Vec<Finding> {
@@ -135,6 +192,10 @@ pub fn prove(text: &str, places: &[Place]) -> Vec<Finding> {
                 return findings;
             }
         }
+    }
+    if let Some(load) = load_failure(text, &events) {
+        findings.push(load);
+        return findings;
     }
     // Events come in text order of their start marks.
     let mut cursor: Option<(usize, usize)> = None; // (event, offset in its value)
