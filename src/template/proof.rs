@@ -226,6 +226,17 @@ pub fn prove(text: &str, places: &[Place]) -> Vec<Finding> {
         // which libyaml skips at a line start: both are safe only escaped.
         let tab = text[range.clone()].contains('\t');
         let bom = text[range.clone()].contains('\u{feff}');
+        // A comment ends at a line break: text after one is YAML, even when
+        // it makes only empty events next to the place (`?` starts a key).
+        let leaves_comment = place.context == QuotingContext::Comment && {
+            let t = &text[range.clone()];
+            t.find(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}'])
+                .is_some_and(|at| !t[at..].trim().is_empty())
+        };
+        if leaves_comment {
+            findings.push(Finding::Structure { place: index });
+            continue;
+        }
         match touching.as_slice() {
             [] => {
                 // YAML ignores only comments and white space: non-blank

@@ -181,10 +181,13 @@ fn syntax(
         }
     }
     if names.is_empty() {
-        // The nearest value before the failing place, when it was placed
-        // unquoted (an escaped value cannot break the structure).
+        // The nearest value before the failing place, unless it was placed
+        // in quotes (an escaped value cannot break the structure).
         if let Some(i) = asm.places.iter().rposition(|p| p.range.start <= at) {
-            if asm.places[i].context == QuotingContext::Plain {
+            if !matches!(
+                asm.places[i].context,
+                QuotingContext::DoubleQuoted | QuotingContext::SingleQuoted
+            ) {
                 names.extend(analysis.secret_names_in(asm.place_sources[i].clone()));
                 names.extend(analysis.env_var_names_in(asm.place_sources[i].clone()));
             }
