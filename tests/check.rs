@@ -695,6 +695,7 @@ fn yaml_mages_loader_refuses_is_refused_and_what_it_loads_passes() {
         "a: !!python/object/apply:os.system [\"true\"]\n",
         "a: !foo 1\n",
         "? [1,2]\n: x\n",
+        "k: >\t\nend: 1\n",
         "a: \"{{ mage_secret_var('a') }}\"\nb:\t2\n",
     ];
     for text in refused {

@@ -101,10 +101,21 @@ fn load_failure(text: &str, events: &[Event]) -> Option<Finding> {
             ));
         }
     }
+    // Quoted and block scalars; a block scalar's header line (its `|` or
+    // `>` and what follows on that line) takes no tab in PyYAML.
     let quoted: Vec<(Range<usize>, bool)> = events
         .iter()
         .filter(|e| e.kind == EventKind::Scalar && !e.plain)
-        .map(|e| (e.start..e.end, e.block))
+        .map(|e| {
+            let start = if e.block {
+                text[e.start..e.end]
+                    .find(['\n', '\r'])
+                    .map_or(e.end, |i| e.start + i)
+            } else {
+                e.start
+            };
+            (start..e.end, e.block)
+        })
         .collect();
     for (at, _) in text.match_indices('\t') {
         let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
