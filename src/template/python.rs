@@ -23,6 +23,14 @@ impl Object for PyTuple {
     fn repr(self: &Arc<Self>) -> ObjectRepr {
         ObjectRepr::Seq
     }
+    /// As Python prints it, wherever minijinja prints a value itself
+    /// (`%s`, `str.format`, `join`): `(1, 2)`.
+    fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut text = String::new();
+        write_value(&mut text, &Value::from_dyn_object(self.clone()))
+            .map_err(|_| std::fmt::Error)?;
+        f.write_str(&text)
+    }
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         seq_item(&self.0, key)
     }
@@ -42,6 +50,12 @@ pub struct PyView {
 impl Object for PyView {
     fn repr(self: &Arc<Self>) -> ObjectRepr {
         ObjectRepr::Seq
+    }
+    fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut text = String::new();
+        write_value(&mut text, &Value::from_dyn_object(self.clone()))
+            .map_err(|_| std::fmt::Error)?;
+        f.write_str(&text)
     }
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         seq_item(&self.items, key)

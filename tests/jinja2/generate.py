@@ -316,6 +316,9 @@ CASES = [
     ("env_var", "{{ env_var('PGHOST') }}"),
     ("env_var_default", "{{ env_var('NOPE', 'd') }} {{ env_var('NOPE', default=5) }}"),
     ("env_var_int", "{{ env_var('PORT')|int + 1 }}"),
+    ("tuple_in_percent", "{{ '%s' % ((1, 2),) }} {{ '%s' % {'a': (1,)} }}"),
+    ("tuple_in_format", "{{ '{}'.format((1, 2)) }} {{ '{} {}'.format(('a',), [(1, 2)]) }}"),
+    ("items_joined", "{{ {'a': 1}.items()|join(',') }} {{ {'b': 1, 'a': 2}|dictsort|join(';') }}"),
     ("url_with_secret", "{{ 'postgresql://u:' ~ mage_secret_var('pg_pass')|urlencode ~ '@' ~ env_var('PGHOST') ~ '/db' }}"),
 ]
 
