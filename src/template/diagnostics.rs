@@ -76,11 +76,18 @@ impl Engine {
                 )
                 .named(from)
                 .with_help("check with the environment's own data dir (its key), or pass --allow-unverifiable");
-                let place = analysis
+                // The computed call whose argument reads `from`: the last
+                // computed call that starts before the first read of it.
+                let read_at = analysis
                     .references
                     .iter()
-                    .find(|r| r.name.is_none())
-                    .map(|r| r.offset);
+                    .filter(|r| r.name.as_deref() == Some(from.as_str()))
+                    .map(|r| r.offset)
+                    .min();
+                let computed = analysis.references.iter().filter(|r| r.name.is_none());
+                let place = read_at
+                    .and_then(|at| computed.clone().filter(|r| r.offset < at).map(|r| r.offset).max())
+                    .or_else(|| computed.map(|r| r.offset).next());
                 return vec![match place {
                     Some(o) => d.at_offset(source, o),
                     None => d,
