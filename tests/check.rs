@@ -725,3 +725,34 @@ fn yaml_mages_loader_refuses_is_refused_and_what_it_loads_passes() {
         ws.run(&["--data-dir", "d", "check", "p"]).ok();
     }
 }
+
+#[test]
+fn an_unverifiable_name_is_placed_at_the_call_that_reads_the_secret() {
+    let ws = Workspace::new();
+    ws.set("prod", Some("s.db"), "which", "x");
+    ws.set("dev", Some("s.db"), "which", "y");
+    ws.write(
+        "p/io_config.yaml",
+        "default:\n  B: \"{{ mage_secret_var('key_' ~ 'dev') }}\"\n  C: \"{{ mage_secret_var('key_' ~ mage_secret_var('which')) }}\"\n",
+    );
+    let prod = ws.read("prod/mage-secrets/uuid").trim().to_string();
+    let out = ws
+        .run(&[
+            "--data-dir",
+            "dev",
+            "--database",
+            "s.db",
+            "check",
+            "p",
+            "--environment",
+            &prod,
+        ])
+        .code(1);
+    assert!(
+        out.stderr.contains(
+            "p/io_config.yaml:3:10: error: a secret or variable name here is computed from the value of secret 'which'"
+        ),
+        "{}",
+        out.stderr
+    );
+}
