@@ -167,7 +167,16 @@ impl RotationLock {
             .write(true)
             .mode(0o600)
             .open(&path)
-            .map_err(|e| Error::io("open lock file", &path, e))?;
+            .map_err(|e| {
+                if e.kind() == ErrorKind::PermissionDenied || e.raw_os_error() == Some(libc::EROFS) {
+                    Error::Setup(format!(
+                        "data dir {} is read-only here, and a key rotation writes in it (its lock and key files); run it where the data dir is writable",
+                        settings.data_dir.display()
+                    ))
+                } else {
+                    Error::io("open lock file", &path, e)
+                }
+            })?;
         file.lock().map_err(|e| Error::io("lock", &path, e))?;
         Ok(RotationLock { _file: file })
     }

@@ -299,6 +299,12 @@ fn a_read_only_data_dir_and_database_serve_every_read_and_refuse_writes_clearly(
     assert_eq!(ws.read("out/o/io_config.yaml"), "a: \"s3cret\"");
     let set = as_reader(&ws, &["--data-dir", "d", "delete", "pw"]).code(2);
     assert!(set.stderr.contains("is read-only here"), "{}", set.stderr);
+    let rotate = as_reader(&ws, &["--data-dir", "d", "rotate-key"]).code(2);
+    assert!(
+        rotate.stderr.contains("is read-only here"),
+        "{}",
+        rotate.stderr
+    );
     // Nothing changed, nothing was left behind.
     for rel in ["d/mage-secrets", "d"] {
         std::fs::set_permissions(ws.path(rel), std::fs::Permissions::from_mode(0o700)).unwrap();
