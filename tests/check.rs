@@ -696,6 +696,8 @@ fn yaml_mages_loader_refuses_is_refused_and_what_it_loads_passes() {
         "a: !foo 1\n",
         "? [1,2]\n: x\n",
         "k: >\t\nend: 1\n",
+        "k: >#\nend: 1\n",
+        "k: |-#x\n",
         "a: \"{{ mage_secret_var('a') }}\"\nb:\t2\n",
     ];
     for text in refused {
@@ -719,6 +721,8 @@ fn yaml_mages_loader_refuses_is_refused_and_what_it_loads_passes() {
         "a: &x {k: 1}\nb: {<<: *x}\n",
         "---\na: 1\n",
         "a: !!set {x}\n",
+        "k: > #\nend: 1\n",
+        "k: !!str |\n  a\n",
     ];
     for text in loaded {
         ws.write("p/io_config.yaml", text);

@@ -103,6 +103,30 @@ fn load_failure(text: &str, events: &[Event]) -> Option<Finding> {
     }
     // Quoted and block scalars; a block scalar's header line (its `|` or
     // `>` and what follows on that line) takes no tab in PyYAML.
+    // PyYAML takes a block scalar's indicators (`|`/`>`, then chomping
+    // and indentation) only when a space or the line's end follows them.
+    for e in events
+        .iter()
+        .filter(|e| e.kind == EventKind::Scalar && e.block)
+    {
+        let Some(at) = text[e.start..e.end].find(['|', '>']).map(|i| e.start + i) else {
+            continue;
+        };
+        let after = text[at + 1..]
+            .char_indices()
+            .take(2)
+            .take_while(|(_, c)| matches!(c, '+' | '-' | '1'..='9'))
+            .last()
+            .map_or(at + 1, |(i, c)| at + 1 + i + c.len_utf8());
+        if !text[after..].starts_with([' ', '\n', '\r', '\u{85}', '\u{2028}', '\u{2029}'])
+            && after < text.len()
+        {
+            return Some(fail(
+                "expected a space or a line break after a block scalar's indicators (PyYAML reads its header so)",
+                at..after + 1,
+            ));
+        }
+    }
     let quoted: Vec<(Range<usize>, bool)> = events
         .iter()
         .filter(|e| e.kind == EventKind::Scalar && !e.plain)
@@ -228,9 +252,14 @@ pub fn prove(text: &str, places: &[Place]) -> Vec<Finding> {
             continue;
         }
         let first = events.partition_point(|e| e.end <= range.start && e.start <= range.start);
+        // A place that spans lines may also make empty nodes right after
+        // it (`⏎?` starts a key whose key and value are empty): those count.
+        let spans_lines =
+            text[range.clone()].contains(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}']);
+        let empty_right_after = |e: &Event| spans_lines && e.start == e.end && e.start == range.end;
         let touching: Vec<usize> = (first..events.len())
-            .take_while(|&i| events[i].start < range.end)
-            .filter(|&i| touches(&events[i], range))
+            .take_while(|&i| events[i].start < range.end || empty_right_after(&events[i]))
+            .filter(|&i| touches(&events[i], range) || empty_right_after(&events[i]))
             .collect();
         // PyYAML takes a tab outside quotes, block scalars and comments for
         // the start of a token and fails; it counts no column for a BOM,
