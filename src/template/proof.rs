@@ -294,6 +294,13 @@ pub fn prove(text: &str, places: &[Place]) -> Vec<Finding> {
             [only] if events[*only].kind == EventKind::Scalar => {
                 let e = &events[*only];
                 let value = e.value.map(|v| &values[v]);
+                // Written where the template has plain YAML, but read inside
+                // a block scalar begun earlier: its indentation pulled the
+                // template's own text into that scalar.
+                if place.context == QuotingContext::Plain && e.block && e.start < range.start {
+                    findings.push(Finding::Structure { place: index });
+                    continue;
+                }
                 if bom && !e.double_quoted {
                     findings.push(Finding::Unloadable { place: index });
                     continue;
