@@ -268,3 +268,28 @@ fn an_engine_message_that_would_quote_a_value_is_withheld() {
         }
     }
 }
+
+#[test]
+fn a_value_whose_indent_pulls_the_template_into_a_block_scalar_is_refused() {
+    let ws = Workspace::new();
+    ws.set("d", None, "s0", "");
+    ws.set("d", None, "s1", "  &a~");
+    ws.set("d", None, "s2", "x\n?");
+    ws.write(
+        "p/io_config.yaml",
+        "k0: >\n  {{ mage_secret_var('s0') }}\n{{ mage_secret_var('s1') if true else '' }}: keyed1\nend: 1\n",
+    );
+    let out = ws
+        .run(&["--data-dir", "d", "render", "p/io_config.yaml"])
+        .code(1);
+    assert!(out.stderr.contains("secret 's1'"), "{}", out.stderr);
+    // A line break then `?` in a block scalar starts a key of empty nodes.
+    ws.write(
+        "p/io_config.yaml",
+        "k1: |\n  {{ mage_secret_var('s2') | upper }}\nend: 1\n",
+    );
+    let out = ws
+        .run(&["--data-dir", "d", "render", "p/io_config.yaml"])
+        .code(1);
+    assert!(out.stderr.contains("secret 's2'"), "{}", out.stderr);
+}
