@@ -283,6 +283,16 @@ fn a_value_whose_indent_pulls_the_template_into_a_block_scalar_is_refused() {
         .run(&["--data-dir", "d", "render", "p/io_config.yaml"])
         .code(1);
     assert!(out.stderr.contains("secret 's1'"), "{}", out.stderr);
+    // A user-shaped value that starts a key on a line of its own.
+    ws.set("d", None, "s3", "\n12:30: ");
+    ws.write(
+        "p/io_config.yaml",
+        "k0: pre-{{ mage_secret_var('s3') | upper }}-post\nend: 1\n",
+    );
+    let out = ws
+        .run(&["--data-dir", "d", "render", "p/io_config.yaml"])
+        .code(1);
+    assert!(out.stderr.contains("secret 's3'"), "{}", out.stderr);
     // A line break then `?` in a block scalar starts a key of empty nodes.
     ws.write(
         "p/io_config.yaml",

@@ -329,7 +329,13 @@ pub fn prove(text: &str, places: &[Place]) -> Vec<Finding> {
                 }
                 let Some(intended) = &place.intended else {
                     // Text the user shaped is placed as Mage places it:
-                    // it need only stay within this one node.
+                    // it need only stay within this one node, and not start
+                    // a node of its own on a line it begins (a new key).
+                    let breaks_before = text[range.start..e.start.clamp(range.start, range.end)]
+                        .contains(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}']);
+                    if breaks_before {
+                        findings.push(Finding::Structure { place: index });
+                    }
                     continue;
                 };
                 if !(e.start <= range.start && range.end <= e.end) {
@@ -398,7 +404,14 @@ pub fn prove(text: &str, places: &[Place]) -> Vec<Finding> {
                             open_maps.pop();
                         }
                         EventKind::Other | EventKind::Alias => balanced = false,
-                        EventKind::Scalar => {}
+                        // `=` or a stray `<<` inside: PyYAML cannot build it.
+                        EventKind::Scalar => {
+                            if events[i].plain_untagged
+                                && events[i].value.is_some_and(|v| unloadable(&values[v]))
+                            {
+                                balanced = false;
+                            }
+                        }
                     }
                     if events[i].properties {
                         balanced = false;
