@@ -168,7 +168,7 @@ impl RotationLock {
             .mode(0o600)
             .open(&path)
             .map_err(|e| {
-                if e.kind() == ErrorKind::PermissionDenied || e.raw_os_error() == Some(libc::EROFS) {
+                if fsutil::is_read_only_error(&e) {
                     Error::Setup(format!(
                         "data dir {} is read-only here, and a key rotation writes in it (its lock and key files); run it where the data dir is writable",
                         settings.data_dir.display()

@@ -83,22 +83,27 @@ fn format(record: &Record) -> String {
     }
 }
 
-/// Refuses `location` when the data dir records another database.
-pub fn check(settings: &Settings, location: &DatabaseLocation) -> Result<()> {
+/// Refuses `location` when the data dir's record (from [`read`]) names
+/// another database.
+pub fn check(
+    settings: &Settings,
+    record: Option<&Record>,
+    location: &DatabaseLocation,
+) -> Result<()> {
     let Some(Record {
         place: recorded, ..
-    }) = read(settings)?
+    }) = record
     else {
         return Ok(());
     };
     let current = describe(location);
-    if same_database(&recorded, &current) {
+    if same_database(recorded, &current) {
         return Ok(());
     }
     Err(Error::Setup(format!(
         "the environment of data dir {} lives in database {recorded}, but this run uses {current}; pass --database {} (or set MAGE_SECRETS_DATABASE to it). If that database moved, write its new place into {}",
         settings.data_dir.display(),
-        shell_word(&recorded),
+        shell_word(recorded),
         record_path(settings).display()
     )))
 }
@@ -135,15 +140,19 @@ fn shell_word(text: &str) -> String {
 }
 
 /// Refuses an opened database whose id is not the recorded one.
-pub fn check_id(settings: &Settings, store: &dyn SecretStore) -> Result<()> {
+pub fn check_id(
+    settings: &Settings,
+    record: Option<&Record>,
+    store: &dyn SecretStore,
+) -> Result<()> {
     let Some(Record {
         id: Some(recorded), ..
-    }) = read(settings)?
+    }) = record
     else {
         return Ok(());
     };
     match store.database_id()? {
-        Some(id) if id != recorded => Err(Error::Setup(format!(
+        Some(id) if id != *recorded => Err(Error::Setup(format!(
             "database {} is not the one the environment of data dir {} lives in: its id is {id}, and the data dir records {recorded} (the database was recreated, replaced by a copy of another database, or this is another server's database of the same name); use the environment's own database (restore it from a backup), or, if this one is meant to replace it, delete the line `{ID_PREFIX}{recorded}` from {}",
             store.location(),
             settings.data_dir.display(),
@@ -158,11 +167,11 @@ pub fn check_id(settings: &Settings, store: &dyn SecretStore) -> Result<()> {
 /// ids gets the id.
 pub fn record(
     settings: &Settings,
+    existing: Option<Record>,
     location: &DatabaseLocation,
     store: &dyn SecretStore,
 ) -> Result<()> {
     let path = record_path(settings);
-    let existing = read(settings)?;
     if existing.as_ref().is_some_and(|r| r.id.is_some()) {
         return Ok(());
     }
@@ -225,20 +234,24 @@ mod tests {
         let settings = Settings::for_data_dir(dir.path());
         fs::create_dir_all(settings.own_dir()).unwrap();
         let own = DatabaseLocation::Sqlite(settings.own_dir().join("secrets.db"));
-        check(&settings, &own).unwrap();
+        check(&settings, read(&settings).unwrap().as_ref(), &own).unwrap();
         let store = crate::store::open(&own).unwrap();
-        record(&settings, &own, store.as_ref()).unwrap();
+        record(&settings, read(&settings).unwrap(), &own, store.as_ref()).unwrap();
         let id = read(&settings).unwrap().unwrap().id.unwrap();
         assert_eq!(Some(id), store.database_id().unwrap());
-        check_id(&settings, store.as_ref()).unwrap();
-        check(&settings, &own).unwrap();
+        check_id(&settings, read(&settings).unwrap().as_ref(), store.as_ref()).unwrap();
+        check(&settings, read(&settings).unwrap().as_ref(), &own).unwrap();
         let other = DatabaseLocation::Sqlite(dir.path().join("other db.db"));
-        let err = check(&settings, &other).unwrap_err().to_string();
+        let err = check(&settings, read(&settings).unwrap().as_ref(), &other)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("lives in database"), "{err}");
         assert!(err.contains("--database /"), "{err}");
         assert!(err.contains("other db.db"), "{err}");
         let pg = DatabaseLocation::parse("postgres://u:hunter2@h/db").unwrap();
-        let err = check(&settings, &pg).unwrap_err().to_string();
+        let err = check(&settings, read(&settings).unwrap().as_ref(), &pg)
+            .unwrap_err()
+            .to_string();
         assert!(!err.contains("hunter2"), "{err}");
         assert!(same_database(
             "postgres://a:***@h:1/db?x=1",
@@ -248,11 +261,21 @@ mod tests {
         assert!(!same_database("postgres://h/db", "/x/db"));
         // The first record stays.
         let other_store = crate::store::open(&other).unwrap();
-        record(&settings, &other, other_store.as_ref()).unwrap();
-        let err = check_id(&settings, other_store.as_ref())
-            .unwrap_err()
-            .to_string();
+        record(
+            &settings,
+            read(&settings).unwrap(),
+            &other,
+            other_store.as_ref(),
+        )
+        .unwrap();
+        let err = check_id(
+            &settings,
+            read(&settings).unwrap().as_ref(),
+            other_store.as_ref(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("is not the one"), "{err}");
-        check(&settings, &own).unwrap();
+        check(&settings, read(&settings).unwrap().as_ref(), &own).unwrap();
     }
 }

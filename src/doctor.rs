@@ -312,12 +312,19 @@ fn database(settings: &Settings, uuid: Option<String>, key: Option<Key>, out: &m
                 ),
             )),
             Ok(Some(_)) | Err(_) => {
-                let e = crate::database_record::check_id(settings, store.as_ref())
-                    .err()
-                    .map_or_else(
-                        || "the database's id cannot be read".to_string(),
-                        |e| e.to_string(),
-                    );
+                let e = crate::database_record::check_id(
+                    settings,
+                    crate::database_record::read(settings)
+                        .ok()
+                        .flatten()
+                        .as_ref(),
+                    store.as_ref(),
+                )
+                .err()
+                .map_or_else(
+                    || "the database's id cannot be read".to_string(),
+                    |e| e.to_string(),
+                );
                 out.push(problem(
                     "database id",
                     e,

@@ -153,6 +153,12 @@ pub fn describe_file_type(meta: &std::fs::Metadata) -> &'static str {
     }
 }
 
+/// An error that means "you may read this, not write it": permissions,
+/// or a read-only mount.
+pub fn is_read_only_error(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::PermissionDenied || e.raw_os_error() == Some(libc::EROFS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

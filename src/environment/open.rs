@@ -75,7 +75,9 @@ impl Environment {
         let database = settings.database_location()?;
         // Another database than the environment's is refused before
         // anything is opened (or created).
-        database_record::check(settings, &database)?;
+        // The record is read once for every check below.
+        let recorded = database_record::read(settings)?;
+        database_record::check(settings, recorded.as_ref(), &database)?;
         let mut warnings = Vec::new();
         // A server database is reached before anything is created, so that
         // a server that is down leaves no trace.
@@ -90,7 +92,7 @@ impl Environment {
                 // its database: a missing or emptied file is not silently
                 // replaced by a new, empty one.
                 let missing = !path.metadata().is_ok_and(|m| m.is_file() && m.len() > 0);
-                let known = database_record::read(settings)?.is_some_and(|r| r.id.is_some());
+                let known = recorded.as_ref().is_some_and(|r| r.id.is_some());
                 if missing && (!creating || known) {
                     return Err(Error::NotFound(format!(
                         "database {} of the environment in data dir {} is missing or empty; nothing was created. Restore it from a backup, or pass the right --database",
@@ -104,10 +106,10 @@ impl Environment {
         };
         let (uuid, key, key_check) = data_dir::open_key(settings, store.as_ref(), &mut warnings)?;
         refuse_other_named_environment(settings, &uuid)?;
-        database_record::check_id(settings, store.as_ref())?;
+        database_record::check_id(settings, recorded.as_ref(), store.as_ref())?;
         // Record where the environment lives (a data dir made before records
         // existed is recorded on its next use; a read-only one stays as it is).
-        match database_record::record(settings, &database, store.as_ref()) {
+        match database_record::record(settings, recorded, &database, store.as_ref()) {
             Err(e) if creating => return Err(e),
             _ => {}
         }

@@ -20,7 +20,7 @@ mod read_only;
 
 use errors::{db_error, is_busy};
 use file::file_identity;
-use read_only::{read_only_error, writable};
+use read_only::writable;
 
 /// Version of the schema below, kept in `PRAGMA user_version`.
 const SCHEMA_VERSION: i64 = 3;
@@ -91,7 +91,7 @@ impl SqliteStore {
             Ok(file) => drop(file),
             // A database on a read-only mount, or one this user may only
             // read: commands that read work; a write is refused by SQLite.
-            Err(e) if read_only_error(&e) && path.is_file() => {
+            Err(e) if fsutil::is_read_only_error(&e) && path.is_file() => {
                 return SqliteStore::open_read_only(path, location)
             }
             Err(e) => return Err(Error::io("open database", path, e)),

@@ -63,11 +63,6 @@ impl SqliteStore {
     }
 }
 
-/// An error that means "you may read this, not write it".
-pub(super) fn read_only_error(e: &std::io::Error) -> bool {
-    e.kind() == std::io::ErrorKind::PermissionDenied || e.raw_os_error() == Some(libc::EROFS)
-}
-
 /// Whether this process may write `path` (its permissions, its mount).
 pub(super) fn writable(path: &Path) -> bool {
     use std::os::unix::ffi::OsStrExt;
