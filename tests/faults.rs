@@ -231,6 +231,20 @@ fn reader_binary(ws: &Workspace) -> std::path::PathBuf {
     bin
 }
 
+/// Makes `nobody` (whom [`as_reader`] runs as) the owner of a readable
+/// workspace holding its own copy of the binary.
+fn hand_to_reader(ws: &Workspace) {
+    use std::os::unix::fs::PermissionsExt;
+    reader_binary(ws);
+    let status = std::process::Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(ws.dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::set_permissions(ws.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
 /// Runs the binary as a user who may not write the workspace (as `nobody`
 /// through setpriv when the tests run as root, where permissions do not
 /// bind).
@@ -263,15 +277,7 @@ fn a_read_only_data_dir_and_database_serve_every_read_and_refuse_writes_clearly(
     std::fs::create_dir_all(ws.path("out")).unwrap();
     let root = unsafe { libc::geteuid() } == 0;
     if root {
-        reader_binary(&ws);
-        // `nobody` owns a readable workspace and the output folder only.
-        let status = std::process::Command::new("chown")
-            .args(["-R", "65534:65534"])
-            .arg(ws.dir.path())
-            .status()
-            .unwrap();
-        assert!(status.success());
-        std::fs::set_permissions(ws.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        hand_to_reader(&ws);
     }
     let before = std::fs::read(ws.path("d/mage-secrets/secrets.db")).unwrap();
     for (rel, mode) in [
@@ -519,14 +525,7 @@ fn a_read_only_database_with_changes_in_its_log_is_an_error_not_old_values() {
     );
     let root = unsafe { libc::geteuid() } == 0;
     if root {
-        reader_binary(&ws);
-        let status = std::process::Command::new("chown")
-            .args(["-R", "65534:65534"])
-            .arg(ws.dir.path())
-            .status()
-            .unwrap();
-        assert!(status.success());
-        std::fs::set_permissions(ws.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        hand_to_reader(&ws);
     }
     for rel in ["ro/mage-secrets", "ro"] {
         std::fs::set_permissions(ws.path(rel), std::fs::Permissions::from_mode(0o500)).unwrap();
