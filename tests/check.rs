@@ -650,6 +650,41 @@ fn without_the_key_a_branch_a_secret_may_take_is_not_a_pass() {
         "--allow-unverifiable",
     ])
     .ok();
+    // YAML broken where no value touches it fails in every environment.
+    ws.write(
+        "q/io_config.yaml",
+        "a: \"{{ mage_secret_var('which') }}\"\nb: [1, 2\n",
+    );
+    let broken = ws
+        .run(&[
+            "--data-dir",
+            "dev",
+            "--database",
+            "s.db",
+            "check",
+            "q",
+            "--environment",
+            &prod,
+        ])
+        .code(1);
+    assert!(
+        broken.stderr.contains("the template's own YAML is broken"),
+        "{}",
+        broken.stderr
+    );
+    // Values stood in for are not judged as YAML.
+    ws.write("q/io_config.yaml", "a: {{ mage_secret_var('which') }}\n");
+    ws.run(&[
+        "--data-dir",
+        "dev",
+        "--database",
+        "s.db",
+        "check",
+        "q",
+        "--environment",
+        &prod,
+    ])
+    .ok();
 }
 
 #[test]

@@ -262,13 +262,7 @@ fn check_file(
         allow_unknown: options.allow_unknown.clone(),
         max_output: None,
     };
-    let rendered = engine.render(
-        rel,
-        &source,
-        &chain,
-        &strict,
-        with_key && crate::project::is_yaml(rel),
-    );
+    let rendered = engine.render(rel, &source, &chain, &strict, crate::project::is_yaml(rel));
     drop(rendered.output.map(zeroize::Zeroizing::new));
     // What the render asked for and did not find is its own verdict.
     let asked: HashSet<(Kind, String)> = rendered
@@ -276,7 +270,20 @@ fn check_file(
         .iter()
         .filter_map(|d| Some((d.kind, d.name.clone()?)))
         .collect();
-    for mut d in rendered.diagnostics {
+    // Without the key the values are stand-ins: of the YAML findings only the
+    // template's own broken YAML, which no value touches, holds for the
+    // environment.
+    let own_yaml = |d: &Diagnostic| {
+        d.help
+            .as_deref()
+            .is_some_and(|h| h.starts_with("the template's own YAML is broken here"))
+            || d.message.starts_with("YAML does not parse")
+    };
+    let diagnostics = rendered
+        .diagnostics
+        .into_iter()
+        .filter(|d| with_key || !matches!(d.kind, Kind::Yaml | Kind::Quoting) || own_yaml(d));
+    for mut d in diagnostics {
         // `check` may look at another environment than the data dir's.
         if d.kind == Kind::MissingSecret {
             if let Some(help) = d.help.as_mut().filter(|h| h.starts_with("set it with")) {
