@@ -278,6 +278,15 @@ fn parse_uuid(path: &Path, text: &str) -> Result<String> {
         })
 }
 
+/// The data dir's environment uuid, `None` when it has none yet. Reads
+/// only; creates nothing.
+pub(crate) fn existing_uuid(settings: &Settings) -> Result<Option<String>> {
+    let path = settings.uuid_path();
+    read_optional(&path, "read uuid file")?
+        .map(|text| parse_uuid(&path, &text))
+        .transpose()
+}
+
 /// Reads the environment uuid, creating it on first use. A key without a
 /// uuid is repaired from the database when exactly one environment's
 /// key check opens with that key.

@@ -50,6 +50,28 @@ impl KeyOrigin {
     pub fn is_stdin(&self) -> bool {
         matches!(self, KeyOrigin::File(p) if p.as_os_str() == "-")
     }
+
+    /// The descriptor of this process a key file names: `-`, `/dev/stdin`,
+    /// `/dev/fd/N`, `/proc/self/fd/N`.
+    pub fn descriptor(&self) -> Option<i32> {
+        let KeyOrigin::File(path) = self else {
+            return None;
+        };
+        let text = path.to_str()?;
+        match text {
+            "-" | "/dev/stdin" => Some(0),
+            _ => text
+                .strip_prefix("/dev/fd/")
+                .or_else(|| text.strip_prefix("/proc/self/fd/"))
+                .and_then(|n| n.parse().ok()),
+        }
+    }
+
+    /// The key was read from standard input, so a command this process
+    /// starts must not get it (a file redirected there can be read again).
+    pub fn reads_stdin(&self) -> bool {
+        self.descriptor() == Some(0)
+    }
 }
 
 impl std::fmt::Display for KeyOrigin {
@@ -107,22 +129,40 @@ impl GivenKey {
 
     /// The key in a file, `-` (standard input) or `/dev/fd/N`.
     pub fn from_file(path: &Path) -> Result<GivenKey> {
+        let origin = KeyOrigin::File(path.to_path_buf());
         let stdin = path.as_os_str() == "-";
-        if stdin && std::io::stdin().is_terminal() {
-            return Err(Error::Usage(
-                "--key-file - reads the key from standard input, which is a terminal; pipe the key in, or give a file".into(),
-            ));
+        let file = if stdin {
+            None
+        } else {
+            Some(std::fs::File::open(path).map_err(|e| {
+                if !path.exists() && looks_like_a_key(&path.to_string_lossy()) {
+                    // Not echoed: the argument is a key, not a path.
+                    Error::Usage(
+                        "--key-file takes the path of a file holding the key, and its argument looks like a key itself (not shown); put the key in MAGE_SECRETS_KEY, or pipe it to --key-file -".into(),
+                    )
+                } else {
+                    Error::io("read key file", path, e)
+                }
+            })?)
+        };
+        let terminal = match &file {
+            None => std::io::stdin().is_terminal(),
+            Some(f) => f.is_terminal(),
+        };
+        if terminal {
+            return Err(Error::Usage(format!(
+                "{origin} is a terminal; a key is not typed in: pipe the key in, or give a file"
+            )));
         }
         let mut text = Zeroizing::new(String::new());
         // At most a little more than a key: /dev/zero is not read forever.
         let limit = MAX_KEY_TEXT as u64 + 1;
-        let read = if stdin {
-            std::io::stdin()
+        let read = match file {
+            None => std::io::stdin()
                 .lock()
                 .take(limit)
-                .read_to_string(&mut text)
-        } else {
-            std::fs::File::open(path).and_then(|f| f.take(limit).read_to_string(&mut text))
+                .read_to_string(&mut text),
+            Some(f) => f.take(limit).read_to_string(&mut text),
         };
         let read = read.map_err(|e| Error::io("read key file", path, e))?;
         if read > MAX_KEY_TEXT {
@@ -140,11 +180,19 @@ impl GivenKey {
             });
         }
         Ok(GivenKey {
-            origin: KeyOrigin::File(path.to_path_buf()),
+            origin,
             text,
             environment: environment_from_env(),
         })
     }
+}
+
+/// Text that decodes as a key's 32 bytes (a key passed where its path goes).
+fn looks_like_a_key(text: &str) -> bool {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .is_ok_and(|bytes| Zeroizing::new(bytes).len() == 32)
 }
 
 fn environment_from_env() -> Option<String> {
@@ -159,7 +207,21 @@ impl Settings {
     /// environment. A key in `MAGE_SECRETS_KEY` takes the place of the data
     /// dir's key file.
     pub fn resolve(data_dir: Option<PathBuf>, database: Option<String>) -> Result<Settings> {
-        let key = GivenKey::from_env()?;
+        Settings::resolve_with_key_file(data_dir, database, None)
+    }
+
+    /// [`resolve`](Self::resolve), with the key read from `key_file`
+    /// (`--key-file`), which wins over `MAGE_SECRETS_KEY` (then not even
+    /// read) and the data dir's key file.
+    pub fn resolve_with_key_file(
+        data_dir: Option<PathBuf>,
+        database: Option<String>,
+        key_file: Option<&Path>,
+    ) -> Result<Settings> {
+        let key = match key_file {
+            Some(path) => Some(GivenKey::from_file(path)?),
+            None => GivenKey::from_env()?,
+        };
         let data_dir = match data_dir {
             Some(dir) => dir,
             None => match std::env::var_os(DATA_DIR_VAR).filter(|v| !v.is_empty()) {
@@ -176,13 +238,6 @@ impl Settings {
             database,
             key,
         })
-    }
-
-    /// These settings with the key read from `path` (`--key-file`), which
-    /// wins over `MAGE_SECRETS_KEY` and the data dir's key file.
-    pub fn with_key_file(mut self, path: &Path) -> Result<Settings> {
-        self.key = Some(GivenKey::from_file(path)?);
-        Ok(self)
     }
 
     /// Settings the way Mage's `get_secret_value` finds them: from the

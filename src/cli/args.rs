@@ -38,7 +38,7 @@ pub struct Cli {
     )]
     pub database: Option<String>,
 
-    /// Read the key from PATH (- for stdin) instead of the data dir [env: MAGE_SECRETS_KEY]
+    /// Read the key from PATH (- for stdin, or /dev/fd/N) instead of MAGE_SECRETS_KEY or the data dir
     #[arg(long, global = true, help_heading = GLOBAL, value_name = "PATH")]
     pub key_file: Option<PathBuf>,
 
@@ -164,7 +164,7 @@ the environment), else the data dir's key file; `env` says which, never the key 
     Env {
         /// Print the environment's key (the key file's text) to stdout, to load into a CI's
         /// secret store; refused when stdout is a terminal unless --force
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["name", "clear_name"])]
         export_key: bool,
 
         /// With --export-key: print the key even to a terminal

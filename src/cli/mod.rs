@@ -16,6 +16,7 @@ mod secrets;
 mod watch;
 
 use clap::{CommandFactory, Parser};
+use mage_secrets::settings::KeyOrigin;
 use mage_secrets::{Error, ExitCode, Settings};
 
 pub use args::Cli;
@@ -63,9 +64,13 @@ pub fn main() -> std::process::ExitCode {
 }
 
 fn run(cli: Cli, reporter: &Reporter) -> mage_secrets::Result<ExitCode> {
-    let mut settings = Settings::resolve(cli.data_dir.clone(), cli.database.clone())?;
-    if let Some(path) = &cli.key_file {
-        settings = settings.with_key_file(path)?;
+    let settings = Settings::resolve_with_key_file(
+        cli.data_dir.clone(),
+        cli.database.clone(),
+        cli.key_file.as_deref(),
+    )?;
+    if let Some(given) = &settings.key {
+        forget_key_descriptor(&given.origin);
     }
     if !cli.keep_key_env {
         // Read above; commands this process starts (--exec, run) do not
@@ -74,7 +79,17 @@ fn run(cli: Cli, reporter: &Reporter) -> mage_secrets::Result<ExitCode> {
         std::env::remove_var(mage_secrets::settings::KEY_VAR);
     }
     match &settings.key {
-        Some(given) => reporter.detail(&format!("key from {}", given.origin)),
+        Some(given) => {
+            reporter.detail(&format!("key from {}", given.origin));
+            if cli.data_dir.is_some() {
+                // MAGE_DATA_DIR is often set in Mage's containers: said, not warned.
+                reporter.detail(&format!(
+                    "data dir {} is not used: the key opens the environment {} names",
+                    settings.data_dir.display(),
+                    mage_secrets::settings::ENVIRONMENT_VAR
+                ));
+            }
+        }
         None => {
             reporter.detail(&format!("data dir: {}", settings.data_dir.display()));
             reporter.trace(&format!("  from {}", data_dir_source(&cli)));
@@ -127,5 +142,27 @@ fn run(cli: Cli, reporter: &Reporter) -> mage_secrets::Result<ExitCode> {
             output::write_stdout(&[&script])?;
             Ok(ExitCode::Success)
         }
+    }
+}
+
+/// A key read from a descriptor this process inherited (`--key-file -`,
+/// `/dev/fd/N`) is not handed on to the commands it starts (`run`,
+/// `--exec`): a file redirected there could be read again from the start.
+/// Standard input becomes /dev/null; another descriptor is closed on exec.
+fn forget_key_descriptor(origin: &KeyOrigin) {
+    match origin.descriptor() {
+        Some(0) => {
+            if let Ok(null) = std::fs::File::open("/dev/null") {
+                // SAFETY: dup2 onto fd 0 of a descriptor we own; nothing
+                // else reads standard input concurrently (no thread yet).
+                unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), 0) };
+            }
+        }
+        Some(fd) if fd > 2 => {
+            // SAFETY: only the descriptor's flags change; a descriptor that
+            // is not open makes fcntl fail, which changes nothing.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        }
+        _ => {}
     }
 }

@@ -30,7 +30,10 @@ fn opened(env: Environment, settings: &Settings, reporter: &Reporter) -> Result<
         reporter.warning(w);
     }
     reporter.detail(&format!("environment: {}", env.uuid()));
-    reporter.trace(&format!("key file: {}", settings.key_path().display()));
+    match &settings.key {
+        Some(given) => reporter.trace(&format!("key from {}", given.origin)),
+        None => reporter.trace(&format!("key file: {}", settings.key_path().display())),
+    }
     Ok(env)
 }
 
@@ -44,9 +47,14 @@ pub fn set(
     let NamedSecret { name, scope } = secret;
     // The request is valid: read the value before touching the data dir or
     // the database.
-    if from_file.is_none() && settings.key.as_ref().is_some_and(|k| k.origin.is_stdin()) {
+    if from_file.is_none()
+        && settings
+            .key
+            .as_ref()
+            .is_some_and(|k| k.origin.reads_stdin())
+    {
         return Err(Error::Usage(
-            "--key-file - took standard input, so the value cannot come from it too; pass the value with --from-file".into(),
+            "the key took standard input (--key-file), so the value cannot come from it too; pass the value with --from-file".into(),
         ));
     }
     let value = read_value(name, from_file, allow_empty)?;

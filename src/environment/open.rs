@@ -14,25 +14,65 @@ use crate::error::{Error, Result};
 use crate::settings::{DatabaseLocation, GivenKey, Settings, ENVIRONMENT_VAR};
 use crate::store::{self, SecretStore};
 
-/// `MAGE_SECRETS_ENVIRONMENT` naming one environment by uuid while the
-/// data dir's key opens another: a key variable that did not reach this
-/// process (a CI secret under another name, say) must not quietly turn into
-/// the data dir's environment.
-fn refuse_other_named_environment(settings: &Settings, uuid: &str) -> Result<()> {
-    let Some(named) = std::env::var(ENVIRONMENT_VAR).ok() else {
-        return Ok(());
-    };
-    let Ok(named) = uuid::Uuid::parse_str(named.trim()) else {
-        return Ok(());
-    };
-    let named = named.hyphenated().to_string();
-    if named == uuid {
-        return Ok(());
+/// `MAGE_SECRETS_ENVIRONMENT` set while no key is given: a key variable
+/// that did not reach this process (a CI secret under another name, say)
+/// must not quietly turn into the data dir's environment. Judged before
+/// anything is created: a full uuid (or a data dir without an environment)
+/// here; a name or uuid prefix by [`NamedEnvironment::check`] once the
+/// database is open.
+struct NamedEnvironment {
+    named: String,
+    own: String,
+}
+
+impl NamedEnvironment {
+    fn from_env(settings: &Settings) -> Result<Option<NamedEnvironment>> {
+        let Some(named) = std::env::var(ENVIRONMENT_VAR)
+            .ok()
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+        else {
+            return Ok(None);
+        };
+        let Some(own) = data_dir::existing_uuid(settings)? else {
+            return Err(Error::Setup(format!(
+                "{ENVIRONMENT_VAR}='{named}' names an environment, but no key is given (MAGE_SECRETS_KEY or --key-file) and data dir {} has no environment; nothing was created. Give the environment's key, or unset {ENVIRONMENT_VAR}",
+                settings.data_dir.display()
+            )));
+        };
+        let guard = NamedEnvironment { named, own };
+        if let Ok(uuid) = uuid::Uuid::parse_str(&guard.named) {
+            guard.refuse_unless(&uuid.hyphenated().to_string(), settings)?;
+            return Ok(None);
+        }
+        Ok(Some(guard))
     }
-    Err(Error::Setup(format!(
-        "{ENVIRONMENT_VAR} names environment {named}, but no key is given (MAGE_SECRETS_KEY or --key-file) and data dir {}'s key opens environment {uuid}; give that environment's key, or unset {ENVIRONMENT_VAR}",
-        settings.data_dir.display()
-    )))
+
+    /// A name or uuid prefix, resolved in the database.
+    fn check(&self, settings: &Settings, store: &dyn SecretStore, database: &str) -> Result<()> {
+        let entries = store::environment_entries(store)?;
+        match crate::environment_name::resolve(&self.named, &entries, database) {
+            Ok(entry) => self.refuse_unless(&entry.uuid, settings),
+            Err(e) => Err(Error::Setup(format!(
+                "{ENVIRONMENT_VAR}='{}': {e}; no key is given (MAGE_SECRETS_KEY or --key-file), and data dir {}'s key opens environment {}. Give the named environment's key, or unset {ENVIRONMENT_VAR}",
+                self.named,
+                settings.data_dir.display(),
+                self.own
+            ))),
+        }
+    }
+
+    fn refuse_unless(&self, named_uuid: &str, settings: &Settings) -> Result<()> {
+        if named_uuid == self.own {
+            return Ok(());
+        }
+        Err(Error::Setup(format!(
+            "{ENVIRONMENT_VAR}='{}' names environment {named_uuid}, but no key is given (MAGE_SECRETS_KEY or --key-file) and data dir {}'s key opens environment {}; nothing was done. Give that environment's key, or unset {ENVIRONMENT_VAR}",
+            self.named,
+            settings.data_dir.display(),
+            self.own
+        )))
+    }
 }
 
 impl Environment {
@@ -73,6 +113,7 @@ impl Environment {
             return Environment::open_given(settings, given);
         }
         let database = settings.database_location()?;
+        let named = NamedEnvironment::from_env(settings)?;
         // Another database than the environment's is refused before
         // anything is opened (or created).
         // The record is read once for every check below.
@@ -104,8 +145,10 @@ impl Environment {
                 store::open(&database)?
             }
         };
+        if let Some(named) = &named {
+            named.check(settings, store.as_ref(), &database.describe())?;
+        }
         let (uuid, key, key_check) = data_dir::open_key(settings, store.as_ref(), &mut warnings)?;
-        refuse_other_named_environment(settings, &uuid)?;
         database_record::check_id(settings, recorded.as_ref(), store.as_ref())?;
         // Record where the environment lives (a data dir made before records
         // existed is recorded on its next use; a read-only one stays as it is).
@@ -141,9 +184,15 @@ impl Environment {
         };
         let database = DatabaseLocation::parse(described)?;
         if let DatabaseLocation::Sqlite(path) = &database {
-            if !path.is_file() {
+            let problem = match path.metadata() {
+                Err(_) => Some("does not exist"),
+                Ok(m) if !m.is_file() => Some("is not a file"),
+                Ok(m) if m.len() == 0 => Some("is empty"),
+                Ok(_) => None,
+            };
+            if let Some(problem) = problem {
                 return Err(Error::NotFound(format!(
-                    "database {} does not exist; with a key from {origin} nothing is created: pass the database that holds environment {named}",
+                    "database {} {problem}; with a key from {origin} nothing is created: pass the database that holds environment {named}",
                     path.display()
                 )));
             }

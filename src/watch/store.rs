@@ -65,20 +65,23 @@ impl Watch<'_> {
         if counter == self.store_counter {
             return Ok(());
         }
-        self.store_counter = counter;
         // Forget decrypted values, then read the rows once: their
         // fingerprints tell what changed, and they are preloaded for the
-        // renders below.
+        // renders below. Nothing is taken as seen until all of it worked:
+        // a failure here is tried again, not mistaken for a recovery.
         self.env.clear_cache();
         let after = snapshot(&self.env)?;
         let names = changed_names(&self.store, &after);
-        self.store = after;
         if !names.is_empty() && self.env.key_rotated()? {
             // Another process rotated the key: open the environment again.
-            self.env = Environment::open(self.env.settings())?;
-            self.engine = self.env.engine();
-            self.store = snapshot(&self.env)?;
+            let env = Environment::open(self.env.settings())?;
+            self.store = snapshot(&env)?;
+            self.engine = env.engine();
+            self.env = env;
+        } else {
+            self.store = after;
         }
+        self.store_counter = counter;
         // Files that reference a changed name, and every file that failed:
         // it may have failed because the store could not be read.
         let affected: Vec<PathBuf> = self
