@@ -228,21 +228,39 @@ impl Environment {
         Ok(report.files)
     }
 
-    /// The rendered, parsed `profile` of a project's `io_config.yaml`.
-    pub fn load_io_config(&self, root: &Path, profile: &str) -> Result<serde_yaml::Value> {
-        let rel = ["io_config.yaml", "io_config.yml"]
-            .iter()
+    /// The text Mage's YAML loader reads from an io_config: `path` is a
+    /// project folder (its `io_config.yaml`, else `io_config.yml`) or the
+    /// file itself, as Mage's `ConfigFileLoader(filepath)` takes it. The
+    /// render is the one Mage's Jinja pass makes (no protection for a
+    /// second pass: nothing renders this text again). Returns the file's
+    /// path and its rendered text.
+    pub fn render_io_config(&self, path: &Path) -> Result<(PathBuf, Zeroizing<String>)> {
+        let file = if path.is_dir() {
+            ["io_config.yaml", "io_config.yml"]
+                .iter()
+                .map(|name| path.join(name))
+                .find(|p| p.is_file())
+                .ok_or_else(|| {
+                    Error::NotFound(format!("no io_config.yaml in {}", path.display()))
+                })?
+        } else {
+            path.to_path_buf()
+        };
+        let name = file
+            .file_name()
             .map(PathBuf::from)
-            .find(|p| root.join(p).is_file())
-            .ok_or_else(|| Error::NotFound(format!("no io_config.yaml in {}", root.display())))?;
-        let source = Zeroizing::new(read_text(root, &rel).map_err(|d| Error::Render(vec![*d]))?);
+            .ok_or_else(|| Error::NotFound(format!("{} is not a file", file.display())))?;
+        let root = match file.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let source = Zeroizing::new(read_text(root, &name).map_err(|d| Error::Render(vec![*d]))?);
         let (output, _warnings) = self
             .engine()
             .render(
-                &rel,
+                &file,
                 &source,
-                &project::scope_chain(&rel),
-                // Parsed here, not by Mage's Jinja pass.
+                &project::scope_chain(&name),
                 &RenderOptions {
                     direct: true,
                     ..RenderOptions::default()
@@ -250,12 +268,24 @@ impl Environment {
                 true,
             )
             .into_output()?;
+        Ok((file, output))
+    }
+
+    /// The rendered `profile` of an io_config ([`render_io_config`]'s
+    /// `path`), parsed by serde_yaml: YAML 1.2's core schema, so `yes`,
+    /// `0755` or a date stay strings where Mage's PyYAML (YAML 1.1) makes a
+    /// bool, an int or a date. The Python package loads with PyYAML itself.
+    ///
+    /// [`render_io_config`]: Self::render_io_config
+    pub fn load_io_config(&self, path: &Path, profile: &str) -> Result<serde_yaml::Value> {
+        let (file, output) = self.render_io_config(path)?;
+        // serde_yaml's message may quote the rendered text: not shown.
         let doc: serde_yaml::Value = serde_yaml::from_str(&output).map_err(|_| {
             Error::Render(vec![Diagnostic::error(
                 Kind::Yaml,
-                "rendered YAML does not parse",
+                "rendered YAML does not parse with serde_yaml (YAML 1.2)",
             )
-            .in_file(&rel)])
+            .in_file(&file)])
         })?;
         match doc.get(profile) {
             Some(v) => Ok(v.clone()),
@@ -270,7 +300,7 @@ impl Environment {
                     .unwrap_or_default();
                 Err(Error::NotFound(format!(
                     "profile '{profile}' is not in {}; profiles: {}",
-                    rel.display(),
+                    file.display(),
                     if names.is_empty() {
                         "none".to_string()
                     } else {

@@ -106,6 +106,9 @@ impl Handle {
 /// that switches data dirs gets each one's answers.
 static FROM_PROCESS: Mutex<Vec<Handle>> = Mutex::new(Vec::new());
 
+/// How many environments [`FROM_PROCESS`] keeps open at once.
+const MAX_PROCESS_ENVIRONMENTS: usize = 8;
+
 fn with_process_environment<T>(
     f: impl FnOnce(&Environment) -> mage_secrets::Result<T>,
 ) -> mage_secrets::Result<T> {
@@ -114,6 +117,10 @@ fn with_process_environment<T>(
     let index = match handles.iter().position(|h| h.settings == settings) {
         Some(i) => i,
         None => {
+            if handles.len() == MAX_PROCESS_ENVIRONMENTS {
+                // The one opened longest ago goes.
+                handles.remove(0);
+            }
             handles.push(Handle::open(settings)?);
             handles.len() - 1
         }
@@ -121,8 +128,12 @@ fn with_process_environment<T>(
     f(handles[index].current()?)
 }
 
-/// The scope chain of Mage's `get_secret_value` arguments: the pipeline's
-/// scope first when `pipeline_uuid` is given, then global.
+/// The scope chain of Mage's `get_secret_value` arguments. Without
+/// `entity`: the pipeline's scope first when `pipeline_uuid` is given, then
+/// global. With an explicit `entity`, Mage's meaning: `global` (and `any`,
+/// `project`: one data dir is one environment here) is the global scope
+/// alone, whatever `pipeline_uuid` says; `pipeline` is that pipeline's
+/// scope alone.
 fn mage_chain(
     entity: Option<&Bound<'_, PyAny>>,
     pipeline_uuid: Option<&str>,
@@ -135,28 +146,31 @@ fn mage_chain(
             e.getattr("value")
                 .unwrap_or_else(|_| e.clone())
                 .str()
-                .map(|s| s.to_string())
+                .map(|s| s.to_string().to_ascii_lowercase())
                 .unwrap_or_default(),
         ),
     };
     match entity.as_deref() {
-        None | Some("global") | Some("project") | Some("pipeline") => {}
-        Some(other) => {
-            return Err(Error::Usage(format!(
-                "get_secret_value: entity '{other}' is not one of global, project, pipeline"
-            )))
-        }
+        None => Ok(Scope::from_pipeline(pipeline_uuid)?.chain()),
+        Some("global" | "project" | "any") => Ok(vec![Scope::Global]),
+        Some("pipeline") => match pipeline_uuid {
+            Some(p) => Ok(vec![Scope::from_pipeline(Some(p))?]),
+            None => Err(Error::Usage(
+                "get_secret_value: entity pipeline needs pipeline_uuid=".into(),
+            )),
+        },
+        Some(other) => Err(Error::Usage(format!(
+            "get_secret_value: entity '{other}' is not one of global, project, pipeline, any"
+        ))),
     }
-    if entity.as_deref() == Some("pipeline") && pipeline_uuid.is_none() {
-        return Err(Error::Usage(
-            "get_secret_value: entity pipeline needs pipeline_uuid=".into(),
-        ));
-    }
-    Ok(Scope::from_pipeline(pipeline_uuid)?.chain())
 }
 
+/// The value, `None` when it is not set. A name the store cannot hold is
+/// not set, as in Mage (which takes any name and answers `None`).
 fn lookup(env: &Environment, chain: &[Scope], name: &str) -> mage_secrets::Result<Option<String>> {
-    mage_secrets::secret::validate_name(name)?;
+    if mage_secrets::secret::validate_name(name).is_err() {
+        return Ok(None);
+    }
     Ok(env
         .lookup(chain, name)?
         .map(|r| r.value.as_str().to_string()))
@@ -220,30 +234,25 @@ fn project_dict<'py>(
     Ok(dict)
 }
 
-/// The project root of `load_io_config`'s path: the folder itself, or the
-/// folder of an `io_config.yaml` given as a file.
-fn project_root(path: &Path) -> PathBuf {
-    if path.is_file() {
-        match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        }
-    } else {
-        path.to_path_buf()
-    }
-}
-
+/// One profile of an io_config (a project folder's `io_config.yaml`, or
+/// the file given), loaded as Mage's `ConfigFileLoader` loads it: the text
+/// is rendered here, then parsed by PyYAML's `full_load` (in
+/// `mage_secrets._io_config`), so values are typed exactly as Mage types
+/// them.
 fn io_config<'py>(
     py: Python<'py>,
     env: &Environment,
     path: &Path,
     profile: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let root = project_root(path);
-    let value = env
-        .load_io_config(&root, profile)
+    let (file, text) = py
+        .detach(|| env.render_io_config(path))
         .map_err(|e| to_py(py, e))?;
-    Ok(pythonize::pythonize(py, &value)?)
+    let source = std::fs::read_to_string(&file).unwrap_or_default();
+    py.import("mage_secrets._io_config")?.call_method1(
+        "load",
+        (file.display().to_string(), text.as_str(), source, profile),
+    )
 }
 
 /// Mage's `get_secret_value`: the secret's value, or `None` when it is not
@@ -264,8 +273,10 @@ fn get_secret_value<'py>(
     // Mage's project and repository arguments choose among Mage's own key
     // folders; one data dir is one environment here.
     let _ = (project_uuid, repo_name);
-    let value = mage_chain(entity, pipeline_uuid)
-        .and_then(|chain| with_process_environment(|env| lookup(env, &chain, name)))
+    let chain = mage_chain(entity, pipeline_uuid).map_err(|e| to_py(py, e))?;
+    // The store may be a server: other Python threads run meanwhile.
+    let value = py
+        .detach(|| with_process_environment(|env| lookup(env, &chain, name)))
         .map_err(|e| to_py(py, e))?;
     value_or_none(py, name, value, kwargs)
 }
@@ -387,8 +398,9 @@ impl PyEnvironment {
         kwargs: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Option<Bound<'py, PyString>>> {
         let _ = (project_uuid, repo_name);
-        let value = mage_chain(entity, pipeline_uuid)
-            .and_then(|chain| lookup(&self.env()?, &chain, name))
+        let chain = mage_chain(entity, pipeline_uuid).map_err(|e| to_py(py, e))?;
+        let value = py
+            .detach(|| lookup(&self.env()?, &chain, name))
             .map_err(|e| to_py(py, e))?;
         value_or_none(py, name, value, kwargs)
     }

@@ -100,7 +100,7 @@ def test_load_io_config_returns_one_rendered_profile(seed, tmp_path):
     assert env.load_io_config(str(root / "io_config.yaml"), "dev") == {
         "POSTGRES_PASSWORD": "dev only secret"
     }
-    with pytest.raises(MageSecretsError, match="profile 'staging' is not in io_config.yaml; profiles: version, default, dev"):
+    with pytest.raises(MageSecretsError, match="profile 'staging' is not in .*io_config.yaml; profiles: version, default, dev"):
         env.load_io_config(str(root), "staging")
     prod_env = Environment(data_dir=str(prod.data_dir), database=prod.database)
     with pytest.raises(RenderError, match="secret3"):
@@ -111,3 +111,50 @@ def test_module_level_load_io_config(dev, monkeypatch, tmp_path):
     root = project(tmp_path)
     dev.use(monkeypatch)
     assert load_io_config(str(root))["POSTGRES_PASSWORD"] == "sooper dooper secret string"
+
+
+TYPED = """\
+default:
+  PASSWORD: "{{ mage_secret_var('secret1') }}"
+  FLAG_YES: yes
+  FLAG_OFF: off
+  OCTAL: 0755
+  NOT_OCTAL: 0o755
+  UNDERSCORED: 1_000
+  SEXAGESIMAL: 1:20
+  NOT_FLOAT: 1e3
+  DAY: 2024-01-31
+  WHEN: 2024-01-31 10:20:30
+  BIG: 123456789012345678901234567890
+  BINARY: !!binary aGVsbG8=
+  SAME: 1
+  SAME: 2
+  BASE: &base {host: h, port: 1}
+  MERGED:
+    <<: *base
+    port: 2
+"""
+
+
+def test_load_io_config_types_values_as_mages_pyyaml_does(dev, tmp_path):
+    yaml = pytest.importorskip("yaml")
+    root = tmp_path / "typed"
+    root.mkdir()
+    (root / "io_config.yaml").write_text(TYPED)
+    env = Environment(data_dir=str(dev.data_dir), database=dev.database)
+    got = env.load_io_config(str(root), "default")
+    # What Mage's ConfigFileLoader makes of the same text with the value in.
+    want = yaml.full_load(
+        TYPED.replace("{{ mage_secret_var('secret1') }}", "sooper dooper secret string")
+    )["default"]
+    assert got == want
+    assert got["FLAG_YES"] is True and got["OCTAL"] == 493 and got["MERGED"] == {"host": "h", "port": 2}
+
+
+def test_load_io_config_reads_the_file_it_is_given(dev, tmp_path):
+    root = project(tmp_path)
+    (root / "other.yaml").write_text("default:\n  PW: \"{{ mage_secret_var('secret1') }}\"\n")
+    env = Environment(data_dir=str(dev.data_dir), database=dev.database)
+    assert env.load_io_config(str(root / "other.yaml")) == {"PW": "sooper dooper secret string"}
+    with pytest.raises(MageSecretsError, match="no io_config.yaml in"):
+        env.load_io_config(str(tmp_path))
