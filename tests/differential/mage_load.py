@@ -301,11 +301,12 @@ def check_case(line):
     for p in case["places"]:
         got = at(ours, p["path"])
         want = intended_for(case, p)
+        if want is MISSING and orig_ok:
+            want = at(orig, p["path"])
         if want is MISSING:
-            if orig_ok:
-                want = at(orig, p["path"])
-            else:
-                continue
+            # A shaped expression where Mage's own load has no value here
+            # (its file broke around the place): nothing says what is meant.
+            continue
         if got == want:
             continue
         if (
