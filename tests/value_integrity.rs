@@ -303,3 +303,33 @@ fn a_value_whose_indent_pulls_the_template_into_a_block_scalar_is_refused() {
         .code(1);
     assert!(out.stderr.contains("secret 's2'"), "{}", out.stderr);
 }
+
+#[test]
+fn direct_outputs_are_written_for_a_reader_other_than_mage() {
+    let ws = Workspace::new();
+    set_exact(&ws, "tpl", "{{ 7*7 }}");
+    set_exact(&ws, "pw", "a\"b");
+    ws.write(
+        "p/a.yaml",
+        "k: \"{{ mage_secret_var('tpl') }}\"\nt: \"{% raw %}{{ target.schema }}{% endraw %}\"\npw: \"{{ mage_secret_var('pw') }}\"\n",
+    );
+    let out = ws
+        .run(&["--data-dir", "d", "render", "p/a.yaml", "--direct"])
+        .ok();
+    // As they are (no protection), and still escaped for YAML.
+    assert_eq!(
+        out.stdout,
+        "k: \"{{ 7*7 }}\"\nt: \"{{ target.schema }}\"\npw: \"a\\\"b\""
+    );
+    let doc: serde_yaml::Value = serde_yaml::from_str(&out.stdout).unwrap();
+    assert_eq!(doc["k"].as_str(), Some("{{ 7*7 }}"));
+    assert_eq!(doc["pw"].as_str(), Some("a\"b"));
+    // A value that breaks the YAML a direct reader loads is still refused.
+    set_exact(&ws, "inj", "x\nevil: injected");
+    ws.write("p/b.yaml", "k: {{ mage_secret_var('inj') }}\n");
+    let out = ws
+        .run(&["--data-dir", "d", "render", "p/b.yaml", "--direct"])
+        .code(1);
+    assert!(out.stderr.contains("inj"), "{}", out.stderr);
+    assert!(!out.stderr.contains("evil"), "{}", out.stderr);
+}

@@ -389,6 +389,10 @@ pub struct RenderFlags {
     /// Insert values raw, without YAML quote-aware escaping (Mage's bytes)
     #[arg(long)]
     pub raw: bool,
+    /// Outputs are read by another program (dbt run by hand, a script), not by Mage: {{, {%
+    /// and {# are written as they are, without the protection for Mage's Jinja pass
+    #[arg(long)]
+    pub direct: bool,
     /// The largest output one file may render to (bytes, or with KiB, MiB, GiB) [default: 64MiB]
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub max_output: Option<usize>,

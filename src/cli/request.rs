@@ -307,7 +307,7 @@ fn render_options(flags: &RenderFlags) -> RenderOptions {
     RenderOptions {
         lenient: flags.lenient,
         raw: flags.raw,
-        direct: false,
+        direct: flags.direct,
         allow_unknown: flags.select.allow_unknown.clone(),
         max_output: flags.max_output,
     }
