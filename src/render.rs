@@ -71,7 +71,13 @@ pub fn render_files(
         let rel = &project.files[i];
         let source = Zeroizing::new(read_text(&project.root, rel)?);
         let chain = project.chain(rel);
-        Ok(engine.render(rel, &source, &chain, options, project::is_yaml(rel)))
+        Ok(engine.render(
+            rel,
+            &source,
+            &chain,
+            &project::file_options(rel, options),
+            project::is_yaml_document(rel),
+        ))
     });
     let mut result = ProjectRender {
         files: Vec::with_capacity(project.files.len()),

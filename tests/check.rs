@@ -43,7 +43,7 @@ fn five_missing_secrets_across_three_files_in_one_run() {
         vec![
             format!("dbt/profiles.yml:5:21: error: secret 'dbt_password' is not set in environment {uuid}"),
             format!("io_config.yaml:4:26: error: secret 'pg_password' is not set in environment {uuid}"),
-            format!("pipelines/etl/metadata.yaml:7:16: error: secret 'etl_token' is not set in environment {uuid} (scopes searched: pipeline:etl, global)"),
+            format!("pipelines/etl/metadata.yaml:7:18: error: secret 'etl_token' is not set in environment {uuid} (scopes searched: pipeline:etl, global)"),
         ]
     );
     assert!(out.stderr.contains("4 |   POSTGRES_PASSWORD: \"{{ mage_secret_var('pg_password') }}\"\n  |                          ^"), "{}", out.stderr);

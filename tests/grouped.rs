@@ -8,7 +8,7 @@ fn project(ws: &Workspace) {
     for i in 0..6 {
         ws.write(
             &format!("p/pipelines/f{i}/metadata.yaml"),
-            "a: \"{{ mage_secret_var('gone') }}\"\n",
+            "executor_type: \"{{ mage_secret_var('gone') }}\"\n",
         );
     }
     ws.write(

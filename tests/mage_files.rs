@@ -247,12 +247,12 @@ fn the_walk_follows_links_inside_the_project_and_says_what_it_skips() {
     // named like a build folder; a dbt target folder; a link out.
     ws.write(
         "proj/shared/etl2/metadata.yaml",
-        "t: \"{{ mage_secret_var('pg_password') }}\"\n",
+        "executor_type: \"{{ mage_secret_var('pg_password') }}\"\n",
     );
     std::os::unix::fs::symlink("../shared/etl2", ws.path("proj/pipelines/etl2")).unwrap();
     ws.write(
         "proj/pipelines/logs/metadata.yaml",
-        "t: \"{{ mage_secret_var('pg_password') }}\"\n",
+        "executor_type: \"{{ mage_secret_var('pg_password') }}\"\n",
     );
     ws.write("proj/dbt/demo/target/run.yml", "x: 1\n");
     ws.write("outside/metadata.yaml", "x: 1\n");

@@ -109,7 +109,7 @@ fn mages_runtime_names_stay_for_mage_while_cycler_and_joiner_render() {
                    k: \"{{ aws_secret_var('k') }}\"\n\
                    z: \"{{ azure_secret_var('k') }}\"\n\
                    g: \"{{ gcp_secret_var('k') }}\"\n";
-    ws.write("p/pipelines/etl/metadata.yaml", runtime);
+    ws.write("p/data_loaders/runtime.yaml", runtime);
     ws.write(
         "p/io_config.yaml",
         "{% set c = cycler('a', 'b') %}{% set j = joiner('+') %}\nx: \"{{ c.next() }}{{ c.next() }}{% for i in [1, 2] %}{{ j() }}{{ i }}{% endfor %}\"\n",
@@ -117,7 +117,7 @@ fn mages_runtime_names_stay_for_mage_while_cycler_and_joiner_render() {
     ws.run(&["--data-dir", "d", "render", "p", "--out", "o"])
         .ok();
     assert_eq!(
-        ws.read("o/pipelines/etl/metadata.yaml"),
+        ws.read("o/data_loaders/runtime.yaml"),
         runtime.replace("{{ mage_secret_var('pw') }}", "hunter2")
     );
     assert_eq!(ws.read("o/io_config.yaml"), "\nx: \"ab1+2\"");

@@ -20,7 +20,7 @@ fn mage_project(ws: &Workspace) {
     );
     ws.write(
         "proj/pipelines/etl/metadata.yaml",
-        "name: etl\ntoken: \"{{ mage_secret_var('pw') }}\"\n",
+        "name: etl\nexecutor_type: \"{{ mage_secret_var('pw') }}\"\n",
     );
     ws.set("d", None, "pw", "global-value");
     ws.run_with_stdin(
@@ -161,7 +161,7 @@ fn a_subfolder_resolves_exactly_as_the_whole_project() {
     // check of the subfolder sees the pipeline's value only.
     ws.write(
         "proj/pipelines/etl/metadata.yaml",
-        "token: \"{{ mage_secret_var('etl_only') }}\"\n",
+        "executor_type: \"{{ mage_secret_var('etl_only') }}\"\n",
     );
     ws.run_with_stdin(
         &["--data-dir", "d", "set", "etl_only", "--pipeline", "etl"],

@@ -22,7 +22,7 @@ fn the_sample_check_output_is_what_check_prints() {
     );
     ws.write(
         "proj/pipelines/etl/metadata.yaml",
-        "blocks: []\nname: etl\nsettings:\n  password: \"{{ mage_secret_var('pg_password') }}\"\n",
+        "blocks: []\nname: etl\nexecutor_config:\n  namespace: \"{{ mage_secret_var('pg_password') }}\"\n",
     );
     ws.set("d", None, "pg_user", "app");
     let d = ws.path("d").display().to_string();

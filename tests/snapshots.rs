@@ -29,7 +29,7 @@ fn diagnostics_for_a_broken_project() {
     );
     ws.write(
         "p/pipelines/etl/metadata.yaml",
-        "token: \"{{ mage_secret_var('etl_token') }}\"\n",
+        "executor_type: \"{{ mage_secret_var('etl_token') }}\"\n",
     );
     let out = ws
         .run(&["--data-dir", "d", "render", "p", "--out", "build"])

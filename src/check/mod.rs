@@ -187,18 +187,7 @@ pub fn check(
 /// The walk's own warnings, once per run: files Mage does not render that
 /// name `mage_secret_var`, and what the walk skipped.
 pub fn walk_warnings(project: &ProjectFiles) -> Vec<Diagnostic> {
-    let mentions: Vec<&std::path::Path> = project
-        .copies
-        .iter()
-        .filter(|(rel, _)| {
-            std::fs::read(project.root.join(rel))
-                .is_ok_and(|bytes| crate::project::mentions_secret(&bytes))
-        })
-        .map(|(rel, _)| rel.as_path())
-        .collect();
-    let mut warnings: Vec<Diagnostic> = crate::project::unrendered_warning(project, &mentions)
-        .into_iter()
-        .collect();
+    let mut warnings: Vec<Diagnostic> = project.unrendered_secret_warning().into_iter().collect();
     if let Some(summary) = project.skip_summary() {
         warnings.push(Diagnostic::warning(Kind::Skipped, summary));
     }
@@ -246,7 +235,7 @@ fn check_file(
     if !analysis::has_template_syntax(&source) {
         // Plain YAML Mage loads: it must parse (a merge-conflict marker
         // fails Mage's load), whatever the environment.
-        if crate::project::is_yaml(rel) {
+        if crate::project::is_yaml_document(rel) {
             problems.extend(
                 crate::template::plain_yaml_problems(&source)
                     .into_iter()
@@ -262,7 +251,14 @@ fn check_file(
         allow_unknown: options.allow_unknown.clone(),
         max_output: None,
     };
-    let rendered = engine.render(rel, &source, &chain, &strict, crate::project::is_yaml(rel));
+    let strict = crate::project::file_options(rel, &strict);
+    let rendered = engine.render(
+        rel,
+        &source,
+        &chain,
+        &strict,
+        crate::project::is_yaml_document(rel),
+    );
     drop(rendered.output.map(zeroize::Zeroizing::new));
     // What the render asked for and did not find is its own verdict.
     let asked: HashSet<(Kind, String)> = rendered
@@ -512,7 +508,7 @@ mod tests {
     fn static_check_finds_every_kind_of_problem() {
         let (_dir, project) = project_with(&[
             ("io_config.yaml", "a: {{ mage_secret_var('here') }}\n{% if false %}b: {{ mage_secret_var('gone') }}{% endif %}\n# c: {{ mage_secret_var('commented') }}\n"),
-            ("pipelines/etl/metadata.yaml", "t: {{ mage_secret_var('token') }}\nu: {{ mage_secret_var(p ~ 'x') }}\nv: {{ env_var('UNSET_VAR') }} {{ env_var('UNSET_VAR', 'd') }} {{ env_var('SET_VAR') }}\n"),
+            ("pipelines/etl/metadata.yaml", "executor_type: \"{{ mage_secret_var('token') }}\"\nexecutor_config:\n  namespace: \"{{ mage_secret_var(p ~ 'x') }}\"\nblocks:\n- executor_type: \"{{ env_var('UNSET_VAR') }} {{ env_var('UNSET_VAR', 'd') }} {{ env_var('SET_VAR') }}\"\n"),
             ("data_loaders/broken.yaml", "a: {{ mage_secret_var('x' }}\n"),
         ]);
         let p = presence(&[("global", "here"), ("pipeline:other", "token")]);
@@ -540,10 +536,10 @@ mod tests {
                 "io_config.yaml:3:9: warning: secret 'commented' is not set in environment env-1 (only inside a YAML comment, which it leaves as None)",
                 // In a branch the render does not take in this environment.
                 "io_config.yaml:2:21: warning: secret 'gone' is not set in environment env-1 (not used in this environment: the render does not reach it)",
-                "pipelines/etl/metadata.yaml:1:7: error: secret 'token' is not set in environment env-1 (scopes searched: pipeline:etl, global)",
-                "pipelines/etl/metadata.yaml:3:7: warning: environment variable 'UNSET_VAR' is not set and env_var has no default",
+                "pipelines/etl/metadata.yaml:1:20: error: secret 'token' is not set in environment env-1 (scopes searched: pipeline:etl, global)",
+                "pipelines/etl/metadata.yaml:5:22: warning: environment variable 'UNSET_VAR' is not set and env_var has no default",
                 // `p` is only Mage's at run time: the name cannot be known.
-                "pipelines/etl/metadata.yaml:2:7: error: cannot be checked: the name is computed from values Mage has only at run time",
+                "pipelines/etl/metadata.yaml:3:18: error: cannot be checked: the name is computed from values Mage has only at run time",
             ]
         );
         assert!(!report.yaml_checked);

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use mage_secrets::check::{self, CheckOptions, CheckReport, Presence, PresenceTable};
 use mage_secrets::diagnostic::Diagnostic;
 use mage_secrets::environment_name::{self, EnvironmentEntry};
+use mage_secrets::mage_selection;
 use mage_secrets::project::{self, Location};
 use mage_secrets::template::ProcessEnv;
 use mage_secrets::{store, Environment, Error, ExitCode, Result};
@@ -30,14 +31,20 @@ pub fn check(ctx: &Context, request: &CheckRequest) -> Result<ExitCode> {
     // Mage's SQL and Python blocks name secrets too (dbt's own SQL is dbt's).
     if !location.is_file && !selection.is_explicit() {
         let blocks = project::walk_located(&location, &selection.blocks()?, None)?;
-        project
-            .files
-            .extend(blocks.files.into_iter().filter(|rel| !location.in_dbt(rel)));
+        project.files.extend(
+            blocks
+                .files
+                .into_iter()
+                .filter(|rel| !mage_selection::is_dbt_code(rel, location.dbt_place(rel))),
+        );
         project.files.sort();
         project.files.dedup();
     }
     if location.is_file {
         if let Some((_, why)) = project.copies.first() {
+            let mut warnings = project.diagnostics.clone();
+            project.localize(&mut warnings);
+            reporter.diagnostics(&warnings);
             return Err(Error::Usage(format!(
                 "Mage does not render {}: {}; check covers what Mage renders. To check it with Mage's functions anyway, pass --include '{}'",
                 path.display(),

@@ -182,7 +182,12 @@ fn render_file(ctx: &Context, request: &RenderRequest, location: &Location) -> R
             path.display()
         )));
     }
-    if let Role::Copy(why) = selection.role(rel, location.mage_project, location.in_dbt(rel)) {
+    let (role, warning) = project::classify(&location.root, rel, location.mage_project, selection);
+    if let Role::Copy(why) = role {
+        if let Some(mut w) = warning {
+            w.file = Some(path.to_path_buf());
+            show(reporter, &[w]);
+        }
         return Err(Error::Usage(format!(
             "Mage does not render {}: {}. To render it with Mage's functions anyway, pass --include '{}'",
             path.display(),
@@ -197,9 +202,11 @@ fn render_file(ctx: &Context, request: &RenderRequest, location: &Location) -> R
     let env = open_existing(settings, reporter)?;
     let source = project::read_text(&location.root, rel).map_err(|d| Error::Render(vec![*d]))?;
     let chain = project::scope_chain(rel);
-    let file = env
-        .engine()
-        .render(path, &source, &chain, options, project::is_yaml(rel));
+    let (options, yaml) = (
+        &*project::file_options(rel, options),
+        project::is_yaml_document(rel),
+    );
+    let file = env.engine().render(path, &source, &chain, options, yaml);
     let (output, warnings) = file.into_output()?;
     show(reporter, &warnings);
     let Some((target, folder)) = target else {
@@ -212,13 +219,7 @@ fn render_file(ctx: &Context, request: &RenderRequest, location: &Location) -> R
             .map(zeroize::Zeroizing::new)
             .is_ok_and(|old| old.as_slice() == output.as_bytes());
     if flags.diff && !unchanged {
-        let masked = review::masked_engine(&env).render(
-            path,
-            &source,
-            &chain,
-            options,
-            project::is_yaml(rel),
-        );
+        let masked = review::masked_engine(&env).render(path, &source, &chain, options, yaml);
         let masked = masked.output.unwrap_or_default();
         let old = if exists {
             std::fs::read(&target).ok()

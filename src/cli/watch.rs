@@ -18,7 +18,9 @@ pub fn watch(ctx: &Context, request: WatchRequest) -> Result<ExitCode> {
             root.display()
         )));
     }
-    let project = mage_secrets::project::walk(&root, &options.selection, Some(&out))?;
+    // The same project, files and layout as `render FOLDER --out`.
+    let location = mage_secrets::project::Location::of(&root)?;
+    let project = mage_secrets::project::walk_located(&location, &options.selection, Some(&out))?;
     mage_secrets::output::check_out_dir(&project, &out)?;
     if project.files.is_empty() {
         return Err(project.nothing_selected(&root, &options.selection));

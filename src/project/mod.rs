@@ -23,7 +23,7 @@ use crate::secret::Scope;
 
 mod walk;
 
-pub use walk::{in_dbt, is_project_root, walk, walk_located, Location};
+pub use walk::{classify, dbt_place, is_project_root, walk, walk_located, Location};
 
 /// Folder names never entered (besides hidden ones).
 const SKIPPED_DIRS: &[&str] = &[
@@ -86,6 +86,29 @@ pub struct ProjectFiles {
 }
 
 impl ProjectFiles {
+    /// Adds a selected file, to render or to copy as Mage's rules say; a
+    /// warning about its content is kept with the walk's diagnostics.
+    pub fn add(&mut self, rel: &Path, selection: &Selection) {
+        let (role, warning) = classify(&self.root, rel, self.mage_project, selection);
+        match role {
+            Role::Render => self.files.push(rel.to_path_buf()),
+            Role::Copy(why) => self.copies.push((rel.to_path_buf(), why)),
+        }
+        self.diagnostics.extend(warning);
+    }
+
+    /// The one warning about the copied files that name `mage_secret_var`
+    /// (their calls would reach dbt or Mage unresolved), read from disk.
+    pub fn unrendered_secret_warning(&self) -> Option<Diagnostic> {
+        let mentions: Vec<&Path> = self
+            .copies
+            .iter()
+            .filter(|(rel, _)| fs::read(self.root.join(rel)).is_ok_and(|b| mentions_secret(&b)))
+            .map(|(rel, _)| rel.as_path())
+            .collect();
+        unrendered_warning(self, &mentions)
+    }
+
     /// The scope chain of one of the files.
     pub fn chain(&self, rel: &Path) -> Vec<Scope> {
         scope_chain(rel)
@@ -273,16 +296,6 @@ impl Selection {
         chosen && !self.exclude.is_match(rel)
     }
 
-    /// How a selected file is treated: rendered when `--include` chose it or
-    /// Mage renders it, copied otherwise.
-    pub fn role(&self, rel: &Path, mage_project: bool, in_dbt: bool) -> Role {
-        if self.is_explicit() {
-            Role::Render
-        } else {
-            mage_selection::default_role(rel, mage_project, in_dbt)
-        }
-    }
-
     /// Whether a hidden folder is entered: only when an `--include` glob
     /// names a path inside it.
     fn enters_hidden(&self, rel_dir: &Path) -> bool {
@@ -313,6 +326,28 @@ pub fn is_yaml(path: &Path) -> bool {
         path.extension().and_then(|e| e.to_str()),
         Some("yaml" | "yml")
     )
+}
+
+/// Whether a selected file's text is a YAML document: every YAML file but
+/// a dbt command block (`dbts/…`), whose text Mage splits into shell words
+/// (`models/block/dbt/block_yaml.py`, `shlex.split`), never parses as YAML.
+pub fn is_yaml_document(rel: &Path) -> bool {
+    is_yaml(rel) && !mage_selection::is_dbt_command_block(rel)
+}
+
+/// The options for rendering one file: a dbt command block gets Mage's
+/// exact bytes (`raw`), as Mage pastes them into the command line.
+pub fn file_options<'o>(
+    rel: &Path,
+    options: &'o crate::template::RenderOptions,
+) -> std::borrow::Cow<'o, crate::template::RenderOptions> {
+    if mage_selection::is_dbt_command_block(rel) && !options.raw {
+        let mut raw = options.clone();
+        raw.raw = true;
+        std::borrow::Cow::Owned(raw)
+    } else {
+        std::borrow::Cow::Borrowed(options)
+    }
 }
 
 /// Whether a folder (or file) name is skipped by the walk.
@@ -402,37 +437,51 @@ pub fn mentions_secret(bytes: &[u8]) -> bool {
 }
 
 /// The one warning about files that name `mage_secret_var` although Mage
-/// does not render them (their calls would reach dbt or Mage unresolved).
+/// does not render them (their calls would reach dbt or Mage unresolved),
+/// each file with its reason. A pipeline's `metadata.yaml` has a warning of
+/// its own, at the place.
 pub fn unrendered_warning(project: &ProjectFiles, files: &[&Path]) -> Option<Diagnostic> {
-    if files.is_empty() {
+    let reasons: Vec<(&Path, NotRendered)> = files
+        .iter()
+        .filter_map(|rel| {
+            let why = project
+                .copies
+                .iter()
+                .find(|(p, _)| p.as_path() == *rel)
+                .map_or(NotRendered::NotMage, |(_, why)| *why);
+            (why != NotRendered::PipelineFields).then_some((*rel, why))
+        })
+        .collect();
+    if reasons.is_empty() {
         return None;
     }
-    let shown: Vec<String> = files
+    let mut groups: Vec<(NotRendered, Vec<String>)> = Vec::new();
+    for (rel, why) in reasons.iter().take(8) {
+        let shown = project.display_path(rel).display().to_string();
+        match groups.iter_mut().find(|(w, _)| w == why) {
+            Some((_, paths)) => paths.push(shown),
+            None => groups.push((*why, vec![shown])),
+        }
+    }
+    let listed: Vec<String> = groups
         .iter()
-        .take(5)
-        .map(|rel| project.display_path(rel).display().to_string())
+        .map(|(why, paths)| format!("{} ({})", paths.join(", "), why.reason()))
         .collect();
-    let more = if files.len() > 5 {
-        format!(" and {} more", files.len() - 5)
+    let more = if reasons.len() > 8 {
+        format!("; and {} more", reasons.len() - 8)
     } else {
         String::new()
     };
-    let why = project
-        .copies
-        .iter()
-        .find(|(p, _)| p.as_path() == files[0])
-        .map_or("Mage reads it without Jinja", |(_, why)| why.reason());
     Some(
         Diagnostic::warning(
             Kind::NotRendered,
             format!(
-                "mage_secret_var appears in {} file(s) that Mage does not render, so it would reach dbt or Mage unresolved: {}{more} (for {}: {why}); they are copied as they are",
-                files.len(),
-                shown.join(", "),
-                shown[0]
+                "mage_secret_var appears in {} file(s) that Mage does not render, so it would reach dbt or Mage unresolved: {}{more}; they are copied as they are",
+                reasons.len(),
+                listed.join("; "),
             ),
         )
-        .with_help("move the secret into a file Mage renders (dbt: profiles.yml), or render the file anyway with --include GLOB".to_string()),
+        .with_help("move the secret into a file Mage renders (dbt: the profiles.yml beside dbt_project.yml), or render the file anyway with --include GLOB".to_string()),
     )
 }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use super::{absolute, is_skipped_folder, ProjectFiles, Selection, SkipReason, OUTPUT_MARKER};
 use crate::diagnostic::{Diagnostic, Kind};
 use crate::error::{Error, Result};
-use crate::mage_selection::{Role, DBT_PROJECT_FILE};
+use crate::mage_selection::{self, is_dbt_project, DbtPlace, NotRendered, Role};
 
 /// Whether `dir` is a Mage project root: it holds `io_config.yaml`, or a
 /// `metadata.yaml` with a top-level `project_type`.
@@ -38,8 +38,16 @@ impl Location {
     /// Finds the project root of `path` (a folder or a file).
     pub fn of(path: &Path) -> Result<Location> {
         let meta = fs::metadata(path).map_err(|e| Error::io("read", path, e))?;
-        let abs = absolute(path);
         let is_file = meta.is_file();
+        // A file is placed by the path Mage reads, a link's own path: its
+        // folder is resolved, not the file.
+        let abs = match (is_file, path.file_name()) {
+            (true, Some(name)) => {
+                let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+                absolute(parent.unwrap_or(Path::new("."))).join(name)
+            }
+            _ => absolute(path),
+        };
         let dir = if is_file {
             abs.parent().map(Path::to_path_buf).unwrap_or_default()
         } else {
@@ -72,19 +80,57 @@ impl Location {
         })
     }
 
-    /// Whether the located file (or a file at `rel`) lies in a dbt project
-    /// below the root.
-    pub fn in_dbt(&self, rel: &Path) -> bool {
-        in_dbt(&self.root, rel)
+    /// Where a file at `rel` lies with respect to dbt projects.
+    pub fn dbt_place(&self, rel: &Path) -> DbtPlace {
+        dbt_place(&self.root, rel, self.mage_project)
     }
 }
 
-/// Whether the file at `rel` (relative to `root`) lies in a dbt project
-/// below `root`.
-pub fn in_dbt(root: &Path, rel: &Path) -> bool {
-    rel.ancestors()
-        .skip(1)
-        .any(|d| root.join(d).join(DBT_PROJECT_FILE).is_file())
+/// Where the file at `rel` (relative to `root`) lies with respect to dbt
+/// projects: the nearest folder from its own up to `root` holding a dbt
+/// project file, and outside a Mage project any folder above `root` too
+/// (a Mage project's files are never owned by a dbt project around it).
+pub fn dbt_place(root: &Path, rel: &Path, mage_project: bool) -> DbtPlace {
+    let parent = rel.parent().unwrap_or(Path::new(""));
+    if let Some(d) = parent.ancestors().find(|d| is_dbt_project(&root.join(d))) {
+        return DbtPlace {
+            inside: true,
+            project_folder: d == parent,
+            at_root: d.as_os_str().is_empty(),
+        };
+    }
+    DbtPlace {
+        inside: !mage_project && root.ancestors().skip(1).any(is_dbt_project),
+        ..DbtPlace::default()
+    }
+}
+
+/// How a selected file at `rel` is treated: rendered when `--include`
+/// chose it, else by Mage's rules ([`mage_selection`]). A pipeline's
+/// `metadata.yaml` is judged by its content too; the warning says where
+/// its Jinja lies outside the fields Mage renders, if it does.
+pub fn classify(
+    root: &Path,
+    rel: &Path,
+    mage_project: bool,
+    selection: &Selection,
+) -> (Role, Option<Diagnostic>) {
+    if selection.is_explicit() {
+        return (Role::Render, None);
+    }
+    let role = mage_selection::default_role(rel, mage_project, dbt_place(root, rel, mage_project));
+    if role == Role::Render && mage_project && mage_selection::is_pipeline_metadata(rel) {
+        let warning = fs::read_to_string(root.join(rel))
+            .ok()
+            .and_then(|text| mage_selection::pipeline_fields_warning(&text));
+        if let Some(w) = warning {
+            return (
+                Role::Copy(NotRendered::PipelineFields),
+                Some(w.in_file(rel)),
+            );
+        }
+    }
+    (role, None)
 }
 
 /// Walks the project of `path` from `path` down (a whole project when
@@ -103,11 +149,7 @@ pub fn walk_located(
     };
     let start_abs = location.root.join(&location.rel);
     if location.is_file {
-        let in_dbt = location.in_dbt(&location.rel);
-        match selection.role(&location.rel, location.mage_project, in_dbt) {
-            Role::Render => project.files.push(location.rel.clone()),
-            Role::Copy(why) => project.copies.push((location.rel.clone(), why)),
-        }
+        project.add(&location.rel, selection);
         project.read.push(start_abs);
         return Ok(project);
     }
@@ -125,8 +167,7 @@ pub fn walk_located(
         project: &mut project,
         ancestors: Vec::new(),
     };
-    let in_dbt = location.in_dbt(&location.rel.join("x"));
-    walker.visit(&start_abs, &location.rel, in_dbt);
+    walker.visit(&start_abs, &location.rel);
     Ok(project)
 }
 
@@ -161,7 +202,7 @@ impl Walker<'_> {
     }
 
     /// Walks the folder at `dir` (as reached), `rel` from the root.
-    fn visit(&mut self, dir: &Path, rel: &Path, in_dbt: bool) {
+    fn visit(&mut self, dir: &Path, rel: &Path) {
         let real = absolute(dir);
         let mut entries: Vec<fs::DirEntry> = match fs::read_dir(dir) {
             Ok(list) => list.filter_map(std::result::Result::ok).collect(),
@@ -174,10 +215,6 @@ impl Walker<'_> {
         if !rel.as_os_str().is_empty() && entries.iter().any(|e| e.file_name() == OUTPUT_MARKER) {
             return;
         }
-        let in_dbt = in_dbt
-            || entries
-                .iter()
-                .any(|e| e.file_name() == DBT_PROJECT_FILE && e.path().is_file());
         self.ancestors.push(real.clone());
         for entry in entries {
             let name = entry.file_name();
@@ -235,7 +272,7 @@ impl Walker<'_> {
                         continue;
                     }
                 }
-                self.visit(&path, &child_rel, in_dbt);
+                self.visit(&path, &child_rel);
                 continue;
             }
             if !file_type.is_file() {
@@ -247,13 +284,7 @@ impl Walker<'_> {
             if !self.selection.selects(&child_rel) {
                 continue;
             }
-            match self
-                .selection
-                .role(&child_rel, self.project.mage_project, in_dbt)
-            {
-                Role::Render => self.project.files.push(child_rel),
-                Role::Copy(why) => self.project.copies.push((child_rel, why)),
-            }
+            self.project.add(&child_rel, self.selection);
             self.project
                 .read
                 .push(link_target.unwrap_or_else(|| real.join(&name)));

@@ -26,6 +26,7 @@ pub mod proof;
 pub mod pysyntax;
 pub mod python;
 pub mod quoting;
+pub mod raw_fields;
 mod whole;
 mod yaml11;
 mod yaml_check;

@@ -13,20 +13,31 @@ use crate::project;
 #[derive(Clone, Debug)]
 pub struct EventFilter {
     root_abs: PathBuf,
+    /// The folder watched: the project root or a folder below it.
+    watched_abs: PathBuf,
     out_abs: PathBuf,
 }
 
 impl EventFilter {
     pub fn new(root: &Path, out: &Path) -> EventFilter {
+        let root_abs = project::absolute(root);
         EventFilter {
-            root_abs: project::absolute(root),
+            watched_abs: root_abs.clone(),
+            root_abs,
             out_abs: project::absolute(out),
         }
     }
 
-    /// The absolute project folder, to watch.
+    /// The same filter for a watch of `watched`, a folder below the root:
+    /// events elsewhere are not relevant; paths stay root-relative.
+    pub fn watching(mut self, watched: &Path) -> EventFilter {
+        self.watched_abs = project::absolute(watched);
+        self
+    }
+
+    /// The absolute folder to watch.
     pub fn root(&self) -> &Path {
-        &self.root_abs
+        &self.watched_abs
     }
 
     /// The project-relative paths of an event that may change an output.
@@ -43,7 +54,7 @@ impl EventFilter {
 
     /// The project-relative path of an event path, if it is one we watch.
     pub fn relevant(&self, path: &Path) -> Option<PathBuf> {
-        if path.starts_with(&self.out_abs) {
+        if path.starts_with(&self.out_abs) || !path.starts_with(&self.watched_abs) {
             return None;
         }
         let rel = path.strip_prefix(&self.root_abs).ok()?;
@@ -113,5 +124,19 @@ mod tests {
         assert!(f.relevant_paths(&outside).is_empty());
         let root = event(EventKind::Modify(ModifyKind::Any), &["/p"]);
         assert!(f.relevant_paths(&root).is_empty());
+    }
+
+    #[test]
+    fn a_watched_subfolder_keeps_root_relative_paths() {
+        let f = filter().watching(Path::new("/p/pipelines/etl"));
+        let inside = event(
+            EventKind::Modify(ModifyKind::Any),
+            &["/p/pipelines/etl/metadata.yaml", "/p/io_config.yaml"],
+        );
+        assert_eq!(
+            f.relevant_paths(&inside),
+            vec![PathBuf::from("pipelines/etl/metadata.yaml")]
+        );
+        assert_eq!(f.root(), Path::new("/p/pipelines/etl"));
     }
 }

@@ -35,7 +35,7 @@ use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::mage_selection::Role;
 use crate::output;
-use crate::project::{self, read_text, ProjectFiles, Selection};
+use crate::project::{self, read_text, Location, ProjectFiles, Selection};
 use crate::render;
 use crate::template::analysis::Function;
 use crate::template::Engine;
@@ -53,7 +53,11 @@ struct FileState {
 pub struct Watch<'o> {
     env: Environment,
     engine: Engine,
+    /// The project root: outputs are laid out from it, as `render` lays
+    /// them out.
     root: PathBuf,
+    /// The folder watched, relative to the root (empty: the whole project).
+    start: PathBuf,
     out: PathBuf,
     filter: EventFilter,
     selection: Selection,
@@ -80,17 +84,26 @@ impl<'o> Watch<'o> {
         observer: &'o mut dyn WatchObserver,
     ) -> Result<Watch<'o>> {
         let selection = options.selection.clone();
-        let first = project::walk(root, &selection, Some(out))?;
+        let location = Location::of(root)?;
+        if location.is_file {
+            return Err(Error::Usage(format!(
+                "{} is a file; watch a project folder",
+                root.display()
+            )));
+        }
+        let first = project::walk_located(&location, &selection, Some(out))?;
         output::check_out_dir(&first, out)?;
         let mage_project = first.mage_project;
+        let filter = EventFilter::new(&location.root, out).watching(root);
         let engine = env.engine();
         let store = snapshot(&env)?;
         let store_counter = env.store_change_counter()?;
         Ok(Watch {
             engine,
-            root: root.to_path_buf(),
+            root: location.root,
+            start: location.rel,
             out: out.to_path_buf(),
-            filter: EventFilter::new(root, out),
+            filter,
             selection,
             mage_project,
             options,
@@ -105,18 +118,38 @@ impl<'o> Watch<'o> {
         })
     }
 
+    /// The folder watched, absolute.
+    fn watched(&self) -> PathBuf {
+        self.root.join(&self.start)
+    }
+
+    /// Walks the watched folder, as `render` walks it.
+    fn walk(&self, rel: &Path) -> Result<ProjectFiles> {
+        let location = Location {
+            root: self.root.clone(),
+            rel: rel.to_path_buf(),
+            mage_project: self.mage_project,
+            is_file: false,
+        };
+        project::walk_located(&location, &self.selection, Some(&self.out))
+    }
+
     /// Renders every file once.
     fn render_all(&mut self) -> Result<()> {
         crate::fsutil::create_dir_all(&self.out, output::folder_mode(self.options.mode))?;
         output::mark(&self.out, self.options.mode)?;
         output::remove_stale_temp_files(&self.out)?;
         // The rows were read (and preloaded) by `new`'s snapshot.
-        let project = project::walk(&self.root, &self.selection, Some(&self.out))?;
-        for d in &project.diagnostics {
+        let project = self.walk(&self.start.clone())?;
+        // Warnings about a file's content come with the file, below.
+        for d in project.diagnostics.iter().filter(|d| d.is_error()) {
             self.observer.event(WatchEvent::Failed(
                 d.file.as_deref().unwrap_or(Path::new("")),
                 std::slice::from_ref(d),
             ));
+        }
+        if let Some(w) = project.unrendered_secret_warning() {
+            self.observer.event(WatchEvent::Warnings(&[w]));
         }
         let (mut failed, mut kept) = (0, 0);
         for rel in project.outputs().into_iter().map(Path::to_path_buf) {
@@ -171,8 +204,12 @@ impl<'o> Watch<'o> {
     /// Renders one file and writes its output; whether it succeeded. A
     /// failure is reported, never returned: it cannot end the watch.
     fn render_one(&mut self, project: &ProjectFiles, rel: &Path) -> bool {
-        let in_dbt = project::in_dbt(&self.root, rel);
-        if let Role::Copy(_) = self.selection.role(rel, self.mage_project, in_dbt) {
+        let (role, warning) =
+            project::classify(&self.root, rel, self.mage_project, &self.selection);
+        if let Role::Copy(_) = role {
+            if let Some(w) = warning {
+                self.observer.event(WatchEvent::Warnings(&[w]));
+            }
             return self.copy_one(rel);
         }
         let outcome = read_text(&self.root, rel).map(zeroize::Zeroizing::new);
@@ -189,8 +226,8 @@ impl<'o> Watch<'o> {
             rel,
             &source,
             &chain,
-            &self.options.render,
-            project::is_yaml(rel),
+            &project::file_options(rel, &self.options.render),
+            project::is_yaml_document(rel),
         );
         state.referenced.clear();
         state.computed_names = false;
@@ -246,10 +283,11 @@ impl<'o> Watch<'o> {
     fn process_paths(&mut self, paths: BTreeSet<PathBuf>) {
         // The whole project went away (a checkout, an `rm -rf` and clone):
         // its files' deletions are not edits, and its outputs stay.
-        if !self.root.is_dir() {
+        let watched = self.watched();
+        if !watched.is_dir() {
             if !self.gone {
                 self.gone = true;
-                self.observer.event(WatchEvent::ProjectGone(&self.root));
+                self.observer.event(WatchEvent::ProjectGone(&watched));
             }
             return;
         }
@@ -264,9 +302,10 @@ impl<'o> Watch<'o> {
                     .cloned(),
             );
             if abs.is_dir() && !abs.is_symlink() {
-                // A folder appeared (or moved in): everything selected below it.
-                match project::walk(&abs, &self.selection, Some(&self.out)) {
-                    Ok(sub) => candidates.extend(sub.files.into_iter().map(|f| rel.join(f))),
+                // A folder appeared (or moved in): everything below it that
+                // a render writes, rendered or copied.
+                match self.walk(&rel) {
+                    Ok(sub) => candidates.extend(sub.outputs().into_iter().map(Path::to_path_buf)),
                     Err(e) => self.observer.event(WatchEvent::Problem(e.to_string())),
                 }
             } else {
@@ -321,7 +360,7 @@ impl<'o> Watch<'o> {
     /// After the project came back: every file it has now is rendered,
     /// and the outputs of files it no longer has are removed.
     pub(super) fn render_again_all(&mut self) {
-        let project = match project::walk(&self.root, &self.selection, Some(&self.out)) {
+        let project = match self.walk(&self.start.clone()) {
             Ok(p) => p,
             Err(e) => {
                 self.observer.event(WatchEvent::Problem(e.to_string()));
@@ -434,12 +473,13 @@ impl<'o> Watch<'o> {
             };
             // Events of the folder itself (moved or deleted) are not
             // always the project's: its presence is looked at directly.
-            if !self.gone && !self.root.is_dir() {
+            let watched = self.watched();
+            if !self.gone && !watched.is_dir() {
                 self.gone = true;
                 batch.clear();
-                self.observer.event(WatchEvent::ProjectGone(&self.root));
+                self.observer.event(WatchEvent::ProjectGone(&watched));
             }
-            if self.gone && self.root.is_dir() {
+            if self.gone && watched.is_dir() {
                 // Watch the new folder (the old watch went with the old one).
                 let _ = watcher.unwatch(self.filter.root());
                 if watcher
@@ -448,7 +488,7 @@ impl<'o> Watch<'o> {
                 {
                     self.gone = false;
                     batch.clear();
-                    self.observer.event(WatchEvent::ProjectBack(&self.root));
+                    self.observer.event(WatchEvent::ProjectBack(&watched));
                     self.render_again_all();
                 }
             }
@@ -517,70 +557,4 @@ pub fn stop_on_signals() -> Result<Arc<AtomicBool>> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::settings::Settings;
-
-    /// The observer's events, as text.
-    #[derive(Default)]
-    struct Events(Vec<String>);
-
-    impl WatchObserver for Events {
-        fn event(&mut self, event: WatchEvent<'_>) {
-            self.0.push(match event {
-                WatchEvent::Failed(p, d) => format!("failed {}: {}", p.display(), d[0].message),
-                WatchEvent::Written(p) => format!("written {}", p.display()),
-                WatchEvent::Problem(m) => format!("problem {m}"),
-                other => format!("{other:?}"),
-            });
-        }
-    }
-
-    #[test]
-    fn per_file_failures_are_reported_and_the_watch_goes_on() {
-        let dir = tempfile::tempdir().unwrap();
-        let (root, out) = (dir.path().join("p"), dir.path().join("out"));
-        std::fs::create_dir_all(&root).unwrap();
-        for (name, text) in [
-            ("a.yaml", "a: 1\n"),
-            ("b.yaml", "b: {{ mage_secret_var('missing') }}\n"),
-            ("c.yaml", "c: 3\n"),
-        ] {
-            std::fs::write(root.join(name), text).unwrap();
-        }
-        // An output that cannot be written: a folder stands where it goes.
-        std::fs::create_dir_all(out.join("c.yaml")).unwrap();
-        let env = Environment::open(&Settings::for_data_dir(dir.path().join("data"))).unwrap();
-        let options = WatchOptions {
-            render: crate::template::RenderOptions::default(),
-            selection: Selection::default(),
-            mode: 0o600,
-            debounce: Duration::from_millis(50),
-            exec: None,
-            initial_exec: true,
-        };
-        let mut events = Events::default();
-        let mut watch = Watch::new(env, &root, &out, options, &mut events).unwrap();
-        watch.render_all().unwrap();
-        // A batch naming failing files, a vanished file and a folder that
-        // is not there is handled, not returned.
-        std::fs::write(root.join("a.yaml"), "a: 2\n").unwrap();
-        watch.process_paths(
-            ["a.yaml", "b.yaml", "c.yaml", "gone.yaml", "no/such/folder"]
-                .into_iter()
-                .map(PathBuf::from)
-                .collect(),
-        );
-        drop(watch);
-        let text = events.0.join("\n");
-        assert!(
-            text.contains("failed b.yaml: secret 'missing' is not set"),
-            "{text}"
-        );
-        assert!(text.contains("failed c.yaml: output"), "{text}");
-        assert_eq!(
-            std::fs::read_to_string(out.join("a.yaml")).unwrap(),
-            "a: 2\n"
-        );
-    }
-}
+mod tests;
