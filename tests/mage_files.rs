@@ -283,3 +283,205 @@ fn the_walk_follows_links_inside_the_project_and_says_what_it_skips() {
         assert!(skipped[0].contains(part), "{part}: {}", check.stderr);
     }
 }
+
+/// A Mage project with the given files, and every secret the tests use.
+fn mage(ws: &Workspace, files: &[(&str, &str)]) {
+    ws.write("p/io_config.yaml", "default: {}\n");
+    for (rel, text) in files {
+        ws.write(&format!("p/{rel}"), text);
+    }
+    for name in ["pg_password", "source_pw", "k8s_ns", "other"] {
+        ws.set("d", None, name, &format!("{name}-SECRET"));
+    }
+}
+
+#[test]
+fn a_dbt_command_block_is_rendered_as_mage_pastes_it() {
+    let ws = Workspace::new();
+    // Shell words, not YAML: Mage pastes the value as it is.
+    let run = "--select a --vars '{\"pw\": \"{{ mage_secret_var('source_pw') }}\"}'\n";
+    mage(&ws, &[("dbts/run.yaml", run)]);
+    let out = ws
+        .run(&["--data-dir", "d", "render", "p/dbts/run.yaml"])
+        .ok();
+    assert_eq!(
+        out.stdout,
+        "--select a --vars '{\"pw\": \"source_pw-SECRET\"}'"
+    );
+    ws.run(&["--data-dir", "d", "render", "p", "--out", "o"])
+        .ok();
+    assert!(ws.read("o/dbts/run.yaml").contains("source_pw-SECRET"));
+    let check = ws
+        .run(&["--data-dir", "d", "check", "p", "--format", "json"])
+        .ok();
+    assert!(check.stdout.contains("source_pw"), "{}", check.stdout);
+}
+
+#[test]
+fn profiles_yml_is_mages_only_beside_dbt_project() {
+    let ws = Workspace::new();
+    let profiles =
+        "base:\n  outputs:\n    dev:\n      password: \"{{ mage_secret_var('pg_password') }}\"\n";
+    mage(
+        &ws,
+        &[
+            // Mage's project template: no dbt project around it.
+            ("dbt/profiles.yml", profiles),
+            ("dbt/shop/dbt_project.yaml", "name: shop\n"),
+            ("dbt/shop/profiles.yml", profiles),
+        ],
+    );
+    let out = ws
+        .run(&["--data-dir", "d", "render", "p", "--out", "o"])
+        .ok();
+    assert_eq!(ws.read("o/dbt/profiles.yml"), profiles);
+    assert!(ws
+        .read("o/dbt/shop/profiles.yml")
+        .contains("pg_password-SECRET"));
+    assert_eq!(ws.read("o/dbt/shop/dbt_project.yaml"), "name: shop\n");
+    assert!(
+        out.stderr.contains(
+            "p/dbt/profiles.yml (Mage reads a profiles.yml only from a dbt project's own folder"
+        ),
+        "{}",
+        out.stderr
+    );
+    let one = ws
+        .run(&["--data-dir", "d", "render", "p/dbt/profiles.yml"])
+        .code(2);
+    assert!(
+        one.stderr.contains("Mage does not render"),
+        "{}",
+        one.stderr
+    );
+}
+
+const PIPELINE_OK: &str = "name: etl\nexecutor_type: local_python\nexecutor_config:\n  namespace: \"{{ mage_secret_var('k8s_ns') }}\"\nblocks:\n- uuid: a\n  configuration:\n    dbt_profile_target: \"{{ env_var('TARGET', 'dev') }}\"\n";
+
+#[test]
+fn a_pipeline_metadata_renders_only_with_jinja_in_the_fields_mage_renders() {
+    let ws = Workspace::new();
+    let raw = "name: etl\nexecutor_config:\n  namespace: \"{{ mage_secret_var('k8s_ns') }}\"\nblocks:\n- uuid: a\n  configuration:\n    file_path: \"{{ mage_secret_var('other') }}\"\n";
+    mage(
+        &ws,
+        &[
+            ("pipelines/etl/metadata.yaml", PIPELINE_OK),
+            ("pipelines/raw/metadata.yaml", raw),
+        ],
+    );
+    let out = ws
+        .run(&["--data-dir", "d", "render", "p", "--out", "o"])
+        .ok();
+    let ok = ws.read("o/pipelines/etl/metadata.yaml");
+    assert!(ok.contains("namespace: \"k8s_ns-SECRET\""), "{ok}");
+    assert!(ok.contains("dbt_profile_target: \"dev\""), "{ok}");
+    // Mage reads `file_path` raw: the file is copied, the place named.
+    assert_eq!(ws.read("o/pipelines/raw/metadata.yaml"), raw);
+    let at = "p/pipelines/raw/metadata.yaml:7:17: warning: Jinja in the value of `blocks[0].configuration.file_path`, which Mage reads raw";
+    assert!(out.stderr.contains(at), "{}", out.stderr);
+    let check = ws.run(&["--data-dir", "d", "check", "p"]).ok();
+    assert!(check.stderr.contains(at), "{}", check.stderr);
+    // The copied file's reference is not checked: Mage never resolves it.
+    let json = ws
+        .run(&["--data-dir", "d", "check", "p", "--format", "json"])
+        .ok();
+    assert!(json.stdout.contains("\"k8s_ns\""), "{}", json.stdout);
+    assert!(!json.stdout.contains("\"other\""), "{}", json.stdout);
+    let one = ws
+        .run(&["--data-dir", "d", "render", "p/pipelines/raw/metadata.yaml"])
+        .code(2);
+    assert!(
+        one.stderr.contains(at) && one.stderr.contains("Mage does not render"),
+        "{}",
+        one.stderr
+    );
+}
+
+#[test]
+fn transformer_yaml_is_copied_and_each_copy_says_why() {
+    let ws = Workspace::new();
+    let secret = "pw: \"{{ mage_secret_var('other') }}\"\n";
+    mage(
+        &ws,
+        &[
+            ("transformers/t.yaml", secret),
+            ("dbt/shop/dbt_project.yml", "name: shop\n"),
+            ("dbt/shop/models/sources.yml", secret),
+        ],
+    );
+    let out = ws
+        .run(&["--data-dir", "d", "render", "p", "--out", "o"])
+        .ok();
+    assert_eq!(ws.read("o/transformers/t.yaml"), secret);
+    for part in [
+        "p/dbt/shop/models/sources.yml (it belongs to a dbt project",
+        "p/transformers/t.yaml (Mage reads it without Jinja)",
+    ] {
+        assert!(out.stderr.contains(part), "{part}: {}", out.stderr);
+    }
+}
+
+#[test]
+fn a_dbt_project_at_the_mage_root_leaves_mages_files_to_mage() {
+    let ws = Workspace::new();
+    mage(
+        &ws,
+        &[
+            (
+                "dbt_project.yml",
+                "name: root\n# the `{{ config(...) }}` macro\n",
+            ),
+            ("models/schema.yml", "x: \"{{ var('v') }}\"\n"),
+            ("pipelines/etl/metadata.yaml", PIPELINE_OK),
+        ],
+    );
+    ws.write(
+        "p/io_config.yaml",
+        "default:\n  PW: \"{{ mage_secret_var('pg_password') }}\"\n",
+    );
+    ws.run(&["--data-dir", "d", "render", "p", "--out", "o"])
+        .ok();
+    assert!(ws.read("o/io_config.yaml").contains("pg_password-SECRET"));
+    assert!(ws
+        .read("o/pipelines/etl/metadata.yaml")
+        .contains("k8s_ns-SECRET"));
+    assert_eq!(ws.read("o/models/schema.yml"), "x: \"{{ var('v') }}\"\n");
+}
+
+#[test]
+fn outside_a_mage_project_a_file_below_a_dbt_project_is_dbts() {
+    let ws = Workspace::new();
+    ws.set("d", None, "other", "x");
+    ws.write("shop/dbt_project.yml", "name: shop\n");
+    ws.write("shop/models/schema.yml", "x: \"{{ var('v') }}\"\n");
+    for cmd in ["render", "check"] {
+        let out = ws
+            .run(&["--data-dir", "d", cmd, "shop/models/schema.yml"])
+            .code(2);
+        assert!(
+            out.stderr.contains("Mage does not render") && out.stderr.contains("dbt"),
+            "{cmd}: {}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn a_linked_file_is_judged_by_the_path_mage_reads() {
+    let ws = Workspace::new();
+    let block = "password: \"{{ mage_secret_var('source_pw') }}\"\n";
+    mage(&ws, &[("shared/source.yaml", block)]);
+    fs::create_dir_all(ws.path("p/data_loaders")).unwrap();
+    std::os::unix::fs::symlink(
+        "../shared/source.yaml",
+        ws.path("p/data_loaders/source.yaml"),
+    )
+    .unwrap();
+    let out = ws
+        .run(&["--data-dir", "d", "render", "p/data_loaders/source.yaml"])
+        .ok();
+    assert_eq!(out.stdout, "password: \"source_pw-SECRET\"");
+    // The target's own path is not Mage's.
+    ws.run(&["--data-dir", "d", "render", "p/shared/source.yaml"])
+        .code(2);
+}

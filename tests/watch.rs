@@ -23,10 +23,14 @@ impl Watcher {
     }
 
     fn start_with_env(ws: &Workspace, extra: &[&str], env: &[(&str, &str)]) -> Watcher {
+        Watcher::start_at(ws, "p", extra, env)
+    }
+
+    fn start_at(ws: &Workspace, folder: &str, extra: &[&str], env: &[(&str, &str)]) -> Watcher {
         let mut child = ws
             .cmd(
                 &[
-                    &["--data-dir", "d", "watch", "p", "--out", "build"][..],
+                    &["--data-dir", "d", "watch", folder, "--out", "build"][..],
                     extra,
                 ]
                 .concat(),
@@ -503,4 +507,50 @@ fn a_store_file_replaced_under_a_running_watch_is_opened_again() {
     wait_content(&ws, &w, "build/a.yaml", Some("a: \"three\""));
     let (code, log) = w.stop();
     assert_eq!(code, 0, "{log}");
+}
+
+#[test]
+fn watch_writes_what_render_writes_for_a_subfolder_and_a_new_dbt_project() {
+    let ws = Workspace::new();
+    ws.set("d", None, "ns", "ns-SECRET");
+    ws.write("p/io_config.yaml", "default: {}\n");
+    ws.write(
+        "p/pipelines/etl/metadata.yaml",
+        "executor_config:\n  namespace: \"{{ mage_secret_var('ns') }}\"\n",
+    );
+    ws.write(
+        "p/pipelines/etl/triggers.yaml",
+        "token: \"{{ mage_secret_var('ns') }}\"\n",
+    );
+    // A subfolder keeps the project's rules and layout, as `render` does.
+    let w = Watcher::start_at(&ws, "p/pipelines/etl", &[], &[]);
+    assert!(
+        w.log().contains("Mage does not render"),
+        "the warning at start: {}",
+        w.log()
+    );
+    drop(w);
+    assert!(ws
+        .read("build/pipelines/etl/metadata.yaml")
+        .contains("ns-SECRET"));
+    assert_eq!(
+        ws.read("build/pipelines/etl/triggers.yaml"),
+        "token: \"{{ mage_secret_var('ns') }}\"\n"
+    );
+    assert!(!ws.path("build/metadata.yaml").exists());
+    // A dbt project that appears while watching: its files come as copies.
+    let w = Watcher::start(&ws, &[]);
+    ws.write("tmp/shop/dbt_project.yml", "name: shop\n");
+    ws.write("tmp/shop/models/schema.yml", "x: \"{{ var('v') }}\"\n");
+    fs::rename(ws.path("tmp/shop"), ws.path("p/shop")).unwrap();
+    wait_for(
+        "the dbt project's copies",
+        || ws.path("build/shop/models/schema.yml").is_file(),
+        || w.log(),
+    );
+    assert_eq!(
+        ws.read("build/shop/models/schema.yml"),
+        "x: \"{{ var('v') }}\"\n"
+    );
+    assert_eq!(ws.read("build/shop/dbt_project.yml"), "name: shop\n");
 }
