@@ -18,10 +18,10 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::fsutil::{self, Existing};
-use crate::settings::{DatabaseLocation, Settings};
+use crate::settings::{DatabaseLocation, Settings, DEFAULT_DATABASE_FILE};
 use crate::store::SecretStore;
 
-const HEADER: &str = "# The database of this mage-secrets environment (never a password).\n# mage-secrets refuses to use the environment with another database; if the\n# database moved, write its new place on the next line (the id stays).\n";
+const HEADER: &str = "# The database of this mage-secrets environment (never a password).\n# mage-secrets refuses to use the environment with another database; if the\n# database moved, write its new place on the next line (the id stays); a\n# relative path is relative to this folder.\n";
 
 /// The line prefix of the database's id.
 const ID_PREFIX: &str = "id: ";
@@ -47,6 +47,33 @@ pub fn describe(location: &DatabaseLocation) -> String {
         DatabaseLocation::Sqlite(path) => crate::project::absolute(path).display().to_string(),
         DatabaseLocation::Postgres(url) => url.redacted(),
     }
+}
+
+/// The place written into a record: a SQLite file inside the data dir's
+/// own folder relative to it, so a data dir that moves (a volume mounted
+/// elsewhere, a copied folder) keeps its database; anything else as
+/// [`describe`] says.
+fn place_to_record(settings: &Settings, location: &DatabaseLocation) -> String {
+    let own = crate::project::absolute(&settings.own_dir());
+    if let DatabaseLocation::Sqlite(path) = location {
+        if let Ok(inside) = crate::project::absolute(path).strip_prefix(&own) {
+            if inside.components().count() == 1 {
+                return inside.display().to_string();
+            }
+        }
+    }
+    describe(location)
+}
+
+/// A recorded place as [`describe`] gives it: a relative SQLite path is
+/// relative to the data dir's own folder.
+pub fn resolve_recorded(settings: &Settings, recorded: &str) -> String {
+    if postgres_database(recorded).is_some() || Path::new(recorded).is_absolute() {
+        return recorded.to_string();
+    }
+    crate::project::absolute(&settings.own_dir().join(recorded))
+        .display()
+        .to_string()
 }
 
 /// The data dir's record, if it has one.
@@ -91,13 +118,26 @@ pub fn check(
     location: &DatabaseLocation,
 ) -> Result<()> {
     let Some(Record {
-        place: recorded, ..
+        place: recorded,
+        id,
     }) = record
     else {
         return Ok(());
     };
+    let recorded = &resolve_recorded(settings, recorded);
     let current = describe(location);
     if same_database(recorded, &current) {
+        return Ok(());
+    }
+    // A data dir recorded with an absolute path, then moved with its
+    // database: the recorded file is gone and this run uses the data dir's
+    // own database, whose id is checked once it is open.
+    let own_default = DatabaseLocation::Sqlite(settings.own_dir().join(DEFAULT_DATABASE_FILE));
+    if id.is_some()
+        && current == describe(&own_default)
+        && postgres_database(recorded).is_none()
+        && !Path::new(recorded).exists()
+    {
         return Ok(());
     }
     Err(Error::Setup(format!(
@@ -179,7 +219,7 @@ pub fn record(
     let (record, existing_file) = match existing {
         None => (
             Record {
-                place: describe(location),
+                place: place_to_record(settings, location),
                 id,
             },
             Existing::Keep,

@@ -245,26 +245,24 @@ fn database(settings: &Settings, uuid: Option<String>, key: Option<Key>, out: &m
         .ok()
         .and_then(|r| r.as_ref())
         .and_then(|r| r.id.clone());
-    match record.map(|r| r.map(|r| r.place)) {
+    match record {
         Ok(_) if settings.key.is_some() => {}
-        Ok(Some(recorded))
-            if crate::database_record::same_database(
-                &recorded,
-                &crate::database_record::describe(&location),
-            ) =>
-        {
-            out.push(ok("database record", format!("the environment lives in {recorded}")))
-        }
         Ok(Some(recorded)) => {
-            out.push(problem(
-                "database record",
-                format!(
-                    "the environment lives in {recorded}, but this run uses {}",
-                    crate::database_record::describe(&location)
-                ),
-                format!("pass --database {recorded} (or set MAGE_SECRETS_DATABASE); if the database moved, write its new place into {}", crate::database_record::record_path(settings).display()),
-            ));
-            return;
+            let place = crate::database_record::resolve_recorded(settings, &recorded.place);
+            match crate::database_record::check(settings, Some(&recorded), &location) {
+                Ok(()) => out.push(ok("database record", format!("the environment lives in {place}"))),
+                Err(_) => {
+                    out.push(problem(
+                        "database record",
+                        format!(
+                            "the environment lives in {place}, but this run uses {}",
+                            crate::database_record::describe(&location)
+                        ),
+                        format!("pass --database {place} (or set MAGE_SECRETS_DATABASE); if the database moved, write its new place into {}", crate::database_record::record_path(settings).display()),
+                    ));
+                    return;
+                }
+            }
         }
         Ok(None) => out.push(problem(
             "database record",

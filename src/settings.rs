@@ -18,6 +18,8 @@ pub const DATA_DIR_VAR: &str = "MAGE_DATA_DIR";
 pub const DATABASE_VAR: &str = "MAGE_SECRETS_DATABASE";
 /// Folder inside the data dir that belongs to mage-secrets.
 pub const OWN_FOLDER: &str = "mage-secrets";
+/// The default database's file name, in [`OWN_FOLDER`].
+pub const DEFAULT_DATABASE_FILE: &str = "secrets.db";
 /// Environment variable holding a key (the key file's text).
 pub const KEY_VAR: &str = "MAGE_SECRETS_KEY";
 /// The longest key text read from `--key-file` (a key file is 45 bytes;
@@ -276,7 +278,9 @@ impl Settings {
     /// The database this run uses.
     pub fn database_location(&self) -> Result<DatabaseLocation> {
         match &self.database {
-            None => Ok(DatabaseLocation::Sqlite(self.own_dir().join("secrets.db"))),
+            None => Ok(DatabaseLocation::Sqlite(
+                self.own_dir().join(DEFAULT_DATABASE_FILE),
+            )),
             Some(text) => DatabaseLocation::parse(text),
         }
     }

@@ -185,3 +185,44 @@ fn a_database_replaced_at_the_recorded_place_is_refused_by_its_id() {
         .stdout;
     assert!(fine.contains("ok       database id"), "{fine}");
 }
+
+#[test]
+fn a_data_dir_moved_with_its_own_database_keeps_working() {
+    let ws = Workspace::new();
+    ws.set("a", None, "pw", "v");
+    let record = ws.read("a/mage-secrets/database");
+    assert!(
+        record.contains("\nsecrets.db\n"),
+        "relative place:\n{record}"
+    );
+    std::fs::rename(ws.path("a"), ws.path("moved")).unwrap();
+    let out = ws.run(&["--data-dir", "moved", "get", "pw"]).ok();
+    assert_eq!(out.stdout, "v\n");
+    // Another database is still refused, naming the data dir's own.
+    let out = ws
+        .run(&["--data-dir", "moved", "--database", "other.db", "get", "pw"])
+        .code(2);
+    assert!(
+        out.stderr.contains("moved/mage-secrets/secrets.db"),
+        "{}",
+        out.stderr
+    );
+    // A record from before relative places (an absolute path that is gone):
+    // the data dir's own database is used, and its id still decides.
+    let old = record.replace(
+        "\nsecrets.db\n",
+        &format!("\n{}\n", ws.path("a/mage-secrets/secrets.db").display()),
+    );
+    std::fs::write(ws.path("moved/mage-secrets/database"), &old).unwrap();
+    let out = ws.run(&["--data-dir", "moved", "get", "pw"]).ok();
+    assert_eq!(out.stdout, "v\n");
+    ws.set("other", None, "pw", "theirs");
+    std::fs::copy(
+        ws.path("other/mage-secrets/secrets.db"),
+        ws.path("moved/mage-secrets/secrets.db"),
+    )
+    .unwrap();
+    let out = ws.run(&["--data-dir", "moved", "get", "pw"]).code(2);
+    assert!(out.stderr.contains("its id is"), "{}", out.stderr);
+    assert!(!out.stdout.contains("theirs"));
+}

@@ -172,7 +172,7 @@ fn demo_project_renders_with_runtime_expressions_untouched() {
     );
     let pipeline = ws.read("build/pipelines/etl_orders/metadata.yaml");
     assert!(
-        pipeline.contains("B000/etl-orders"),
+        pipeline.contains("namespace: \"orders-jobs\""),
         "pipeline scope first: {pipeline}"
     );
     assert!(ws.read("build/metadata.yaml").contains("B000/global"));
