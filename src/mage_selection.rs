@@ -195,8 +195,8 @@ pub fn pipeline_fields_warning(source: &str) -> Option<Diagnostic> {
         Diagnostic::warning(
             Kind::NotRendered,
             format!(
-                "Jinja in {}, which Mage reads raw: {PIPELINE_FIELDS_REASON}. This file is copied as it is (not rendered), so Mage sees this text unresolved",
-                outside.place
+                "Jinja in {}, {}: {PIPELINE_FIELDS_REASON}. This file is copied as it is (not rendered), so Mage sees this text unresolved",
+                outside.place, outside.why
             ),
         )
         .at_offset(source, outside.offset)

@@ -299,8 +299,9 @@ impl Environment {
                 let names: Vec<String> = doc
                     .as_mapping()
                     .map(|m| {
-                        m.keys()
-                            .filter_map(|k| k.as_str().map(str::to_string))
+                        m.iter()
+                            .filter(|(_, v)| v.is_mapping())
+                            .filter_map(|(k, _)| k.as_str().map(str::to_string))
                             .collect()
                     })
                     .unwrap_or_default();

@@ -398,6 +398,40 @@ fn a_pipeline_metadata_renders_only_with_jinja_in_the_fields_mage_renders() {
 }
 
 #[test]
+fn a_pipeline_metadata_mage_loads_before_rendering_is_not_rendered_where_order_matters() {
+    let ws = Workspace::new();
+    // Mage loads this YAML first, then renders the field: a protection for
+    // its pass does not fit in single quotes; an alias repeats a rendered
+    // field's text where Mage reads it raw.
+    let quoted = "blocks:\n- uuid: x\n  configuration:\n    data_provider_profile: '{{ mage_secret_var(\"other\") }}'\n";
+    let aliased =
+        "executor_config: &ec\n  namespace: \"{{ mage_secret_var('pg_password') }}\"\nname: *ec\n";
+    mage(
+        &ws,
+        &[
+            ("pipelines/quoted/metadata.yaml", quoted),
+            ("pipelines/aliased/metadata.yaml", aliased),
+        ],
+    );
+    let out = ws
+        .run(&["--data-dir", "d", "render", "p", "--out", "o"])
+        .ok();
+    assert_eq!(ws.read("o/pipelines/quoted/metadata.yaml"), quoted);
+    assert_eq!(ws.read("o/pipelines/aliased/metadata.yaml"), aliased);
+    assert!(
+        out.stderr.contains("p/pipelines/quoted/metadata.yaml:4:29: warning: Jinja in the single-quoted value of `blocks[0].configuration.data_provider_profile`, which Mage renders after loading the YAML, where the protection a value may need for that pass does not fit in single quotes (write it in double quotes)"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("p/pipelines/aliased/metadata.yaml:2:15: warning: Jinja in a file with YAML aliases, where an alias may repeat a rendered field's text in a field Mage reads raw"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("SECRET") && !out.stdout.contains("SECRET"));
+}
+
+#[test]
 fn transformer_yaml_is_copied_and_each_copy_says_why() {
     let ws = Workspace::new();
     let secret = "pw: \"{{ mage_secret_var('other') }}\"\n";

@@ -582,7 +582,7 @@ fn library_renders_in_memory_and_loads_io_config() {
         .load_io_config(&ws.path("demo/project"), "nope")
         .unwrap_err()
         .to_string();
-    assert!(err.contains("profiles: version, default, staging"), "{err}");
+    assert!(err.contains("profiles: default, staging"), "{err}");
     assert_eq!(
         env.render_str("u={{ mage_secret_var('pg_user') }}", &options)
             .unwrap(),

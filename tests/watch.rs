@@ -554,3 +554,51 @@ fn watch_writes_what_render_writes_for_a_subfolder_and_a_new_dbt_project() {
     );
     assert_eq!(ws.read("build/shop/dbt_project.yml"), "name: shop\n");
 }
+
+#[test]
+fn a_dbt_project_file_that_comes_or_goes_resorts_its_folder_as_render_would() {
+    let ws = Workspace::new();
+    ws.set("d", None, "pw", "pw-SECRET");
+    ws.write("p/io_config.yaml", "default: {}\n");
+    let profiles = "p:\n  password: \"{{ mage_secret_var('pw') }}\"\n";
+    ws.write("p/dbt/new/profiles.yml", profiles);
+    ws.write("p/dbt/old/profiles.yml", profiles);
+    ws.write("p/dbt/old/dbt_project.yml", "name: old\n");
+    let w = Watcher::start(&ws, &[]);
+    assert_eq!(ws.read("build/dbt/new/profiles.yml"), profiles);
+    assert!(ws.read("build/dbt/old/profiles.yml").contains("pw-SECRET"));
+    // new becomes a dbt project (its profiles.yml is Mage's); old stops
+    // being one (its profiles.yml is copied, the value gone).
+    ws.write("p/dbt/new/dbt_project.yml", "name: new\n");
+    fs::remove_file(ws.path("p/dbt/old/dbt_project.yml")).unwrap();
+    wait_for(
+        "both folders sorted again",
+        || {
+            read(&ws, "build/dbt/new/profiles.yml").is_some_and(|t| t.contains("pw-SECRET"))
+                && read(&ws, "build/dbt/old/profiles.yml").as_deref() == Some(profiles)
+        },
+        || w.log(),
+    );
+    let (code, log) = w.stop();
+    assert_eq!(code, 0, "{log}");
+    // What render writes.
+    let dry = ws
+        .run(&[
+            "--data-dir",
+            "d",
+            "render",
+            "p",
+            "--out",
+            "build",
+            "--dry-run",
+        ])
+        .ok();
+    assert!(
+        dry.stdout
+            .lines()
+            .all(|l| l.starts_with("unchanged") || l.is_empty()),
+        "{}",
+        dry.stdout
+    );
+    assert!(!ws.path("build/dbt/old/dbt_project.yml").exists());
+}

@@ -50,7 +50,11 @@ def load(shown, text, source, profile):
         return config[profile]
     # Profile names as the file spells them; a key made by a template is
     # not shown (it may hold a value).
-    names = [k for k in config if isinstance(k, str) and k in source] if isinstance(config, dict) else []
+    names = (
+        [k for k, v in config.items() if isinstance(k, str) and isinstance(v, dict) and k in source]
+        if isinstance(config, dict)
+        else []
+    )
     raise _error(
         MageSecretsError,
         f"profile '{profile}' is not in {shown}; profiles: {', '.join(names) or 'none'}",

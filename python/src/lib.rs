@@ -150,11 +150,17 @@ fn mage_chain(
                 .unwrap_or_default(),
         ),
     };
+    // A pipeline uuid the store cannot hold has no scope: nothing is set
+    // there (Mage answers None for any uuid).
+    let pipeline = |p: Option<&str>| Scope::from_pipeline(p).ok();
     match entity.as_deref() {
-        None => Ok(Scope::from_pipeline(pipeline_uuid)?.chain()),
+        None => Ok(match pipeline(pipeline_uuid) {
+            Some(scope) => scope.chain(),
+            None => vec![Scope::Global],
+        }),
         Some("global" | "project" | "any") => Ok(vec![Scope::Global]),
         Some("pipeline") => match pipeline_uuid {
-            Some(p) => Ok(vec![Scope::from_pipeline(Some(p))?]),
+            Some(p) => Ok(pipeline(Some(p)).into_iter().collect()),
             None => Err(Error::Usage(
                 "get_secret_value: entity pipeline needs pipeline_uuid=".into(),
             )),

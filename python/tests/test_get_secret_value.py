@@ -71,6 +71,9 @@ def test_an_explicit_entity_means_what_it_means_in_mage(dev, monkeypatch):
     assert get_secret_value("token", Entity(), "etl") == "etl token"
     assert get_secret_value("secret1", "pipeline", "etl", suppress_warning=True) is None
     assert get_secret_value("secret1", pipeline_uuid="etl") == "sooper dooper secret string"
+    # A pipeline uuid no scope can have: nothing is set there, as in Mage.
+    assert get_secret_value("token", pipeline_uuid="../etl") == "global token"
+    assert get_secret_value("token", "pipeline", "../etl", suppress_warning=True) is None
 
 
 def test_entity_pipeline_without_pipeline_uuid_is_refused(dev, monkeypatch):

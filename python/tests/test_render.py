@@ -60,8 +60,9 @@ def project(tmp_path):
         "dev:\n"
         "  POSTGRES_PASSWORD: \"{{ mage_secret_var('secret3') }}\"\n"
     )
+    # Mage renders these two fields of a pipeline's metadata.
     (root / "pipelines" / "etl" / "metadata.yaml").write_text(
-        "token: \"{{ mage_secret_var('token') }}\"\nwhen: \"{{ execution_date }}\"\n"
+        "executor_type: \"{{ variables('executor') }}\"\nexecutor_config:\n  namespace: \"{{ mage_secret_var('token') }}\"\n"
     )
     return root
 
@@ -72,7 +73,7 @@ def test_render_project_in_memory(dev, monkeypatch, tmp_path):
     dev.use(monkeypatch)
     files = render_project(str(root))
     assert files["pipelines/etl/metadata.yaml"] == (
-        "token: \"etl token\"\nwhen: \"{{ execution_date }}\"\n"
+        "executor_type: \"{{ variables('executor') }}\"\nexecutor_config:\n  namespace: \"etl token\"\n"
     )
     assert "sooper dooper secret string" in files["io_config.yaml"]
     assert sorted(p.name for p in root.rglob("*")) == ["etl", "io_config.yaml", "metadata.yaml", "pipelines"]
@@ -86,7 +87,7 @@ def test_render_project_failure_lists_every_problem(seed, monkeypatch, tmp_path)
         render_project(str(root))
     message = str(raised.value)
     assert "io_config.yaml:6:" in message and "secret3" in message
-    assert "pipelines/etl/metadata.yaml:1:" in message and "token" in message
+    assert "pipelines/etl/metadata.yaml:3:" in message and "token" in message
 
 
 def test_load_io_config_returns_one_rendered_profile(seed, tmp_path):
@@ -100,7 +101,7 @@ def test_load_io_config_returns_one_rendered_profile(seed, tmp_path):
     assert env.load_io_config(str(root / "io_config.yaml"), "dev") == {
         "POSTGRES_PASSWORD": "dev only secret"
     }
-    with pytest.raises(MageSecretsError, match="profile 'staging' is not in .*io_config.yaml; profiles: version, default, dev"):
+    with pytest.raises(MageSecretsError, match="profile 'staging' is not in .*io_config.yaml; profiles: default, dev"):
         env.load_io_config(str(root), "staging")
     prod_env = Environment(data_dir=str(prod.data_dir), database=prod.database)
     with pytest.raises(RenderError, match="secret3"):

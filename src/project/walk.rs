@@ -167,7 +167,7 @@ pub fn walk_located(
         project: &mut project,
         ancestors: Vec::new(),
     };
-    walker.visit(&start_abs, &location.rel);
+    walker.visit(&start_abs, &location.rel, absolute(&start_abs));
     Ok(project)
 }
 
@@ -201,9 +201,10 @@ impl Walker<'_> {
             .push(Diagnostic::error(Kind::File, message).in_file(rel));
     }
 
-    /// Walks the folder at `dir` (as reached), `rel` from the root.
-    fn visit(&mut self, dir: &Path, rel: &Path) {
-        let real = absolute(dir);
+    /// Walks the folder at `dir` (as reached), `rel` from the root, `real`
+    /// its real path (a folder reached by a name that is not a link is its
+    /// parent's real path and that name: no system call needed).
+    fn visit(&mut self, dir: &Path, rel: &Path, real: PathBuf) {
         let mut entries: Vec<fs::DirEntry> = match fs::read_dir(dir) {
             Ok(list) => list.filter_map(std::result::Result::ok).collect(),
             Err(e) => {
@@ -272,7 +273,8 @@ impl Walker<'_> {
                         continue;
                     }
                 }
-                self.visit(&path, &child_rel);
+                let child_real = link_target.unwrap_or_else(|| real.join(&name));
+                self.visit(&path, &child_rel, child_real);
                 continue;
             }
             if !file_type.is_file() {

@@ -38,7 +38,11 @@ pub struct Outside {
     pub offset: usize,
     /// Where it lies, in words: "the value of `name`", "a key in `blocks[0]`".
     pub place: String,
+    /// Why that place is not rendered: "which Mage reads raw", ….
+    pub why: &'static str,
 }
+
+const READ_RAW: &str = "which Mage reads raw";
 
 /// The byte ranges of the Jinja constructs (`{{ }}`, `{% %}`, `{# #}`) in
 /// `source`; an unclosed one runs to the end.
@@ -109,6 +113,11 @@ pub fn first_outside(source: &str, rendered: impl Fn(&[Seg]) -> bool) -> Option<
     let mut frames: Vec<Frame> = Vec::new();
     // Scalars: their range, path, whether they are a key, whether rendered.
     let mut scalars: Vec<(Range<usize>, Vec<Seg>, bool, bool)> = Vec::new();
+    // Single-quoted rendered values: Mage loads the YAML before it renders
+    // the field, and the protection a value may need for Mage's pass
+    // (`{{ '{{' }}`) does not fit inside single quotes.
+    let mut single_quoted: Vec<(Range<usize>, Vec<Seg>)> = Vec::new();
+    let mut alias = false;
     loop {
         let event = match parser.next(&mut values, |_, _| true) {
             Ok(Some(e)) => e,
@@ -117,6 +126,7 @@ pub fn first_outside(source: &str, rendered: impl Fn(&[Seg]) -> bool) -> Option<
                 return Some(Outside {
                     offset: first.start,
                     place: format!("a file that is not YAML without its Jinja ({message})"),
+                    why: READ_RAW,
                 })
             }
         };
@@ -130,7 +140,12 @@ pub fn first_outside(source: &str, rendered: impl Fn(&[Seg]) -> bool) -> Option<
                     .unwrap_or_else(|| "*alias".into());
                 if event.kind == EventKind::Scalar {
                     let ok = !is_key && rendered(&path);
+                    if ok && source.as_bytes().get(event.start) == Some(&b'\'') {
+                        single_quoted.push((event.start..event.end, path.clone()));
+                    }
                     scalars.push((event.start..event.end, path, is_key, ok));
+                } else {
+                    alias = true;
                 }
                 if let (true, Some(Frame::Map { key, want_key, .. })) = (is_key, frames.last_mut())
                 {
@@ -171,7 +186,26 @@ pub fn first_outside(source: &str, rendered: impl Fn(&[Seg]) -> bool) -> Option<
             EventKind::Other => {}
         }
     }
+    if alias {
+        // `*name` (or a `<<` merge) may repeat a rendered field's text where
+        // Mage reads it raw.
+        return Some(Outside {
+            offset: first.start,
+            place: "a file with YAML aliases".into(),
+            why: "where an alias may repeat a rendered field's text in a field Mage reads raw",
+        });
+    }
     constructs.into_iter().find_map(|c| {
+        if let Some((_, path)) = single_quoted
+            .iter()
+            .find(|(r, _)| r.start <= c.start && c.start < r.end)
+        {
+            return Some(Outside {
+                offset: c.start,
+                place: format!("the single-quoted value of `{}`", FieldPath(path)),
+                why: "which Mage renders after loading the YAML, where the protection a value may need for that pass does not fit in single quotes (write it in double quotes)",
+            });
+        }
         let holder = scalars
             .iter()
             .rev()
@@ -181,18 +215,22 @@ pub fn first_outside(source: &str, rendered: impl Fn(&[Seg]) -> bool) -> Option<
             Some((_, path, true, _)) if path.is_empty() => Some(Outside {
                 offset: c.start,
                 place: "a top-level key".into(),
+                why: READ_RAW,
             }),
             Some((_, path, true, _)) => Some(Outside {
                 offset: c.start,
                 place: format!("a key in `{}`", FieldPath(path)),
+                why: READ_RAW,
             }),
             Some((_, path, false, _)) => Some(Outside {
                 offset: c.start,
                 place: format!("the value of `{}`", FieldPath(path)),
+                why: READ_RAW,
             }),
             None => Some(Outside {
                 offset: c.start,
                 place: "no field's value (a comment, or YAML structure)".into(),
+                why: READ_RAW,
             }),
         }
     })
@@ -209,9 +247,23 @@ mod tests {
 
     #[test]
     fn jinja_inside_rendered_fields_only_is_accepted() {
-        let src = "executor_type: \"{{ env_var('X') }}\"\nblocks:\n- uuid: a\n  executor_type: '{{ mage_secret_var(\"e\") }}'\nname: etl\n";
+        let src = "executor_type: \"{{ env_var('X') }}\"\nblocks:\n- uuid: a\n  executor_type: |\n    {{ mage_secret_var(\"e\") }}\nname: etl\n";
         assert_eq!(first_outside(src, namespace), None);
         assert_eq!(first_outside("name: etl\n", namespace), None);
+    }
+
+    #[test]
+    fn single_quoted_values_and_aliases_are_not_rendered() {
+        let quoted = "executor_type: '{{ mage_secret_var(\"e\") }}'\n";
+        let out = first_outside(quoted, namespace).unwrap();
+        assert_eq!(out.place, "the single-quoted value of `executor_type`");
+        assert!(out.why.contains("double quotes"), "{}", out.why);
+        let aliased =
+            "blocks:\n- uuid: a\n  executor_type: &e \"{{ mage_secret_var('e') }}\"\nname: *e\n";
+        let out = first_outside(aliased, namespace).unwrap();
+        assert_eq!(out.place, "a file with YAML aliases");
+        // Aliases in a file without Jinja change nothing.
+        assert_eq!(first_outside("a: &x 1\nb: *x\n", namespace), None);
     }
 
     #[test]

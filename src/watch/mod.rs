@@ -294,6 +294,21 @@ impl<'o> Watch<'o> {
         let mut candidates: BTreeSet<PathBuf> = BTreeSet::new();
         for rel in paths {
             let abs = self.root.join(&rel);
+            if is_dbt_marker(&rel) {
+                // A dbt project appeared or went: every file of its folder
+                // may change owner (Mage's or dbt's), as a render decides.
+                let folder = rel.parent().unwrap_or(Path::new("")).to_path_buf();
+                candidates.extend(
+                    self.files
+                        .keys()
+                        .filter(|k| k.starts_with(&folder))
+                        .cloned(),
+                );
+                match self.walk(&folder) {
+                    Ok(sub) => candidates.extend(sub.outputs().into_iter().map(Path::to_path_buf)),
+                    Err(e) => self.observer.event(WatchEvent::Problem(e.to_string())),
+                }
+            }
             // Files we know under a path that moved or vanished.
             candidates.extend(
                 self.files
@@ -558,3 +573,10 @@ pub fn stop_on_signals() -> Result<Arc<AtomicBool>> {
 
 #[cfg(test)]
 mod tests;
+
+/// `dbt_project.yml` / `.yaml`: the file that makes its folder dbt's.
+fn is_dbt_marker(rel: &Path) -> bool {
+    rel.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| crate::mage_selection::DBT_PROJECT_FILES.contains(&n))
+}
