@@ -23,6 +23,20 @@ fn seed(ws: &Workspace) -> (String, String) {
     (key, uuid.trim().to_string())
 }
 
+/// Names the environment of `data_dir` (in the shared database).
+fn name_environment(ws: &Workspace, data_dir: &str, name: &str) {
+    ws.run(&[
+        "--data-dir",
+        data_dir,
+        "--database",
+        SHARED,
+        "env",
+        "--name",
+        name,
+    ])
+    .ok();
+}
+
 /// A run in the CI's shape: no data dir anywhere, the key and environment
 /// in variables, the database named; the workspace is the only folder.
 fn run_with_key(ws: &Workspace, key: &str, uuid: &str, args: &[&str], stdin: &[u8]) -> Run {
@@ -465,16 +479,7 @@ fn a_run_command_does_not_inherit_the_key_unless_asked() {
 fn the_environment_variable_takes_a_name_or_a_uuid_prefix_too() {
     let ws = Workspace::new();
     let (key, uuid) = seed(&ws);
-    ws.run(&[
-        "--data-dir",
-        "prod",
-        "--database",
-        SHARED,
-        "env",
-        "--name",
-        "prod",
-    ])
-    .ok();
+    name_environment(&ws, "prod", "prod");
     for named in ["prod", &uuid[..8]] {
         let got = run_with_key(&ws, &key, named, &["get", "secret1"], b"").ok();
         assert_eq!(got.stdout, "real production secret\n", "{named}");
@@ -495,16 +500,7 @@ fn the_environment_variable_takes_a_name_or_a_uuid_prefix_too() {
 fn a_name_or_prefix_naming_another_environment_without_a_key_is_refused_too() {
     let ws = Workspace::new();
     let (_, prod_uuid) = seed(&ws);
-    ws.run(&[
-        "--data-dir",
-        "prod",
-        "--database",
-        SHARED,
-        "env",
-        "--name",
-        "prod",
-    ])
-    .ok();
+    name_environment(&ws, "prod", "prod");
     for named in ["prod", &prod_uuid[..8], "staging"] {
         let mut cmd = ws.cmd(&["--data-dir", "dev", "--database", SHARED, "get", "secret1"]);
         let out = cmd.env("MAGE_SECRETS_ENVIRONMENT", named).output().unwrap();
