@@ -292,11 +292,12 @@ pub fn commit(
         fsutil::create_dir_all(&out.join(folder), folder_mode(mode))?;
     }
     // Every temporary first; dropping them (on any failure) removes them.
-    let temps = crate::parallel::in_parallel(to_write.len(), |k| {
-        let f = &files[to_write[k]];
-        fsutil::temp_file_with(&out.join(f.rel), f.bytes, mode)
-    });
-    let temps = temps.into_iter().collect::<Result<Vec<_>>>()?;
+    // One thread: creating files in the same folders from several threads
+    // contends on each folder's lock (measured 4-7x slower on tmpfs).
+    let temps = to_write
+        .iter()
+        .map(|&i| fsutil::temp_file_with(&out.join(files[i].rel), files[i].bytes, mode))
+        .collect::<Result<Vec<_>>>()?;
     let mut summary = WriteSummary::default();
     for (k, tmp) in temps.into_iter().enumerate() {
         let target = out.join(files[to_write[k]].rel);
