@@ -294,9 +294,14 @@ pub fn commit(
     // Every temporary first; dropping them (on any failure) removes them.
     // One thread: creating files in the same folders from several threads
     // contends on each folder's lock (measured 4-7x slower on tmpfs).
+    // Each is closed once written (a path that removes itself when dropped):
+    // 10,000 outputs must not need 10,000 open descriptors.
     let temps = to_write
         .iter()
-        .map(|&i| fsutil::temp_file_with(&out.join(files[i].rel), files[i].bytes, mode))
+        .map(|&i| {
+            fsutil::temp_file_with(&out.join(files[i].rel), files[i].bytes, mode)
+                .map(tempfile::NamedTempFile::into_temp_path)
+        })
         .collect::<Result<Vec<_>>>()?;
     let mut summary = WriteSummary::default();
     for (k, tmp) in temps.into_iter().enumerate() {

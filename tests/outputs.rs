@@ -488,3 +488,33 @@ fn dry_run_lists_changes_and_diff_masks_every_value() {
     assert!(ws.read("o/a.yaml").contains("second-SECRET"));
     let _ = Path::new("");
 }
+
+#[test]
+fn a_render_of_many_files_needs_few_open_descriptors() {
+    let ws = Workspace::new();
+    ws.set("d", None, "pw", "v");
+    for i in 0..300 {
+        ws.write(
+            &format!("p/data_loaders/l{i}.yaml"),
+            "source: postgres\nconfig:\n  password: \"{{ mage_secret_var('pw') }}\"\n",
+        );
+    }
+    ws.write("p/io_config.yaml", "default: {}\n");
+    // 64 descriptors for 301 outputs: each temporary is closed once written.
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -n 64 && exec \"$0\" --data-dir d render p --out o")
+        .arg(crate::support::bin())
+        .current_dir(ws.path(""))
+        .env("HOME", ws.path("home"))
+        .env_remove("MAGE_DATA_DIR")
+        .env_remove("MAGE_SECRETS_DATABASE")
+        .output()
+        .unwrap();
+    let run = Run::from(out);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        ws.read("o/data_loaders/l299.yaml"),
+        "source: postgres\nconfig:\n  password: \"v\""
+    );
+}
