@@ -129,14 +129,21 @@ pub fn check(
     if same_database(recorded, &current) {
         return Ok(());
     }
-    // A data dir recorded with an absolute path, then moved with its
-    // database: the recorded file is gone and this run uses the data dir's
-    // own database, whose id is checked once it is open.
+    // A data dir recorded with an absolute path to its own database, then
+    // moved with it: the recorded place was some data dir's default
+    // database, whose whole folder is gone, and this run uses the data
+    // dir's own default database (its id is checked once it is open). A
+    // database elsewhere that is missing (a volume not mounted) is not this.
     let own_default = DatabaseLocation::Sqlite(settings.own_dir().join(DEFAULT_DATABASE_FILE));
+    let recorded_path = Path::new(recorded);
+    let was_a_default = recorded_path.file_name() == Some(DEFAULT_DATABASE_FILE.as_ref())
+        && recorded_path.parent().is_some_and(|own| {
+            own.file_name() == Some(crate::settings::OWN_FOLDER.as_ref()) && !own.exists()
+        });
     if id.is_some()
         && current == describe(&own_default)
         && postgres_database(recorded).is_none()
-        && !Path::new(recorded).exists()
+        && was_a_default
     {
         return Ok(());
     }

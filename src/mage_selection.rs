@@ -139,7 +139,9 @@ pub fn default_role(rel: &Path, mage_project: bool, dbt: DbtPlace) -> Role {
     let Some(name) = parts.last().copied() else {
         return Role::Copy(NotRendered::NotMage);
     };
-    if name == "profiles.yml" {
+    // In a Mage project, only the profiles.yml in a dbt project's own folder
+    // is Mage's; outside one, a loose profiles.yml is a config like any.
+    if name == "profiles.yml" && (mage_project || dbt.inside) {
         return if dbt.project_folder {
             Role::Render
         } else {
@@ -243,6 +245,11 @@ mod tests {
             assert_eq!(role(rel), Role::Copy(NotRendered::NotMage), "{rel}");
         }
         assert_eq!(role("dbt/profiles.yml"), Role::Copy(NotRendered::Profiles));
+        // Outside a Mage project a loose profiles.yml is a config like any.
+        assert_eq!(
+            default_role(Path::new("conf/profiles.yml"), false, NO_DBT),
+            Role::Render
+        );
     }
 
     #[test]

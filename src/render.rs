@@ -296,12 +296,22 @@ impl Environment {
         match doc.get(profile) {
             Some(v) => Ok(v.clone()),
             None => {
+                // Profiles as the file spells them at the start of a line: a
+                // key a template made may hold a value, and is not shown.
+                let source = fs::read_to_string(&file).unwrap_or_default();
+                let spelled = |k: &str| {
+                    source
+                        .lines()
+                        .any(|l| l.strip_prefix(k).is_some_and(|r| r.starts_with(':')))
+                };
                 let names: Vec<String> = doc
                     .as_mapping()
                     .map(|m| {
                         m.iter()
                             .filter(|(_, v)| v.is_mapping())
-                            .filter_map(|(k, _)| k.as_str().map(str::to_string))
+                            .filter_map(|(k, _)| {
+                                k.as_str().filter(|k| spelled(k)).map(str::to_string)
+                            })
                             .collect()
                     })
                     .unwrap_or_default();

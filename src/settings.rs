@@ -6,6 +6,7 @@
 //! secret store, and it never touches the disk.
 
 use std::io::{IsTerminal, Read};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
@@ -94,6 +95,9 @@ pub struct GivenKey {
     pub origin: KeyOrigin,
     pub text: Zeroizing<String>,
     pub environment: Option<String>,
+    /// The (device, inode) of the file or pipe a key file was read from:
+    /// any descriptor this process inherited on it is not handed on.
+    pub source: Option<(u64, u64)>,
 }
 
 impl std::fmt::Debug for GivenKey {
@@ -126,6 +130,7 @@ impl GivenKey {
             origin: KeyOrigin::Variable,
             text,
             environment: environment_from_env(),
+            source: None,
         }))
     }
 
@@ -159,6 +164,10 @@ impl GivenKey {
         let mut text = Zeroizing::new(String::new());
         // At most a little more than a key: /dev/zero is not read forever.
         let limit = MAX_KEY_TEXT as u64 + 1;
+        let file_identity = file
+            .as_ref()
+            .and_then(|f| f.metadata().ok())
+            .map(|m| (m.dev(), m.ino()));
         let read = match file {
             None => std::io::stdin()
                 .lock()
@@ -167,6 +176,12 @@ impl GivenKey {
             Some(f) => f.take(limit).read_to_string(&mut text),
         };
         let read = read.map_err(|e| Error::io("read key file", path, e))?;
+        let source = match &file_identity {
+            Some(id) => Some(*id),
+            None => std::fs::metadata("/proc/self/fd/0")
+                .ok()
+                .map(|m| (m.dev(), m.ino())),
+        };
         if read > MAX_KEY_TEXT {
             return Err(Error::KeyFile {
                 path: path.to_path_buf(),
@@ -185,6 +200,7 @@ impl GivenKey {
             origin,
             text,
             environment: environment_from_env(),
+            source,
         })
     }
 }

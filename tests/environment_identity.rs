@@ -226,3 +226,43 @@ fn a_data_dir_moved_with_its_own_database_keeps_working() {
     assert!(out.stderr.contains("its id is"), "{}", out.stderr);
     assert!(!out.stdout.contains("theirs"));
 }
+
+#[test]
+fn a_missing_shared_database_is_not_replaced_by_the_data_dirs_own() {
+    let ws = Workspace::new();
+    ws.set("d", None, "pw", "old");
+    // The environment moves to a shared database on a volume; the data
+    // dir's own file stays behind, a stale copy with the same id.
+    std::fs::create_dir(ws.path("vol")).unwrap();
+    std::fs::copy(
+        ws.path("d/mage-secrets/secrets.db"),
+        ws.path("vol/shared.db"),
+    )
+    .unwrap();
+    let record = ws.read("d/mage-secrets/database");
+    std::fs::write(
+        ws.path("d/mage-secrets/database"),
+        record.replace(
+            "\nsecrets.db\n",
+            &format!("\n{}\n", ws.path("vol/shared.db").display()),
+        ),
+    )
+    .unwrap();
+    ws.run_with_stdin(
+        &[
+            "--data-dir",
+            "d",
+            "--database",
+            "vol/shared.db",
+            "set",
+            "pw",
+        ],
+        b"new",
+    )
+    .ok();
+    // The volume is not mounted: the stale copy is never used.
+    std::fs::rename(ws.path("vol"), ws.path("vol.unmounted")).unwrap();
+    let out = ws.run(&["--data-dir", "d", "get", "pw"]).code(2);
+    assert!(out.stdout.is_empty());
+    assert!(out.stderr.contains("vol/shared.db"), "{}", out.stderr);
+}

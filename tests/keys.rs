@@ -6,10 +6,10 @@ use std::process::Stdio;
 
 use crate::support::{snapshot, Run, Workspace};
 
-const SHARED: &str = "shared.db";
+pub(crate) const SHARED: &str = "shared.db";
 
 /// The seed scenario; returns (prod's key text, prod's uuid).
-fn seed(ws: &Workspace) -> (String, String) {
+pub(crate) fn seed(ws: &Workspace) -> (String, String) {
     ws.set(
         "dev",
         Some(SHARED),
@@ -24,7 +24,7 @@ fn seed(ws: &Workspace) -> (String, String) {
 }
 
 /// Names the environment of `data_dir` (in the shared database).
-fn name_environment(ws: &Workspace, data_dir: &str, name: &str) {
+pub(crate) fn name_environment(ws: &Workspace, data_dir: &str, name: &str) {
     ws.run(&[
         "--data-dir",
         data_dir,
@@ -39,7 +39,13 @@ fn name_environment(ws: &Workspace, data_dir: &str, name: &str) {
 
 /// A run in the CI's shape: no data dir anywhere, the key and environment
 /// in variables, the database named; the workspace is the only folder.
-fn run_with_key(ws: &Workspace, key: &str, uuid: &str, args: &[&str], stdin: &[u8]) -> Run {
+pub(crate) fn run_with_key(
+    ws: &Workspace,
+    key: &str,
+    uuid: &str,
+    args: &[&str],
+    stdin: &[u8],
+) -> Run {
     let mut cmd = ws.cmd(&[&["--database", SHARED][..], args].concat());
     cmd.env("MAGE_SECRETS_KEY", key)
         .env("MAGE_SECRETS_ENVIRONMENT", uuid)
@@ -298,7 +304,11 @@ fn run_on_a_terminal(ws: &Workspace, args: &[&str]) -> (i32, String, String) {
 
 /// [`run_on_a_terminal`], with standard input on the terminal too when
 /// `stdin_too`.
-fn on_a_terminal(ws: &Workspace, args: &[&str], stdin_too: bool) -> (i32, String, String) {
+pub(crate) fn on_a_terminal(
+    ws: &Workspace,
+    args: &[&str],
+    stdin_too: bool,
+) -> (i32, String, String) {
     use std::io::Read;
     use std::os::fd::FromRawFd;
     let (mut master, mut slave) = (0, 0);
@@ -494,232 +504,4 @@ fn the_environment_variable_takes_a_name_or_a_uuid_prefix_too() {
     // dev's key does not open prod, whatever names prod.
     let dev_key = std::fs::read_to_string(ws.path("dev/mage-secrets/key")).unwrap();
     run_with_key(&ws, &dev_key, "prod", &["get", "secret1"], b"").code(2);
-}
-
-#[test]
-fn a_name_or_prefix_naming_another_environment_without_a_key_is_refused_too() {
-    let ws = Workspace::new();
-    let (_, prod_uuid) = seed(&ws);
-    name_environment(&ws, "prod", "prod");
-    for named in ["prod", &prod_uuid[..8], "staging"] {
-        let mut cmd = ws.cmd(&["--data-dir", "dev", "--database", SHARED, "get", "secret1"]);
-        let out = cmd.env("MAGE_SECRETS_ENVIRONMENT", named).output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{named}: {stderr}");
-        assert!(out.stdout.is_empty(), "{named}");
-        assert!(stderr.contains("no key is given"), "{named}: {stderr}");
-    }
-    // The data dir's own name is its own environment.
-    ws.run(&[
-        "--data-dir",
-        "dev",
-        "--database",
-        SHARED,
-        "env",
-        "--name",
-        "dev",
-    ])
-    .ok();
-    let mut cmd = ws.cmd(&["--data-dir", "dev", "--database", SHARED, "get", "secret1"]);
-    let out = cmd.env("MAGE_SECRETS_ENVIRONMENT", "dev").output().unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "sooper dooper secret string\n"
-    );
-}
-
-#[test]
-fn a_refused_environment_variable_creates_nothing_first() {
-    let ws = Workspace::new();
-    let (_, prod_uuid) = seed(&ws);
-    ws.write("value.txt", "v");
-    let before = snapshot(&ws.path(""));
-    // A fresh data dir: `set` would create an environment; the variable
-    // names prod, and no key came.
-    let mut cmd = ws.cmd(&[
-        "--data-dir",
-        "fresh",
-        "--database",
-        SHARED,
-        "set",
-        "x",
-        "--from-file",
-        "value.txt",
-    ]);
-    let out = cmd
-        .env("MAGE_SECRETS_ENVIRONMENT", &prod_uuid)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("has no environment; nothing was created"),
-        "{stderr}"
-    );
-    assert!(!ws.path("fresh").exists());
-    assert_eq!(snapshot(&ws.path("")), before);
-}
-
-#[test]
-fn key_file_wins_over_an_empty_key_variable() {
-    let ws = Workspace::new();
-    let (prod_key, uuid) = seed(&ws);
-    ws.write("prod.key", &prod_key);
-    let got = run_with_key(
-        &ws,
-        "",
-        &uuid,
-        &["--key-file", "prod.key", "get", "secret1"],
-        b"",
-    )
-    .ok();
-    assert_eq!(got.stdout, "real production secret\n");
-    // Without --key-file the empty variable is still an error.
-    let empty = run_with_key(&ws, "", &uuid, &["get", "secret1"], b"").code(2);
-    assert!(
-        empty.stderr.contains("is set but empty"),
-        "{}",
-        empty.stderr
-    );
-}
-
-#[test]
-fn an_empty_or_folder_database_is_left_as_it_is_with_a_given_key() {
-    let ws = Workspace::new();
-    let (key, uuid) = seed(&ws);
-    ws.write("empty.db", "");
-    fs::create_dir(ws.path("folder.db")).unwrap();
-    for (db, want) in [("empty.db", "is empty"), ("folder.db", "is not a file")] {
-        let mut cmd = ws.cmd(&["--database", db, "get", "secret1"]);
-        let out = cmd
-            .env("MAGE_SECRETS_KEY", &key)
-            .env("MAGE_SECRETS_ENVIRONMENT", &uuid)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{db}: {stderr}");
-        assert!(stderr.contains(want), "{db}: {stderr}");
-    }
-    assert_eq!(fs::metadata(ws.path("empty.db")).unwrap().len(), 0);
-    assert_eq!(fs::read_dir(ws.path("folder.db")).unwrap().count(), 0);
-}
-
-#[test]
-fn a_command_run_does_not_get_the_descriptor_the_key_was_read_from() {
-    let ws = Workspace::new();
-    let (prod_key, uuid) = seed(&ws);
-    ws.write("prod.key", &prod_key);
-    // A key redirected into standard input: the child's is /dev/null.
-    let read_stdin = "cat; echo \"[$secret1]\"";
-    let mut cmd = ws.cmd(&[
-        "--database",
-        SHARED,
-        "--key-file",
-        "-",
-        "run",
-        "--",
-        "sh",
-        "-c",
-        read_stdin,
-    ]);
-    let out = cmd
-        .env("MAGE_SECRETS_ENVIRONMENT", &uuid)
-        .stdin(fs::File::open(ws.path("prod.key")).unwrap())
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "[real production secret]\n",
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // A key on descriptor 3: closed for the child.
-    let script = format!(
-        "exec 3<prod.key; exec {} --database {SHARED} --key-file /dev/fd/3 run -- sh -c 'cat <&3 2>/dev/null; echo \"[$secret1]\"'",
-        env!("CARGO_BIN_EXE_mage-secrets")
-    );
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(&script)
-        .current_dir(ws.path(""))
-        .env("MAGE_SECRETS_ENVIRONMENT", &uuid)
-        .env_remove("MAGE_SECRETS_KEY")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        stdout,
-        "[real production secret]\n",
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(!stdout.contains(prod_key.trim()));
-}
-
-#[test]
-fn a_key_given_where_a_key_file_path_goes_is_not_echoed() {
-    let ws = Workspace::new();
-    let (prod_key, uuid) = seed(&ws);
-    let mut cmd = ws.cmd(&[
-        "--database",
-        SHARED,
-        "--key-file",
-        prod_key.trim(),
-        "get",
-        "secret1",
-    ]);
-    let out = cmd.env("MAGE_SECRETS_ENVIRONMENT", &uuid).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("looks like a key itself"), "{stderr}");
-    assert!(!stderr.contains(prod_key.trim()), "{stderr}");
-}
-
-#[test]
-fn a_key_file_that_is_a_terminal_is_refused_not_waited_for() {
-    let ws = Workspace::new();
-    seed(&ws);
-    for path in ["-", "/dev/stdin", "/dev/fd/0"] {
-        let (code, _, stderr) = on_a_terminal(
-            &ws,
-            &["--database", SHARED, "--key-file", path, "get", "secret1"],
-            true,
-        );
-        assert_eq!(code, 2, "{path}: {stderr}");
-        assert!(stderr.contains("is a terminal"), "{path}: {stderr}");
-    }
-}
-
-#[test]
-fn export_key_does_not_take_a_name_too() {
-    let ws = Workspace::new();
-    seed(&ws);
-    let run = ws
-        .run(&[
-            "--data-dir",
-            "prod",
-            "--database",
-            SHARED,
-            "env",
-            "--export-key",
-            "--name",
-            "p",
-        ])
-        .code(2);
-    assert!(run.stdout.is_empty());
-    assert!(run.stderr.contains("cannot be used with"), "{}", run.stderr);
-}
-
-#[test]
-fn verbose_output_says_where_a_given_key_came_from_not_a_key_file() {
-    let ws = Workspace::new();
-    let (key, uuid) = seed(&ws);
-    let run = run_with_key(&ws, &key, &uuid, &["-vv", "list"], b"").ok();
-    assert!(
-        run.stderr.contains("key from MAGE_SECRETS_KEY"),
-        "{}",
-        run.stderr
-    );
-    assert!(!run.stderr.contains("key file:"), "{}", run.stderr);
-    assert!(!run.stderr.contains(key.trim()));
 }

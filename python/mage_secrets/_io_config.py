@@ -40,7 +40,9 @@ def load(shown, text, source, profile):
             f" ({_without_quotes(e.problem)}); line and column are in the rendered text",
             1,
         ) from None
-    except yaml.YAMLError:
+    except Exception:
+        # A YAMLError without a place, or a value PyYAML cannot construct
+        # (a date such as 2024-02-30 raises ValueError): never its text.
         raise _error(
             RenderError,
             f"{shown}: error: the rendered YAML does not load with PyYAML as Mage loads it",
@@ -48,10 +50,15 @@ def load(shown, text, source, profile):
         ) from None
     if isinstance(config, dict) and profile in config:
         return config[profile]
-    # Profile names as the file spells them; a key made by a template is
-    # not shown (it may hold a value).
+    # Profile names as the file spells them at the start of a line; a key
+    # made by a template is not shown (it may hold a value).
+    lines = source.splitlines()
+
+    def spelled(key):
+        return any(line.startswith(key + ":") for line in lines)
+
     names = (
-        [k for k, v in config.items() if isinstance(k, str) and isinstance(v, dict) and k in source]
+        [k for k, v in config.items() if isinstance(k, str) and isinstance(v, dict) and spelled(k)]
         if isinstance(config, dict)
         else []
     )

@@ -159,3 +159,21 @@ def test_load_io_config_reads_the_file_it_is_given(dev, tmp_path):
     assert env.load_io_config(str(root / "other.yaml")) == {"PW": "sooper dooper secret string"}
     with pytest.raises(MageSecretsError, match="no io_config.yaml in"):
         env.load_io_config(str(tmp_path))
+
+
+def test_load_io_config_errors_hold_no_value(dev, tmp_path):
+    root = tmp_path / "keys"
+    root.mkdir()
+    (root / "io_config.yaml").write_text(
+        "default:\n  A: 1\n\"{{ mage_secret_var('secret1') }}\":\n  B: 2\n"
+    )
+    env = Environment(data_dir=str(dev.data_dir), database=dev.database)
+    with pytest.raises(MageSecretsError) as raised:
+        env.load_io_config(str(root), "nope")
+    assert "profiles: default" in str(raised.value)
+    assert "sooper" not in str(raised.value)
+    # A value PyYAML cannot construct (Mage's load fails the same way).
+    (root / "io_config.yaml").write_text("default:\n  DAY: 2024-02-30\n")
+    with pytest.raises(RenderError) as raised:
+        env.load_io_config(str(root))
+    assert "does not load with PyYAML" in str(raised.value)

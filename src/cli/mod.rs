@@ -16,7 +16,9 @@ mod secrets;
 mod watch;
 
 use clap::{CommandFactory, Parser};
-use mage_secrets::settings::KeyOrigin;
+use std::os::unix::fs::MetadataExt;
+
+use mage_secrets::settings::GivenKey;
 use mage_secrets::{Error, ExitCode, Settings};
 
 pub use args::Cli;
@@ -70,7 +72,7 @@ fn run(cli: Cli, reporter: &Reporter) -> mage_secrets::Result<ExitCode> {
         cli.key_file.as_deref(),
     )?;
     if let Some(given) = &settings.key {
-        forget_key_descriptor(&given.origin);
+        forget_key_descriptor(given);
     }
     if !cli.keep_key_env {
         // Read above; commands this process starts (--exec, run) do not
@@ -146,23 +148,42 @@ fn run(cli: Cli, reporter: &Reporter) -> mage_secrets::Result<ExitCode> {
 }
 
 /// A key read from a descriptor this process inherited (`--key-file -`,
-/// `/dev/fd/N`) is not handed on to the commands it starts (`run`,
-/// `--exec`): a file redirected there could be read again from the start.
-/// Standard input becomes /dev/null; another descriptor is closed on exec.
-fn forget_key_descriptor(origin: &KeyOrigin) {
-    match origin.descriptor() {
-        Some(0) => {
+/// `/dev/fd/N`, or a link to one) is not handed on to the commands it starts
+/// (`run`, `--exec`): a file redirected there could be read again from the
+/// start. Every inherited descriptor on the key's file or pipe is found by
+/// its device and inode: standard input becomes /dev/null, another is
+/// closed on exec.
+fn forget_key_descriptor(given: &GivenKey) {
+    let Some(source) = given.source else {
+        return;
+    };
+    let Ok(fds) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<i32> = fds
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    for fd in fds {
+        if fd == 1 || fd == 2 {
+            continue;
+        }
+        let Ok(meta) = std::fs::metadata(format!("/proc/self/fd/{fd}")) else {
+            continue;
+        };
+        if (meta.dev(), meta.ino()) != source {
+            continue;
+        }
+        if fd == 0 {
             if let Ok(null) = std::fs::File::open("/dev/null") {
                 // SAFETY: dup2 onto fd 0 of a descriptor we own; nothing
                 // else reads standard input concurrently (no thread yet).
                 unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), 0) };
             }
-        }
-        Some(fd) if fd > 2 => {
+        } else {
             // SAFETY: only the descriptor's flags change; a descriptor that
             // is not open makes fcntl fail, which changes nothing.
             unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
         }
-        _ => {}
     }
 }

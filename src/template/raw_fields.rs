@@ -140,7 +140,7 @@ pub fn first_outside(source: &str, rendered: impl Fn(&[Seg]) -> bool) -> Option<
                     .unwrap_or_else(|| "*alias".into());
                 if event.kind == EventKind::Scalar {
                     let ok = !is_key && rendered(&path);
-                    if ok && source.as_bytes().get(event.start) == Some(&b'\'') {
+                    if ok && !event.plain && !event.double_quoted && !event.block {
                         single_quoted.push((event.start..event.end, path.clone()));
                     }
                     scalars.push((event.start..event.end, path, is_key, ok));
@@ -196,6 +196,17 @@ pub fn first_outside(source: &str, rendered: impl Fn(&[Seg]) -> bool) -> Option<
         });
     }
     constructs.into_iter().find_map(|c| {
+        // Mage renders each field alone: a tag (`{% set %}`, an `{% if %}`
+        // spanning fields), a comment or whitespace control would act
+        // across fields here and within one field there.
+        let text = &source[c.clone()];
+        if !text.starts_with("{{") || text.starts_with("{{-") || text.ends_with("-}}") {
+            return Some(Outside {
+                offset: c.start,
+                place: "a tag, a comment or whitespace control".into(),
+                why: "which act only within one field when Mage renders a pipeline's metadata field by field",
+            });
+        }
         if let Some((_, path)) = single_quoted
             .iter()
             .find(|(r, _)| r.start <= c.start && c.start < r.end)
@@ -264,6 +275,30 @@ mod tests {
         assert_eq!(out.place, "a file with YAML aliases");
         // Aliases in a file without Jinja change nothing.
         assert_eq!(first_outside("a: &x 1\nb: *x\n", namespace), None);
+        // A tag or an anchor before the quote changes nothing.
+        for prefix in ["!!str ", "&a "] {
+            let src = format!("executor_type: {prefix}'{{{{ mage_secret_var(\"e\") }}}}'\n");
+            let out = first_outside(&src, namespace).unwrap();
+            assert!(
+                out.place.starts_with("the single-quoted"),
+                "{prefix}: {}",
+                out.place
+            );
+        }
+    }
+
+    #[test]
+    fn tags_comments_and_whitespace_control_are_not_rendered_as_one_template() {
+        for src in [
+            "executor_type: \"{% set ns = mage_secret_var('n') %}x\"\n",
+            "executor_type: \"{% if false %}k8s\"\nblocks:\n- executor_type: \"x{% endif %}\"\n",
+            "executor_type: \"{# note #}x\"\n",
+            "executor_type: |\n  {{ mage_secret_var('n') -}}\nname: a\n",
+            "executor_type: \"{{- mage_secret_var('n') }}\"\n",
+        ] {
+            let out = first_outside(src, namespace).unwrap_or_else(|| panic!("{src}"));
+            assert_eq!(out.place, "a tag, a comment or whitespace control", "{src}");
+        }
     }
 
     #[test]
