@@ -118,6 +118,32 @@ pub fn temp_file_with(target: &Path, bytes: &[u8], mode: u32) -> Result<tempfile
     Ok(tmp)
 }
 
+/// Refuses a folder this process cannot create files in (permissions, a
+/// read-only mount), with the reason the system gives.
+pub fn check_writable(dir: &Path) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return Ok(());
+    };
+    // SAFETY: a NUL-terminated path; faccessat only reads it.
+    let rc = unsafe {
+        libc::faccessat(
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::W_OK | libc::X_OK,
+            libc::AT_EACCESS,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    Err(Error::io(
+        "write into",
+        dir,
+        std::io::Error::last_os_error(),
+    ))
+}
+
 /// Syncs a folder, so that renames in it survive a crash of the machine.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     fs::File::open(dir)

@@ -6,9 +6,12 @@
 //!   reads. Every output root holds [`OUTPUT_MARKER`], and a folder holding
 //!   one is never read as templates.
 //! - Writing is all-or-nothing across I/O: every changed output is first
-//!   written to a temporary file beside its target, and only when all of them
-//!   are written are they renamed over their targets. A failure before the
-//!   renames removes the temporaries and leaves every old output as it was.
+//!   written to a temporary file (a project render stages each in one
+//!   folder as soon as it is rendered, see [`Staging`]; `--diff` writes them
+//!   beside their targets), and only when all of them are written, and every
+//!   target folder takes files, are they renamed over their targets. A
+//!   failure before the renames removes the temporaries and leaves every old
+//!   output as it was.
 //!   A crash between two renames can leave some outputs new and some old;
 //!   the next render (which compares every output) finishes the set.
 //! - Temporary names carry the pid of their writer, so that concurrent
@@ -24,8 +27,11 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::fsutil;
+
+mod staging;
 pub use crate::project::OUTPUT_MARKER;
 use crate::project::{self, Location, ProjectFiles};
+pub use staging::Staging;
 
 /// The marker's contents: what the folder is.
 const MARKER_TEXT: &str = "This folder holds files written by mage-secrets render (resolved secrets).\nmage-secrets never reads a folder holding this file as templates.\n";
@@ -217,35 +223,77 @@ pub fn plan(
         prune: Vec::new(),
     };
     if let Some(below) = prune_below {
-        if !out.join(OUTPUT_MARKER).is_file() {
-            return Err(Error::Setup(format!(
-                "--prune removes files only in a folder mage-secrets rendered into, and {} holds no {OUTPUT_MARKER}; render into it once without --prune",
-                out.display()
-            )));
+        let keep: Vec<&Path> = files.iter().map(|f| f.rel).collect();
+        plan.prune = prune_list(out, &keep, below)?;
+    }
+    Ok(plan)
+}
+
+/// The files below `below` (relative to the output root `out`) that no
+/// output in `keep` accounts for; refused unless `out` holds the marker.
+pub fn prune_list(out: &Path, keep: &[&Path], below: &Path) -> Result<Vec<PathBuf>> {
+    check_prunable(out)?;
+    let keep: BTreeSet<&Path> = keep.iter().copied().collect();
+    let mut prune = Vec::new();
+    for entry in walkdir::WalkDir::new(out.join(below))
+        .follow_links(false)
+        .sort_by_file_name()
+        .into_iter()
+        .flatten()
+    {
+        if !entry.file_type().is_file() && !entry.file_type().is_symlink() {
+            continue;
         }
-        let keep: BTreeSet<&Path> = files.iter().map(|f| f.rel).collect();
-        for entry in walkdir::WalkDir::new(out.join(below))
-            .follow_links(false)
-            .sort_by_file_name()
-            .into_iter()
-            .flatten()
+        let Ok(rel) = entry.path().strip_prefix(out) else {
+            continue;
+        };
+        let name = entry.file_name().to_string_lossy();
+        if rel == Path::new(OUTPUT_MARKER)
+            || name.starts_with(fsutil::TEMP_PREFIX)
+            || rel.components().next().is_some_and(|c| {
+                c.as_os_str()
+                    .to_string_lossy()
+                    .starts_with(fsutil::TEMP_PREFIX)
+            })
         {
-            if !entry.file_type().is_file() && !entry.file_type().is_symlink() {
-                continue;
-            }
-            let Ok(rel) = entry.path().strip_prefix(out) else {
-                continue;
-            };
-            let name = entry.file_name().to_string_lossy();
-            if rel == Path::new(OUTPUT_MARKER) || name.starts_with(fsutil::TEMP_PREFIX) {
-                continue;
-            }
-            if !keep.contains(rel) {
-                plan.prune.push(rel.to_path_buf());
+            continue;
+        }
+        if !keep.contains(rel) {
+            prune.push(rel.to_path_buf());
+        }
+    }
+    Ok(prune)
+}
+
+/// `--prune` removes files only in a folder a render wrote (its marker).
+pub fn check_prunable(out: &Path) -> Result<()> {
+    if !out.join(OUTPUT_MARKER).is_file() {
+        return Err(Error::Setup(format!(
+            "--prune removes files only in a folder mage-secrets rendered into, and {} holds no {OUTPUT_MARKER}; render into it once without --prune",
+            out.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Removes the planned prunes, and the folders they leave empty.
+fn remove_pruned(out: &Path, prune: &[PathBuf]) -> Result<usize> {
+    let mut pruned = 0;
+    for rel in prune {
+        let path = out.join(rel);
+        match fs::remove_file(&path) {
+            Ok(()) => pruned += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove", &path, e)),
+        }
+        // Folders the prune emptied go too.
+        for dir in path.ancestors().skip(1) {
+            if dir == out || !dir.starts_with(out) || fs::remove_dir(dir).is_err() {
+                break;
             }
         }
     }
-    Ok(plan)
+    Ok(pruned)
 }
 
 /// Writes the marker into an output root, unless it is there.
@@ -326,20 +374,7 @@ pub fn commit(
             summary.unchanged += 1;
         }
     }
-    for rel in &plan.prune {
-        let path = out.join(rel);
-        match fs::remove_file(&path) {
-            Ok(()) => summary.pruned += 1,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io("remove", &path, e)),
-        }
-        // Folders the prune emptied go too.
-        for dir in path.ancestors().skip(1) {
-            if dir == out || !dir.starts_with(out) || fs::remove_dir(dir).is_err() {
-                break;
-            }
-        }
-    }
+    summary.pruned = remove_pruned(out, &plan.prune)?;
     Ok(summary)
 }
 
@@ -362,18 +397,35 @@ fn temp_owner(name: &str) -> Option<i32> {
 pub fn remove_stale_temp_files(out_dir: &Path) -> Result<usize> {
     let mut removed = 0;
     let me = std::process::id() as i32;
-    for entry in walkdir::WalkDir::new(out_dir)
+    let mut entries = walkdir::WalkDir::new(out_dir)
         .follow_links(false)
-        .into_iter()
-        .flatten()
-    {
+        .into_iter();
+    while let Some(entry) = entries.next() {
+        let Ok(entry) = entry else {
+            continue;
+        };
         let name = entry.file_name().to_string_lossy();
-        if !entry.file_type().is_file() || !name.starts_with(fsutil::TEMP_PREFIX) {
+        if !name.starts_with(fsutil::TEMP_PREFIX) {
+            continue;
+        }
+        let is_dir = entry.file_type().is_dir();
+        if is_dir {
+            // A staging folder: its files are not temporaries of their own.
+            entries.skip_current_dir();
+        } else if !entry.file_type().is_file() {
             continue;
         }
         match temp_owner(&name) {
             Some(pid) if pid == me || alive(pid) => continue,
             _ => {}
+        }
+        if is_dir {
+            match fs::remove_dir_all(entry.path()) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("remove", entry.path(), e)),
+            }
+            continue;
         }
         match fs::remove_file(entry.path()) {
             Ok(()) => removed += 1,

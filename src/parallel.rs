@@ -55,3 +55,51 @@ pub fn in_parallel_ticking<T: Send>(
     results.sort_by_key(|(i, _)| *i);
     results.into_iter().map(|(_, r)| r).collect()
 }
+
+/// [`in_parallel_ticking`], handing each result to `consume` on the calling
+/// thread as soon as it is done (in no particular order), so that results
+/// need not all be held at once.
+pub fn in_parallel_consuming<T: Send>(
+    count: usize,
+    tick: Tick<'_>,
+    job: impl Fn(usize) -> T + Sync,
+    mut consume: impl FnMut(usize, T),
+) {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8)
+        .min(count / 16 + 1);
+    if threads <= 1 {
+        for i in 0..count {
+            let result = job(i);
+            tick();
+            consume(i, result);
+        }
+        return;
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    // A few results in flight per worker: memory stays bounded while the
+    // calling thread consumes.
+    let (send, receive) = std::sync::mpsc::sync_channel::<(usize, T)>(threads * 4);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let send = send.clone();
+            let (next, job) = (&next, &job);
+            scope.spawn(move || loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= count {
+                    break;
+                }
+                let result = job(i);
+                tick();
+                if send.send((i, result)).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(send);
+        for (i, result) in receive {
+            consume(i, result);
+        }
+    });
+}

@@ -59,6 +59,25 @@ impl ProjectRender {
     }
 }
 
+/// Reads and renders the `i`th file of `project`.
+fn render_one(
+    engine: &Engine,
+    project: &ProjectFiles,
+    options: &RenderOptions,
+    i: usize,
+) -> std::result::Result<crate::template::FileRender, Box<Diagnostic>> {
+    let rel = &project.files[i];
+    let source = Zeroizing::new(read_text(&project.root, rel)?);
+    let chain = project.chain(rel);
+    Ok(engine.render(
+        rel,
+        &source,
+        &chain,
+        &project::file_options(rel, options),
+        project::is_yaml_document(rel),
+    ))
+}
+
 /// Renders every file of `project` with `engine`, on every core, and reads
 /// the files it copies. Paths in the diagnostics are as shown to the user.
 pub fn render_files(
@@ -68,16 +87,7 @@ pub fn render_files(
     tick: Tick<'_>,
 ) -> ProjectRender {
     let outcomes = in_parallel_ticking(project.files.len(), tick, |i| {
-        let rel = &project.files[i];
-        let source = Zeroizing::new(read_text(&project.root, rel)?);
-        let chain = project.chain(rel);
-        Ok(engine.render(
-            rel,
-            &source,
-            &chain,
-            &project::file_options(rel, options),
-            project::is_yaml_document(rel),
-        ))
+        render_one(engine, project, options, i)
     });
     let mut result = ProjectRender {
         files: Vec::with_capacity(project.files.len()),
@@ -121,6 +131,97 @@ pub fn render_files(
         .extend(project::unrendered_warning(project, &mentions));
     project.localize(&mut result.diagnostics);
     result
+}
+
+/// What [`render_files_into`] did: the diagnostics of every file (in file
+/// order), and how many files it rendered and copied.
+#[derive(Debug, Default)]
+pub struct StreamedRender {
+    pub diagnostics: Vec<Diagnostic>,
+    pub rendered: usize,
+    pub copied: usize,
+}
+
+impl StreamedRender {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// [`render_files`], handing each output (rendered, then copied) to `sink`
+/// as soon as it is ready instead of holding them all. After the first
+/// failure (a file's error, or the sink's) no more outputs are handed on;
+/// every file's diagnostics are still gathered.
+pub fn render_files_into(
+    engine: &Engine,
+    project: &ProjectFiles,
+    options: &RenderOptions,
+    tick: Tick<'_>,
+    mut sink: impl FnMut(&Path, &[u8]) -> Result<()>,
+) -> Result<StreamedRender> {
+    let mut by_file: Vec<Vec<Diagnostic>> = vec![Vec::new(); project.files.len()];
+    let mut failed = false;
+    let mut sink_error = None;
+    let mut rendered = 0;
+    crate::parallel::in_parallel_consuming(
+        project.files.len(),
+        tick,
+        |i| render_one(engine, project, options, i),
+        |i, outcome: std::result::Result<crate::template::FileRender, Box<Diagnostic>>| {
+            let file = match outcome {
+                Err(d) => {
+                    failed = true;
+                    by_file[i].push(*d);
+                    return;
+                }
+                Ok(file) => file,
+            };
+            let output = file.output.map(Zeroizing::new);
+            if file.diagnostics.iter().any(Diagnostic::is_error) {
+                failed = true;
+            }
+            by_file[i] = file.diagnostics;
+            if let Some(output) = output {
+                rendered += 1;
+                if !failed && sink_error.is_none() {
+                    if let Err(e) = sink(&project.files[i], output.as_bytes()) {
+                        sink_error = Some(e);
+                    }
+                }
+            }
+        },
+    );
+    if let Some(e) = sink_error {
+        return Err(e);
+    }
+    let mut result = StreamedRender {
+        diagnostics: project.diagnostics.clone(),
+        rendered,
+        copied: 0,
+    };
+    result.diagnostics.extend(by_file.into_iter().flatten());
+    let mut mentions: Vec<&Path> = Vec::new();
+    for (rel, _) in &project.copies {
+        match fs::read(project.root.join(rel)) {
+            Ok(bytes) => {
+                if project::mentions_secret(&bytes) {
+                    mentions.push(rel);
+                }
+                if !failed && !result.has_errors() {
+                    sink(rel, &bytes)?;
+                }
+                result.copied += 1;
+            }
+            Err(e) => result
+                .diagnostics
+                .push(Diagnostic::error(Kind::File, format!("cannot read: {e}")).in_file(rel)),
+        }
+    }
+    result
+        .diagnostics
+        .extend(project::unrendered_warning(project, &mentions));
+    project.localize(&mut result.diagnostics);
+    Ok(result)
 }
 
 /// Writes one output atomically, unless its bytes are already there (its

@@ -518,3 +518,26 @@ fn a_render_of_many_files_needs_few_open_descriptors() {
         "source: postgres\nconfig:\n  password: \"v\""
     );
 }
+
+#[test]
+fn a_failed_render_leaves_no_output_folder_and_no_staging() {
+    let ws = Workspace::new();
+    ws.set("d", None, "pw", "v");
+    ws.write(
+        "p/io_config.yaml",
+        "default:\n  A: \"{{ mage_secret_var('pw') }}\"\n",
+    );
+    ws.write(
+        "p/data_loaders/x.yaml",
+        "b: \"{{ mage_secret_var('missing') }}\"\n",
+    );
+    ws.run(&["--data-dir", "d", "render", "p", "--out", "new/o"])
+        .code(1);
+    assert!(!ws.path("new").exists(), "no output folder is left");
+    // Into an existing folder: exactly what was there.
+    ws.write("o/keep.txt", "previous");
+    let before = snapshot(&ws.path("o"));
+    ws.run(&["--data-dir", "d", "render", "p", "--out", "o"])
+        .code(1);
+    assert_eq!(snapshot(&ws.path("o")), before);
+}

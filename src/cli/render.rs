@@ -44,6 +44,9 @@ pub fn render(ctx: &Context, request: &RenderRequest) -> Result<ExitCode> {
         return Err(project.nothing_selected(path, selection));
     }
     let env = open_existing(settings, reporter)?;
+    if !flags.dry_run && !flags.diff {
+        return render_into(ctx, request, &env, &project, out);
+    }
     let report = {
         let progress = reporter.progress(project.files.len(), "rendering");
         env.render_walked(&project, options, &|| progress.tick())?
@@ -154,6 +157,61 @@ pub fn render(ctx: &Context, request: &RenderRequest) -> Result<ExitCode> {
     reporter.info(&format!(
         "rendered {} file(s){copied} to {}: {} written, {} unchanged{pruned}",
         report.files.len(),
+        out.display(),
+        summary.written,
+        summary.unchanged
+    ));
+    Ok(ExitCode::Success)
+}
+
+/// A project render into `out`, each output staged as soon as it is
+/// rendered and put in place only when every file succeeded.
+fn render_into(
+    ctx: &Context,
+    request: &RenderRequest,
+    env: &mage_secrets::Environment,
+    project: &project::ProjectFiles,
+    out: &Path,
+) -> Result<ExitCode> {
+    let reporter = &ctx.reporter;
+    if request.prune {
+        output::check_prunable(out)?;
+    }
+    env.preload()?;
+    let engine = env.engine();
+    let mut staging = output::Staging::new(out, request.mode)?;
+    let streamed = {
+        let progress = reporter.progress(project.files.len(), "rendering");
+        render::render_files_into(
+            &engine,
+            project,
+            &request.options,
+            &|| progress.tick(),
+            |rel, bytes| staging.add(rel, bytes).map(|_| ()),
+        )?
+    };
+    if streamed.has_errors() {
+        // The staging folder (and an output root this run made) go.
+        return Err(Error::Render(streamed.diagnostics));
+    }
+    show(reporter, &streamed.diagnostics);
+    if let Some(skipped) = project.skip_summary() {
+        reporter.detail(&skipped);
+    }
+    let summary = staging.commit(request.prune.then_some(project.start.as_path()))?;
+    let copied = if streamed.copied == 0 {
+        String::new()
+    } else {
+        format!(" and copied {}", streamed.copied)
+    };
+    let pruned = if request.prune {
+        format!(", {} pruned", summary.pruned)
+    } else {
+        String::new()
+    };
+    reporter.info(&format!(
+        "rendered {} file(s){copied} to {}: {} written, {} unchanged{pruned}",
+        streamed.rendered,
         out.display(),
         summary.written,
         summary.unchanged
