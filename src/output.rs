@@ -41,6 +41,31 @@ pub fn folder_mode(file_mode: u32) -> u32 {
     file_mode | ((file_mode & 0o444) >> 2)
 }
 
+/// Refuses an output (a folder, or one file's target) that is, holds or
+/// lies in the environment's own folder, or is or holds its SQLite
+/// database: replacing or pruning files there could delete the key or the
+/// secrets.
+pub fn check_spares_store(out: &Path, settings: &crate::settings::Settings) -> Result<()> {
+    let out_abs = project::absolute(out);
+    let mut guarded: Vec<PathBuf> = Vec::new();
+    if settings.key.is_none() {
+        guarded.push(project::absolute(&settings.own_dir()));
+    }
+    if let Ok(crate::settings::DatabaseLocation::Sqlite(db)) = settings.database_location() {
+        guarded.push(project::absolute(&db));
+    }
+    for store in guarded {
+        if store.starts_with(&out_abs) || out_abs.starts_with(&store) {
+            return Err(Error::Usage(format!(
+                "output {} would be, hold or lie in the secret store's {}: writing or pruning there could delete the key or the secrets; choose an output outside the data dir's mage-secrets folder and the database",
+                out.display(),
+                store.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Refuses an output folder that would hurt the project's sources: the
 /// project itself, one of its ancestors, or a folder holding a file the
 /// render reads.
@@ -258,7 +283,8 @@ pub fn prune_list(out: &Path, keep: &[&Path], below: &Path) -> Result<Vec<PathBu
         {
             continue;
         }
-        if !keep.contains(rel) {
+        // A link to a folder the outputs were written through is kept.
+        if !keep.contains(rel) && !keep.iter().any(|k| k.starts_with(rel)) {
             prune.push(rel.to_path_buf());
         }
     }
@@ -410,14 +436,20 @@ pub fn remove_stale_temp_files(out_dir: &Path) -> Result<usize> {
         }
         let is_dir = entry.file_type().is_dir();
         if is_dir {
-            // A staging folder: its files are not temporaries of their own.
+            // A staging folder: its files are not temporaries of their own,
+            // and its lock (not its pid, which another pid namespace may
+            // share) says whether a render holds it.
             entries.skip_current_dir();
+            if staging::staging_in_use(entry.path()) {
+                continue;
+            }
         } else if !entry.file_type().is_file() {
             continue;
-        }
-        match temp_owner(&name) {
-            Some(pid) if pid == me || alive(pid) => continue,
-            _ => {}
+        } else {
+            match temp_owner(&name) {
+                Some(pid) if pid == me || alive(pid) => continue,
+                _ => {}
+            }
         }
         if is_dir {
             match fs::remove_dir_all(entry.path()) {

@@ -541,3 +541,118 @@ fn a_failed_render_leaves_no_output_folder_and_no_staging() {
         .code(1);
     assert_eq!(snapshot(&ws.path("o")), before);
 }
+
+#[test]
+fn an_output_in_the_secret_store_is_refused() {
+    let ws = Workspace::new();
+    ws.set("s/d", None, "pw", "v");
+    ws.write(
+        "p/io_config.yaml",
+        "default:\n  A: \"{{ mage_secret_var('pw') }}\"\n",
+    );
+    let before = snapshot(&ws.path("s"));
+    for out in ["s/d", "s/d/mage-secrets", "s"] {
+        let run = ws
+            .run(&["--data-dir", "s/d", "render", "p", "--out", out, "--prune"])
+            .code(2);
+        assert!(run.stderr.contains("secret store"), "{out}: {}", run.stderr);
+    }
+    let run = ws
+        .run(&[
+            "--data-dir",
+            "s/d",
+            "render",
+            "p/io_config.yaml",
+            "--out",
+            "s/d/mage-secrets/key",
+        ])
+        .code(2);
+    assert!(run.stderr.contains("secret store"), "{}", run.stderr);
+    assert_eq!(snapshot(&ws.path("s")), before, "the store is untouched");
+    ws.run(&["--data-dir", "s/d", "get", "pw"]).ok();
+}
+
+#[test]
+fn output_folders_reached_through_links_are_written_safely() {
+    let ws = Workspace::new();
+    ws.set("d", None, "pw", "one");
+    let t = "pw: \"{{ mage_secret_var('pw') }}\"\n";
+    ws.write("p/io_config.yaml", t);
+    ws.write("p/data_loaders/a.yaml", t);
+    ws.write("p/data_loaders/zz/b.yaml", t);
+    ws.run(&["--data-dir", "d", "render", "p", "--out", "o"])
+        .ok();
+    // A target folder on another file system (a link to tmpfs): every
+    // output is replaced, none is left old.
+    if let Ok(other) = tempfile::tempdir_in("/dev/shm") {
+        fs::remove_dir_all(ws.path("o/data_loaders/zz")).unwrap();
+        std::os::unix::fs::symlink(other.path(), ws.path("o/data_loaders/zz")).unwrap();
+        ws.set("d", None, "pw", "two");
+        ws.run(&["--data-dir", "d", "render", "p", "--out", "o", "--prune"])
+            .ok();
+        assert_eq!(ws.read("o/data_loaders/a.yaml"), "pw: \"two\"");
+        assert_eq!(ws.read("o/data_loaders/zz/b.yaml"), "pw: \"two\"");
+        // --prune kept the link it wrote through.
+        assert!(ws.path("o/data_loaders/zz").is_symlink());
+    }
+    // A target folder that leads back into the project: refused, the
+    // template untouched.
+    fs::remove_file(ws.path("o/data_loaders/zz")).ok();
+    fs::remove_dir_all(ws.path("o/data_loaders")).unwrap();
+    std::os::unix::fs::symlink(ws.path("p/data_loaders"), ws.path("o/data_loaders")).unwrap();
+    ws.set("d", None, "pw", "three");
+    let run = ws
+        .run(&["--data-dir", "d", "render", "p", "--out", "o"])
+        .code(2);
+    assert!(
+        run.stderr.contains("leads into the project"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(ws.read("p/data_loaders/a.yaml"), t);
+    assert_eq!(ws.read("p/data_loaders/zz/b.yaml"), t);
+}
+
+#[test]
+fn two_renders_of_different_projects_into_one_folder_never_mix() {
+    let ws = Workspace::new();
+    ws.set("d", None, "pw", "v");
+    for (p, w) in [("a", "A"), ("b", "B")] {
+        ws.write(&format!("{p}/io_config.yaml"), "default: {}\n");
+        for i in 0..150 {
+            ws.write(
+                &format!("{p}/data_loaders/f{i}.yaml"),
+                format!("w: {w}\npw: \"{{{{ mage_secret_var('pw') }}}}\"\n"),
+            );
+        }
+    }
+    for round in 0..6 {
+        let children: Vec<_> = ["a", "b"]
+            .iter()
+            .map(|p| {
+                ws.cmd(&["--data-dir", "d", "render", p, "--out", "o"])
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let ok = children
+            .into_iter()
+            .map(|c| c.wait_with_output().unwrap())
+            .filter(|o| o.status.success())
+            .count();
+        assert!(ok >= 1, "round {round}: one render completes");
+        let a = (0..150)
+            .filter(|i| {
+                ws.read(&format!("o/data_loaders/f{i}.yaml"))
+                    .contains("w: A")
+            })
+            .count();
+        assert!(
+            a == 0 || a == 150,
+            "round {round}: a mixed set ({a} of 150 from a)"
+        );
+    }
+}

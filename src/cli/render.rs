@@ -40,6 +40,7 @@ pub fn render(ctx: &Context, request: &RenderRequest) -> Result<ExitCode> {
     };
     let project = project::walk_located(&location, selection, Some(out))?;
     output::check_out_dir(&project, out)?;
+    output::check_spares_store(out, settings)?;
     if project.files.is_empty() {
         return Err(project.nothing_selected(path, selection));
     }
@@ -198,7 +199,10 @@ fn render_into(
     if let Some(skipped) = project.skip_summary() {
         reporter.detail(&skipped);
     }
-    let summary = staging.commit(request.prune.then_some(project.start.as_path()))?;
+    let summary = staging.commit(
+        &project::absolute(&project.root),
+        request.prune.then_some(project.start.as_path()),
+    )?;
     let copied = if streamed.copied == 0 {
         String::new()
     } else {
@@ -254,7 +258,11 @@ fn render_file(ctx: &Context, request: &RenderRequest, location: &Location) -> R
         )));
     }
     let target = match out {
-        Some(out) => Some(output::file_target(location, path, out)?),
+        Some(out) => {
+            let target = output::file_target(location, path, out)?;
+            output::check_spares_store(&target.0, settings)?;
+            Some(target)
+        }
         None => None,
     };
     let env = open_existing(settings, reporter)?;

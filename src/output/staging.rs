@@ -2,13 +2,26 @@
 //! what is on disk goes into a staging folder inside the output root as soon
 //! as it is rendered (so a render holds no more than a few outputs in
 //! memory), and only when every file rendered are they renamed into place.
-//! Dropped without [`Staging::commit`] (a failed render, an error), the
-//! staging folder goes, and the output root too when this run made it:
-//! nothing is left behind.
+//!
+//! - The staging folder is locked (`flock`) while its render runs, so a
+//!   render elsewhere (another container sharing the folder, where pids
+//!   mean nothing) removes only staging folders nobody holds.
+//! - The moves into place hold a lock on the output root's marker: two
+//!   renders into one folder put their sets in place one after the other,
+//!   and a render whose unchanged outputs were changed meanwhile (by the
+//!   other) fails instead of completing a mixed set.
+//! - Before any output is replaced, every target folder is made, must take
+//!   files, must not lead back into the project (a link), and an output
+//!   whose folder is on another file system is first copied beside it.
+//! - Dropped without [`Staging::commit`] (a failed render, an error), the
+//!   staging folder and every temporary go, and the folders this run made
+//!   when they are empty: nothing is left behind.
 
 use std::fs;
+use std::hash::{Hash, Hasher};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
@@ -16,47 +29,103 @@ use zeroize::Zeroizing;
 use super::{folder_mode, mark, prune_list, remove_stale_temp_files, Change, WriteSummary};
 use crate::error::{Error, Result};
 use crate::fsutil;
+use crate::project::{self, OUTPUT_MARKER};
 
 /// An output set being written; see the module documentation.
 pub struct Staging {
     out: PathBuf,
     dir: PathBuf,
+    /// The staging folder, open and locked while this value lives.
+    lock: Option<fs::File>,
+    /// The output root had no marker before this run.
+    made_marker: bool,
     mode: u32,
-    /// The output root and the folders above it this run made, deepest
-    /// first.
+    /// Folders this run made (the output root and those above it, then
+    /// target folders), deepest last.
     made: Vec<PathBuf>,
     /// (output, staged file) for every new or changed output.
     staged: Vec<(PathBuf, PathBuf)>,
-    /// Outputs whose bytes are already there.
-    unchanged: Vec<PathBuf>,
+    /// Outputs whose bytes were already there, with their length and hash.
+    unchanged: Vec<(PathBuf, u64, u64)>,
+    /// Copies made beside targets on another file system.
+    beside: Vec<PathBuf>,
     done: bool,
+}
+
+fn fingerprint(bytes: &[u8]) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    bytes.hash(&mut h);
+    h.finish()
+}
+
+/// Takes an exclusive `flock` on `file`; `wait` blocks until it is free.
+/// Whether it was taken.
+fn flock(file: &fs::File, wait: bool) -> bool {
+    let op = if wait {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_EX | libc::LOCK_NB
+    };
+    // SAFETY: flock on a descriptor this File owns.
+    unsafe { libc::flock(file.as_raw_fd(), op) == 0 }
+}
+
+fn open_marker(out: &Path) -> Result<fs::File> {
+    let path = out.join(OUTPUT_MARKER);
+    fs::File::open(&path).map_err(|e| Error::io("open", &path, e))
+}
+
+/// Whether a staging folder is held by a running render (its lock).
+pub(super) fn staging_in_use(dir: &Path) -> bool {
+    match fs::File::open(dir) {
+        Ok(f) => !flock(&f, false),
+        Err(_) => false,
+    }
 }
 
 impl Staging {
     /// Makes the output root (when missing) and this run's staging folder.
     pub fn new(out: &Path, mode: u32) -> Result<Staging> {
-        let made: Vec<PathBuf> = out
+        let mut made: Vec<PathBuf> = out
             .ancestors()
             .take_while(|a| !a.as_os_str().is_empty() && fs::symlink_metadata(a).is_err())
             .map(Path::to_path_buf)
             .collect();
-        fsutil::create_dir_all(out, folder_mode(mode))?;
-        let dir = out.join(format!("{}stage", fsutil::temp_prefix()));
-        // A folder of this pid is a leftover of a process long gone.
-        let _ = fs::remove_dir_all(&dir);
-        let staging = Staging {
+        made.reverse();
+        let mut staging = Staging {
             out: out.to_path_buf(),
-            dir,
+            dir: PathBuf::new(),
+            lock: None,
+            made_marker: false,
             mode,
             made,
             staged: Vec::new(),
             unchanged: Vec::new(),
+            beside: Vec::new(),
             done: false,
         };
-        fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&staging.dir)
-            .map_err(|e| Error::io("create a staging folder in", out, e))?;
+        // From here on, a failure drops `staging`, which removes what it made.
+        fsutil::create_dir_all(out, folder_mode(mode))?;
+        // The staging folder is made and locked under the marker's lock,
+        // which a render holds while it removes stale staging folders: it
+        // never sees one that is made but not yet locked.
+        staging.made_marker = !out.join(OUTPUT_MARKER).is_file();
+        mark(out, mode)?;
+        let marker = open_marker(out)?;
+        flock(&marker, true);
+        // A random name after the pid: a render in another pid namespace
+        // may have the same pid.
+        staging.dir = tempfile::Builder::new()
+            .prefix(&format!("{}stage-", fsutil::temp_prefix()))
+            .permissions(fs::Permissions::from_mode(0o700))
+            .tempdir_in(out)
+            .map_err(|e| Error::io("create a staging folder in", out, e))?
+            .keep();
+        let lock = fs::File::open(&staging.dir)
+            .map_err(|e| Error::io("open the staging folder in", out, e))?;
+        flock(&lock, true);
+        staging.lock = Some(lock);
+        drop(marker);
         Ok(staging)
     }
 
@@ -81,7 +150,8 @@ impl Staging {
             Ok(_) => Change::Changed,
         };
         if change == Change::Unchanged {
-            self.unchanged.push(rel.to_path_buf());
+            self.unchanged
+                .push((rel.to_path_buf(), bytes.len() as u64, fingerprint(bytes)));
             return Ok(change);
         }
         let staged = self.dir.join(self.staged.len().to_string());
@@ -102,19 +172,35 @@ impl Staging {
         Ok(change)
     }
 
-    /// Every output taken so far, in the order taken.
+    /// Every output taken so far.
     pub fn outputs(&self) -> impl Iterator<Item = &Path> {
         self.staged
             .iter()
             .map(|(rel, _)| rel.as_path())
-            .chain(self.unchanged.iter().map(PathBuf::as_path))
+            .chain(self.unchanged.iter().map(|(rel, ..)| rel.as_path()))
     }
 
-    /// Puts every staged output in place: the root is marked, folders are
-    /// made, each staged file is renamed over its target; unchanged outputs
-    /// get the mode; with `prune_below`, files there that no output
-    /// accounts for are removed last.
-    pub fn commit(mut self, prune_below: Option<&Path>) -> Result<WriteSummary> {
+    /// Puts every staged output in place (see the module documentation);
+    /// `project` is the real path of the project read; with `prune_below`,
+    /// files there that no output accounts for are removed last.
+    pub fn commit(mut self, project: &Path, prune_below: Option<&Path>) -> Result<WriteSummary> {
+        // (Marked again: a failed render that made the marker removes it.)
+        mark(&self.out, self.mode)?;
+        let marker = open_marker(&self.out)?;
+        flock(&marker, true);
+        remove_stale_temp_files(&self.out)?;
+        for (rel, len, hash) in &self.unchanged {
+            let still = fs::read(self.out.join(rel))
+                .map(Zeroizing::new)
+                .is_ok_and(|now| now.len() as u64 == *len && fingerprint(&now) == *hash);
+            if !still {
+                return Err(Error::Setup(format!(
+                    "output {} changed while this render ran (another render into {}?); nothing was replaced: render again",
+                    self.out.join(rel).display(),
+                    self.out.display()
+                )));
+            }
+        }
         let prune = match prune_below {
             Some(below) => {
                 let keep: Vec<&Path> = self.outputs().collect();
@@ -122,25 +208,7 @@ impl Staging {
             }
             None => Vec::new(),
         };
-        mark(&self.out, self.mode)?;
-        remove_stale_temp_files(&self.out)?;
-        // Every target folder is made, and must be writable, before any
-        // output is replaced: a folder that cannot take its files fails the
-        // set while every old output is still in place.
-        let mut folders: Vec<&Path> = self
-            .staged
-            .iter()
-            .map(|(rel, _)| rel.parent().unwrap_or(Path::new("")))
-            .collect();
-        folders.sort();
-        folders.dedup();
-        for rel in folders {
-            let folder = self.out.join(rel);
-            if !folder.is_dir() {
-                fsutil::create_dir_all(&folder, folder_mode(self.mode))?;
-            }
-            fsutil::check_writable(&folder)?;
-        }
+        self.prepare_folders(project)?;
         let mut summary = WriteSummary::default();
         let total = self.staged.len();
         for (k, (rel, staged)) in self.staged.iter().enumerate() {
@@ -153,7 +221,7 @@ impl Staging {
             })?;
             summary.written += 1;
         }
-        for rel in &self.unchanged {
+        for (rel, ..) in &self.unchanged {
             let target = self.out.join(rel);
             if let Ok(meta) = fs::metadata(&target) {
                 if meta.permissions().mode() & 0o777 != self.mode {
@@ -168,6 +236,67 @@ impl Staging {
         let _ = fs::remove_dir_all(&self.dir);
         Ok(summary)
     }
+
+    /// Makes every target folder and checks it before any output is
+    /// replaced: it must take files and not lead into the project; an
+    /// output whose folder is on another file system is copied beside its
+    /// target first (a rename cannot cross file systems).
+    fn prepare_folders(&mut self, project: &Path) -> Result<()> {
+        let out_real = project::absolute(&self.out);
+        let stage_dev = fs::metadata(&self.dir).map(|m| m.dev()).ok();
+        let mut folders: Vec<PathBuf> = self
+            .staged
+            .iter()
+            .map(|(rel, _)| rel.parent().unwrap_or(Path::new("")).to_path_buf())
+            .collect();
+        folders.sort();
+        folders.dedup();
+        let mut other_device: Vec<PathBuf> = Vec::new();
+        for rel in folders {
+            let folder = self.out.join(&rel);
+            if !folder.is_dir() {
+                let first_missing: Vec<PathBuf> = folder
+                    .ancestors()
+                    .take_while(|a| fs::symlink_metadata(a).is_err())
+                    .map(Path::to_path_buf)
+                    .collect();
+                fsutil::create_dir_all(&folder, folder_mode(self.mode))?;
+                self.made.extend(first_missing.into_iter().rev());
+            }
+            let real = project::absolute(&folder);
+            if real.starts_with(project) && !real.starts_with(&out_real) {
+                return Err(Error::Setup(format!(
+                    "output folder {} leads into the project ({}): a render never writes over its sources; remove the link",
+                    folder.display(),
+                    real.display()
+                )));
+            }
+            fsutil::check_writable(&folder)?;
+            if fs::metadata(&folder).map(|m| m.dev()).ok() != stage_dev {
+                other_device.push(rel);
+            }
+        }
+        for (rel, staged) in &mut self.staged {
+            if !other_device
+                .iter()
+                .any(|f| rel.parent() == Some(f.as_path()))
+            {
+                continue;
+            }
+            let target = self.out.join(&*rel);
+            let bytes = Zeroizing::new(
+                fs::read(&*staged)
+                    .map_err(|e| Error::io("read the staged output for", &target, e))?,
+            );
+            let beside = fsutil::temp_file_with(&target, &bytes, self.mode)?
+                .into_temp_path()
+                .keep()
+                .map_err(|e| Error::io("keep a temporary file for", &target, e.error))?;
+            self.beside.push(beside.clone());
+            *staged = beside;
+        }
+        Ok(())
+    }
 }
 
 impl Drop for Staging {
@@ -175,12 +304,19 @@ impl Drop for Staging {
         if self.done {
             return;
         }
-        let _ = fs::remove_dir_all(&self.dir);
-        // Only folders nothing else appeared in meanwhile.
-        for dir in &self.made {
-            if fs::remove_dir(dir).is_err() {
-                break;
-            }
+        if !self.dir.as_os_str().is_empty() {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+        for temp in &self.beside {
+            let _ = fs::remove_file(temp);
+        }
+        if self.made_marker {
+            let _ = fs::remove_file(self.out.join(OUTPUT_MARKER));
+        }
+        // The folders this run made, deepest first, when nothing else
+        // appeared in them meanwhile.
+        for dir in self.made.iter().rev() {
+            let _ = fs::remove_dir(dir);
         }
     }
 }
