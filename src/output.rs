@@ -20,7 +20,6 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
@@ -339,69 +338,6 @@ pub fn mark(out: &Path, mode: u32) -> Result<()> {
         }
         other => other,
     }
-}
-
-/// Writes an output set as planned: the output root is created and marked,
-/// every new or changed output is written to a temporary file, and only
-/// then are they all renamed over their targets; unchanged outputs keep
-/// their bytes (their mode is set); planned prunes are removed last.
-pub fn commit(
-    out: &Path,
-    files: &[OutputFile<'_>],
-    plan: &OutputPlan,
-    mode: u32,
-) -> Result<WriteSummary> {
-    fsutil::create_dir_all(out, folder_mode(mode))?;
-    mark(out, mode)?;
-    remove_stale_temp_files(out)?;
-    let to_write: Vec<usize> = (0..files.len())
-        .filter(|&i| plan.changes[i].1 != Change::Unchanged)
-        .collect();
-    let folders: BTreeSet<&Path> = to_write
-        .iter()
-        .filter_map(|&i| files[i].rel.parent())
-        .filter(|p| !p.as_os_str().is_empty())
-        .collect();
-    for folder in folders {
-        fsutil::create_dir_all(&out.join(folder), folder_mode(mode))?;
-    }
-    // Every temporary first; dropping them (on any failure) removes them.
-    // One thread: creating files in the same folders from several threads
-    // contends on each folder's lock (measured 4-7x slower on tmpfs).
-    // Each is closed once written (a path that removes itself when dropped):
-    // 10,000 outputs must not need 10,000 open descriptors.
-    let temps = to_write
-        .iter()
-        .map(|&i| {
-            fsutil::temp_file_with(&out.join(files[i].rel), files[i].bytes, mode)
-                .map(tempfile::NamedTempFile::into_temp_path)
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let mut summary = WriteSummary::default();
-    for (k, tmp) in temps.into_iter().enumerate() {
-        let target = out.join(files[to_write[k]].rel);
-        tmp.persist(&target).map_err(|e| Error::OutputsMixed {
-            path: target.clone(),
-            replaced: k,
-            total: to_write.len(),
-            source: e.error,
-        })?;
-        summary.written += 1;
-    }
-    for (i, f) in files.iter().enumerate() {
-        if plan.changes[i].1 == Change::Unchanged {
-            let target = out.join(f.rel);
-            if let Ok(meta) = fs::metadata(&target) {
-                if meta.permissions().mode() & 0o777 != mode {
-                    fs::set_permissions(&target, fs::Permissions::from_mode(mode))
-                        .map_err(|e| Error::io("set permissions of", &target, e))?;
-                }
-            }
-            summary.unchanged += 1;
-        }
-    }
-    summary.pruned = remove_pruned(out, &plan.prune)?;
-    Ok(summary)
 }
 
 /// Whether the process `pid` is alive (or not ours to signal).

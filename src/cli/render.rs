@@ -144,7 +144,16 @@ pub fn render(ctx: &Context, request: &RenderRequest) -> Result<ExitCode> {
         ));
         return Ok(ExitCode::Success);
     }
-    let summary = output::commit(out, &files, &plan, flags.mode)?;
+    // (--diff: the outputs are in memory already; they go through the same
+    // staging as a plain render.)
+    let mut staging = output::Staging::new(out, flags.mode)?;
+    for f in &files {
+        staging.add(f.rel, f.bytes)?;
+    }
+    let summary = staging.commit(
+        &project::absolute(&project.root),
+        flags.prune.then_some(project.start.as_path()),
+    )?;
     let copied = if report.copies.is_empty() {
         String::new()
     } else {
