@@ -6,9 +6,8 @@
 //!   reads. Every output root holds [`OUTPUT_MARKER`], and a folder holding
 //!   one is never read as templates.
 //! - Writing is all-or-nothing across I/O: every changed output is first
-//!   written to a temporary file (a project render stages each in one
-//!   folder as soon as it is rendered, see [`Staging`]; `--diff` writes them
-//!   beside their targets), and only when all of them are written, and every
+//!   written to a temporary file (staged in one folder as soon as it is
+//!   rendered, see [`Staging`]), and only when all of them are written, and every
 //!   target folder takes files, are they renamed over their targets. A
 //!   failure before the renames removes the temporaries and leaves every old
 //!   output as it was.
