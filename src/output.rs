@@ -39,25 +39,39 @@ pub fn folder_mode(file_mode: u32) -> u32 {
     file_mode | ((file_mode & 0o444) >> 2)
 }
 
-/// Refuses an output (a folder, or one file's target) that is, holds or
-/// lies in the environment's own folder, or is or holds its SQLite
-/// database: replacing or pruning files there could delete the key or the
-/// secrets.
-pub fn check_spares_store(out: &Path, settings: &crate::settings::Settings) -> Result<()> {
-    let out_abs = project::absolute(out);
-    let mut guarded: Vec<PathBuf> = Vec::new();
-    if settings.key.is_none() {
-        guarded.push(project::absolute(&settings.own_dir()));
+/// The real paths of the secret store this run uses: the data dir's own
+/// folder, the SQLite database, a key file given by path.
+pub fn store_paths(settings: &crate::settings::Settings) -> Vec<PathBuf> {
+    let mut paths = Vec::new();
+    if !settings.data_dir.as_os_str().is_empty() {
+        paths.push(project::absolute(&settings.own_dir()));
     }
     if let Ok(crate::settings::DatabaseLocation::Sqlite(db)) = settings.database_location() {
-        guarded.push(project::absolute(&db));
+        paths.push(project::absolute(&db));
     }
-    for store in guarded {
-        if store.starts_with(&out_abs) || out_abs.starts_with(&store) {
+    if let Some(crate::settings::GivenKey {
+        origin: crate::settings::KeyOrigin::File(file),
+        ..
+    }) = &settings.key
+    {
+        if file.as_os_str() != "-" {
+            paths.push(project::absolute(file));
+        }
+    }
+    paths
+}
+
+/// Refuses an output (a folder, or one file's target; `store` from
+/// [`store_paths`]) that is, holds or lies in the secret store: replacing
+/// or pruning files there could delete the key or the secrets.
+pub fn check_spares_store(out: &Path, store: &[PathBuf]) -> Result<()> {
+    let out_abs = project::absolute(out);
+    for guarded in store {
+        if guarded.starts_with(&out_abs) || out_abs.starts_with(guarded) {
             return Err(Error::Usage(format!(
-                "output {} would be, hold or lie in the secret store's {}: writing or pruning there could delete the key or the secrets; choose an output outside the data dir's mage-secrets folder and the database",
+                "output {} would be, hold or lie in the secret store's {}: writing or pruning there could delete the key or the secrets; choose an output outside the data dir's mage-secrets folder, the database and the key file",
                 out.display(),
-                store.display()
+                guarded.display()
             )));
         }
     }

@@ -20,6 +20,7 @@ mod keys;
 mod mage_files;
 mod mage_import;
 mod names;
+mod output_guards;
 mod outputs;
 mod postgres;
 mod readme;

@@ -40,7 +40,7 @@ pub fn render(ctx: &Context, request: &RenderRequest) -> Result<ExitCode> {
     };
     let project = project::walk_located(&location, selection, Some(out))?;
     output::check_out_dir(&project, out)?;
-    output::check_spares_store(out, settings)?;
+    output::check_spares_store(out, &output::store_paths(settings))?;
     if project.files.is_empty() {
         return Err(project.nothing_selected(path, selection));
     }
@@ -152,6 +152,7 @@ pub fn render(ctx: &Context, request: &RenderRequest) -> Result<ExitCode> {
     }
     let summary = staging.commit(
         &project::absolute(&project.root),
+        &output::store_paths(settings),
         flags.prune.then_some(project.start.as_path()),
     )?;
     let copied = if report.copies.is_empty() {
@@ -210,6 +211,7 @@ fn render_into(
     }
     let summary = staging.commit(
         &project::absolute(&project.root),
+        &output::store_paths(&ctx.settings),
         request.prune.then_some(project.start.as_path()),
     )?;
     let copied = if streamed.copied == 0 {
@@ -269,7 +271,7 @@ fn render_file(ctx: &Context, request: &RenderRequest, location: &Location) -> R
     let target = match out {
         Some(out) => {
             let target = output::file_target(location, path, out)?;
-            output::check_spares_store(&target.0, settings)?;
+            output::check_spares_store(&target.0, &output::store_paths(settings))?;
             Some(target)
         }
         None => None,

@@ -22,7 +22,10 @@ pub fn watch(ctx: &Context, request: WatchRequest) -> Result<ExitCode> {
     let location = mage_secrets::project::Location::of(&root)?;
     let project = mage_secrets::project::walk_located(&location, &options.selection, Some(&out))?;
     mage_secrets::output::check_out_dir(&project, &out)?;
-    mage_secrets::output::check_spares_store(&out, &ctx.settings)?;
+    mage_secrets::output::check_spares_store(
+        &out,
+        &mage_secrets::output::store_paths(&ctx.settings),
+    )?;
     if project.files.is_empty() {
         return Err(project.nothing_selected(&root, &options.selection));
     }

@@ -37,8 +37,8 @@ pub struct Staging {
     dir: PathBuf,
     /// The staging folder, open and locked while this value lives.
     lock: Option<fs::File>,
-    /// The output root had no marker before this run.
-    made_marker: bool,
+    /// The time of the marker this run made (none when it was there).
+    marker_stamp: Option<std::time::SystemTime>,
     mode: u32,
     /// Folders this run made (the output root and those above it, then
     /// target folders), deepest last.
@@ -70,9 +70,24 @@ fn flock(file: &fs::File, wait: bool) -> bool {
     unsafe { libc::flock(file.as_raw_fd(), op) == 0 }
 }
 
+/// Gives folders this run made the folder mode of `mode` exactly (the
+/// umask may have narrowed it).
+fn set_folder_modes(folders: &[PathBuf], mode: u32) -> Result<()> {
+    for folder in folders {
+        fs::set_permissions(folder, fs::Permissions::from_mode(folder_mode(mode)))
+            .map_err(|e| Error::io("set permissions of", folder, e))?;
+    }
+    Ok(())
+}
+
 fn open_marker(out: &Path) -> Result<fs::File> {
     let path = out.join(OUTPUT_MARKER);
-    fs::File::open(&path).map_err(|e| Error::io("open", &path, e))
+    fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .or_else(|_| fs::File::open(&path))
+        .map_err(|e| Error::io("open", &path, e))
 }
 
 /// Whether a staging folder is held by a running render (its lock).
@@ -96,7 +111,7 @@ impl Staging {
             out: out.to_path_buf(),
             dir: PathBuf::new(),
             lock: None,
-            made_marker: false,
+            marker_stamp: None,
             mode,
             made,
             staged: Vec::new(),
@@ -106,13 +121,17 @@ impl Staging {
         };
         // From here on, a failure drops `staging`, which removes what it made.
         fsutil::create_dir_all(out, folder_mode(mode))?;
+        set_folder_modes(&staging.made, mode)?;
         // The staging folder is made and locked under the marker's lock,
         // which a render holds while it removes stale staging folders: it
         // never sees one that is made but not yet locked.
-        staging.made_marker = !out.join(OUTPUT_MARKER).is_file();
+        let made_marker = !out.join(OUTPUT_MARKER).is_file();
         mark(out, mode)?;
         let marker = open_marker(out)?;
         flock(&marker, true);
+        if made_marker {
+            staging.marker_stamp = marker.metadata().and_then(|m| m.modified()).ok();
+        }
         // A random name after the pid: a render in another pid namespace
         // may have the same pid.
         staging.dir = tempfile::Builder::new()
@@ -183,11 +202,19 @@ impl Staging {
     /// Puts every staged output in place (see the module documentation);
     /// `project` is the real path of the project read; with `prune_below`,
     /// files there that no output accounts for are removed last.
-    pub fn commit(mut self, project: &Path, prune_below: Option<&Path>) -> Result<WriteSummary> {
+    pub fn commit(
+        mut self,
+        project: &Path,
+        store: &[PathBuf],
+        prune_below: Option<&Path>,
+    ) -> Result<WriteSummary> {
         // (Marked again: a failed render that made the marker removes it.)
         mark(&self.out, self.mode)?;
         let marker = open_marker(&self.out)?;
         flock(&marker, true);
+        // The commit's stamp: a failed render that made the marker keeps it
+        // once a set was put here.
+        let _ = marker.set_modified(std::time::SystemTime::now());
         remove_stale_temp_files(&self.out)?;
         for (rel, len, hash) in &self.unchanged {
             let still = fs::read(self.out.join(rel))
@@ -208,7 +235,7 @@ impl Staging {
             }
             None => Vec::new(),
         };
-        self.prepare_folders(project)?;
+        self.prepare_folders(project, store)?;
         let mut summary = WriteSummary::default();
         let total = self.staged.len();
         for (k, (rel, staged)) in self.staged.iter().enumerate() {
@@ -241,7 +268,7 @@ impl Staging {
     /// replaced: it must take files and not lead into the project; an
     /// output whose folder is on another file system is copied beside its
     /// target first (a rename cannot cross file systems).
-    fn prepare_folders(&mut self, project: &Path) -> Result<()> {
+    fn prepare_folders(&mut self, project: &Path, store: &[PathBuf]) -> Result<()> {
         let out_real = project::absolute(&self.out);
         let stage_dev = fs::metadata(&self.dir).map(|m| m.dev()).ok();
         let mut folders: Vec<PathBuf> = self
@@ -261,7 +288,9 @@ impl Staging {
                     .map(Path::to_path_buf)
                     .collect();
                 fsutil::create_dir_all(&folder, folder_mode(self.mode))?;
-                self.made.extend(first_missing.into_iter().rev());
+                let first_missing: Vec<PathBuf> = first_missing.into_iter().rev().collect();
+                set_folder_modes(&first_missing, self.mode)?;
+                self.made.extend(first_missing);
             }
             let real = project::absolute(&folder);
             if real.starts_with(project) && !real.starts_with(&out_real) {
@@ -271,8 +300,13 @@ impl Staging {
                     real.display()
                 )));
             }
+            // A link must not lead into the secret store either.
+            super::check_spares_store(&real, store)?;
             fsutil::check_writable(&folder)?;
             if fs::metadata(&folder).map(|m| m.dev()).ok() != stage_dev {
+                // Temporaries a killed run left there (the walk of the
+                // output root does not follow the link).
+                remove_stale_temp_files(&folder)?;
                 other_device.push(rel);
             }
         }
@@ -310,13 +344,41 @@ impl Drop for Staging {
         for temp in &self.beside {
             let _ = fs::remove_file(temp);
         }
-        if self.made_marker {
-            let _ = fs::remove_file(self.out.join(OUTPUT_MARKER));
-        }
         // The folders this run made, deepest first, when nothing else
-        // appeared in them meanwhile.
-        for dir in self.made.iter().rev() {
+        // appeared in them meanwhile; the output root's marker too, when
+        // this run made it and the root holds nothing else (another render
+        // may have put its set there).
+        let made = std::mem::take(&mut self.made);
+        let mut marker_checked = false;
+        for dir in made.iter().rev() {
+            if !marker_checked && !dir.starts_with(&self.out) {
+                self.remove_lone_marker();
+                marker_checked = true;
+            }
+            if dir == &self.out {
+                self.remove_lone_marker();
+                marker_checked = true;
+            }
             let _ = fs::remove_dir(dir);
+        }
+        if !marker_checked {
+            self.remove_lone_marker();
+        }
+    }
+}
+
+impl Staging {
+    /// Removes the marker this run made, unless another render committed a
+    /// set meanwhile (a commit stamps the marker's time).
+    fn remove_lone_marker(&self) {
+        let Some(stamp) = self.marker_stamp else {
+            return;
+        };
+        if let Ok(marker) = open_marker(&self.out) {
+            flock(&marker, true);
+            if marker.metadata().and_then(|m| m.modified()).ok() == Some(stamp) {
+                let _ = fs::remove_file(self.out.join(OUTPUT_MARKER));
+            }
         }
     }
 }

@@ -413,17 +413,22 @@ pub fn absolute(path: &Path) -> PathBuf {
     if let Ok(p) = fs::canonicalize(path) {
         return p;
     }
-    // Not there yet: resolve the nearest existing ancestor.
+    // Not there yet: the longest existing prefix, resolved by the system;
+    // the rest, which does not exist (so holds no link), applied as text,
+    // `..` included (`new/../project` is the project once `new` is made).
     let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    let mut existing = abs.as_path();
-    let mut rest = Vec::new();
-    while let Some(parent) = existing.parent() {
-        rest.push(existing.file_name().map(PathBuf::from).unwrap_or_default());
-        existing = parent;
-        if let Ok(p) = fs::canonicalize(existing) {
-            let mut out = p;
-            for part in rest.iter().rev() {
-                out.push(part);
+    let parts: Vec<std::path::Component<'_>> = abs.components().collect();
+    for split in (1..parts.len()).rev() {
+        let prefix: PathBuf = parts[..split].iter().collect();
+        if let Ok(mut out) = fs::canonicalize(&prefix) {
+            for part in &parts[split..] {
+                match part {
+                    std::path::Component::ParentDir => {
+                        out.pop();
+                    }
+                    std::path::Component::CurDir => {}
+                    other => out.push(other),
+                }
             }
             return out;
         }

@@ -1,0 +1,145 @@
+//! Outputs never reach what they must not: the project's templates and the
+//! secret store, however the output path is spelled (`..` through a folder
+//! that does not exist yet, links), and folders get the mode asked for.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+use crate::support::{snapshot, Workspace};
+
+const T: &str = "a: \"{{ mage_secret_var('pw') }}\"\n";
+
+fn setup(ws: &Workspace) {
+    ws.set("s/d", None, "pw", "v");
+    ws.write("p/t.yaml", T);
+    ws.write("p/sub/c.yaml", T);
+}
+
+#[test]
+fn a_dotdot_through_a_missing_folder_is_resolved_before_any_check() {
+    let ws = Workspace::new();
+    setup(&ws);
+    let store = snapshot(&ws.path("s"));
+    for args in [
+        &["render", "p", "--out", "nq/../p"][..],
+        &["render", "p/sub/c.yaml", "--out", "nq2/../p/sub/"],
+        &["render", "p", "--out", "s/d/nx/../mage-secrets"],
+        &["render", "p/t.yaml", "--out", "s/d/ny/../mage-secrets/key"],
+    ] {
+        let run = ws.run(&[&["--data-dir", "s/d"][..], args].concat()).code(2);
+        assert!(
+            run.stderr.contains("project")
+                || run.stderr.contains("template")
+                || run.stderr.contains("secret store"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    assert_eq!(ws.read("p/t.yaml"), T);
+    assert_eq!(ws.read("p/sub/c.yaml"), T);
+    assert_eq!(snapshot(&ws.path("s")), store);
+    // A link to the data dir, then `..`.
+    std::os::unix::fs::symlink(ws.path("s/d"), ws.path("lnkd")).unwrap();
+    let run = ws
+        .run(&[
+            "--data-dir",
+            "s/d",
+            "render",
+            "p",
+            "--out",
+            "lnkd/mage-secrets/x/..",
+        ])
+        .code(2);
+    assert!(run.stderr.contains("secret store"), "{}", run.stderr);
+    assert_eq!(snapshot(&ws.path("s")), store);
+}
+
+#[test]
+fn an_output_folder_linked_into_the_store_is_refused() {
+    let ws = Workspace::new();
+    setup(&ws);
+    ws.write("p/sub/key", "k: 1\n");
+    ws.run(&["--data-dir", "s/d", "render", "p", "--out", "o"])
+        .ok();
+    fs::remove_dir_all(ws.path("o/sub")).unwrap();
+    std::os::unix::fs::symlink(ws.path("s/d/mage-secrets"), ws.path("o/sub")).unwrap();
+    let store = snapshot(&ws.path("s"));
+    let run = ws
+        .run(&[
+            "--data-dir",
+            "s/d",
+            "render",
+            "p",
+            "--include",
+            "**/key",
+            "--include",
+            "**/*.yaml",
+            "--out",
+            "o",
+        ])
+        .code(2);
+    assert!(run.stderr.contains("secret store"), "{}", run.stderr);
+    assert_eq!(snapshot(&ws.path("s")), store);
+    ws.run(&["--data-dir", "s/d", "get", "pw"]).ok();
+}
+
+#[test]
+fn a_key_file_given_by_path_is_guarded_too() {
+    let ws = Workspace::new();
+    setup(&ws);
+    let uuid = ws.read("s/d/mage-secrets/uuid");
+    fs::create_dir(ws.path("keys")).unwrap();
+    fs::copy(ws.path("s/d/mage-secrets/key"), ws.path("keys/key")).unwrap();
+    let db = ws.path("s/d/mage-secrets/secrets.db");
+    let mut cmd = ws.cmd(&[
+        "--key-file",
+        "keys/key",
+        "--database",
+        db.to_str().unwrap(),
+        "render",
+        "p",
+        "--out",
+        "keys",
+        "--prune",
+    ]);
+    let out = cmd
+        .env("MAGE_SECRETS_ENVIRONMENT", uuid.trim())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("secret store"));
+    assert!(ws.path("keys/key").is_file());
+}
+
+#[test]
+fn folders_a_render_makes_get_the_mode_asked_for_whatever_the_umask() {
+    let ws = Workspace::new();
+    setup(&ws);
+    let script = format!(
+        "umask 077 && exec {} --data-dir s/d render p --out um/a --mode 0644",
+        env!("CARGO_BIN_EXE_mage-secrets")
+    );
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(ws.path(""))
+        .env("HOME", ws.path("home"))
+        .env_remove("MAGE_DATA_DIR")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for folder in ["um", "um/a", "um/a/sub"] {
+        let mode = fs::metadata(ws.path(folder)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o755, "{folder}");
+    }
+    let mode = fs::metadata(ws.path("um/a/t.yaml"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o644);
+}
