@@ -155,23 +155,13 @@ pub fn render(ctx: &Context, request: &RenderRequest) -> Result<ExitCode> {
         &output::store_paths(settings),
         flags.prune.then_some(project.start.as_path()),
     )?;
-    let copied = if report.copies.is_empty() {
-        String::new()
-    } else {
-        format!(" and copied {}", report.copies.len())
-    };
-    let pruned = if flags.prune {
-        format!(", {} pruned", summary.pruned)
-    } else {
-        String::new()
-    };
-    reporter.info(&format!(
-        "rendered {} file(s){copied} to {}: {} written, {} unchanged{pruned}",
-        report.files.len(),
-        out.display(),
-        summary.written,
-        summary.unchanged
-    ));
+    say_written(
+        reporter,
+        (report.files.len(), report.copies.len()),
+        out,
+        &summary,
+        flags.prune,
+    );
     Ok(ExitCode::Success)
 }
 
@@ -214,24 +204,40 @@ fn render_into(
         &output::store_paths(&ctx.settings),
         request.prune.then_some(project.start.as_path()),
     )?;
-    let copied = if streamed.copied == 0 {
+    say_written(
+        reporter,
+        (streamed.rendered, streamed.copied),
+        out,
+        &summary,
+        request.prune,
+    );
+    Ok(ExitCode::Success)
+}
+
+/// The closing line of a project render: (rendered, copied) files.
+fn say_written(
+    reporter: &Reporter,
+    (rendered, copied): (usize, usize),
+    out: &Path,
+    summary: &output::WriteSummary,
+    prune: bool,
+) {
+    let copied = if copied == 0 {
         String::new()
     } else {
-        format!(" and copied {}", streamed.copied)
+        format!(" and copied {copied}")
     };
-    let pruned = if request.prune {
+    let pruned = if prune {
         format!(", {} pruned", summary.pruned)
     } else {
         String::new()
     };
     reporter.info(&format!(
-        "rendered {} file(s){copied} to {}: {} written, {} unchanged{pruned}",
-        streamed.rendered,
+        "rendered {rendered} file(s){copied} to {}: {} written, {} unchanged{pruned}",
         out.display(),
         summary.written,
         summary.unchanged
     ));
-    Ok(ExitCode::Success)
 }
 
 fn show(reporter: &Reporter, diagnostics: &[Diagnostic]) {
