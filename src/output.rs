@@ -221,6 +221,38 @@ pub struct WriteSummary {
     pub pruned: usize,
 }
 
+/// What writing `bytes` at `target` would do; a folder there is an error.
+pub fn change_of(target: &Path, bytes: &[u8]) -> Result<Change> {
+    Ok(match fs::symlink_metadata(target) {
+        Err(_) => Change::New,
+        Ok(meta) if meta.is_dir() => {
+            return Err(Error::Setup(format!(
+                "output {} is a folder; remove it or choose another --out",
+                target.display()
+            )))
+        }
+        Ok(meta) if meta.is_file() && meta.len() == bytes.len() as u64 => {
+            match fs::read(target).map(Zeroizing::new) {
+                Ok(existing) if existing.as_slice() == bytes => Change::Unchanged,
+                _ => Change::Changed,
+            }
+        }
+        Ok(_) => Change::Changed,
+    })
+}
+
+/// Gives an output left as it was the mode asked for.
+pub fn keep_mode(target: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = fs::metadata(target) {
+        if meta.permissions().mode() & 0o777 != mode {
+            fs::set_permissions(target, fs::Permissions::from_mode(mode))
+                .map_err(|e| Error::io("set permissions of", target, e))?;
+        }
+    }
+    Ok(())
+}
+
 /// Compares each output with what is on disk, and (with `prune_below`, a
 /// folder relative to the output root) lists the files there that no
 /// output accounts for.
@@ -230,27 +262,10 @@ pub fn plan(
     prune_below: Option<&Path>,
 ) -> Result<OutputPlan> {
     let changes = crate::parallel::in_parallel(files.len(), |i| {
-        let f = &files[i];
-        let target = out.join(f.rel);
-        match fs::symlink_metadata(&target) {
-            Err(_) => Change::New,
-            Ok(meta) if meta.is_file() && meta.len() == f.bytes.len() as u64 => {
-                match fs::read(&target).map(Zeroizing::new) {
-                    Ok(existing) if existing.as_slice() == f.bytes => Change::Unchanged,
-                    _ => Change::Changed,
-                }
-            }
-            Ok(_) => Change::Changed,
-        }
-    });
-    for f in files {
-        if fs::symlink_metadata(out.join(f.rel)).is_ok_and(|m| m.is_dir()) {
-            return Err(Error::Setup(format!(
-                "output {} is a folder; remove it or choose another --out",
-                out.join(f.rel).display()
-            )));
-        }
-    }
+        change_of(&out.join(files[i].rel), files[i].bytes)
+    })
+    .into_iter()
+    .collect::<Result<Vec<Change>>>()?;
     let mut plan = OutputPlan {
         changes: files
             .iter()

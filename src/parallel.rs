@@ -13,7 +13,18 @@ pub fn in_parallel<T: Send>(count: usize, job: impl Fn(usize) -> T + Sync) -> Ve
     in_parallel_ticking(count, &no_tick, job)
 }
 
-/// [`in_parallel`], calling `tick` as each item is done.
+/// How many threads share `count` items: the machine's cores, at most 8,
+/// and one per 16 items.
+fn workers(count: usize) -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8)
+        .min(count / 16 + 1)
+}
+
+/// [`in_parallel`], calling `tick` as each item is done. Each worker keeps
+/// its results (no exchange per item, unlike [`in_parallel_consuming`]:
+/// measured, that doubled `check`'s system time).
 pub fn in_parallel_ticking<T: Send>(
     count: usize,
     tick: Tick<'_>,
@@ -24,10 +35,7 @@ pub fn in_parallel_ticking<T: Send>(
         tick();
         result
     };
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8)
-        .min(count / 16 + 1);
+    let threads = workers(count);
     if threads <= 1 {
         return (0..count).map(job).collect();
     }
@@ -65,10 +73,7 @@ pub fn in_parallel_consuming<T: Send>(
     job: impl Fn(usize) -> T + Sync,
     mut consume: impl FnMut(usize, T),
 ) {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8)
-        .min(count / 16 + 1);
+    let threads = workers(count);
     if threads <= 1 {
         for i in 0..count {
             let result = job(i);

@@ -5,7 +5,6 @@
 //! nothing.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -112,25 +111,38 @@ pub fn render_files(
             });
         }
     }
+    let copies = &mut result.copies;
+    let _ = read_copies(project, &mut result.diagnostics, |rel, bytes, _| {
+        copies.push((rel.to_path_buf(), bytes));
+        Ok(())
+    });
+    project.localize(&mut result.diagnostics);
+    result
+}
+
+/// Reads every file `project` copies, in order, handing each one's bytes to
+/// `each` with the diagnostics so far; a file that cannot be read is an
+/// error there. Ends with the warning for copies that mention a secret.
+fn read_copies(
+    project: &ProjectFiles,
+    diagnostics: &mut Vec<Diagnostic>,
+    mut each: impl FnMut(&Path, Vec<u8>, &[Diagnostic]) -> Result<()>,
+) -> Result<()> {
+    let mut mentions: Vec<&Path> = Vec::new();
     for (rel, _) in &project.copies {
         match fs::read(project.root.join(rel)) {
-            Ok(bytes) => result.copies.push((rel.clone(), bytes)),
-            Err(e) => result
-                .diagnostics
+            Ok(bytes) => {
+                if project::mentions_secret(&bytes) {
+                    mentions.push(rel);
+                }
+                each(rel, bytes, diagnostics)?;
+            }
+            Err(e) => diagnostics
                 .push(Diagnostic::error(Kind::File, format!("cannot read: {e}")).in_file(rel)),
         }
     }
-    let mentions: Vec<&Path> = result
-        .copies
-        .iter()
-        .filter(|(_, bytes)| project::mentions_secret(bytes))
-        .map(|(rel, _)| rel.as_path())
-        .collect();
-    result
-        .diagnostics
-        .extend(project::unrendered_warning(project, &mentions));
-    project.localize(&mut result.diagnostics);
-    result
+    diagnostics.extend(project::unrendered_warning(project, &mentions));
+    Ok(())
 }
 
 /// What [`render_files_into`] did: the diagnostics of every file (in file
@@ -200,26 +212,14 @@ pub fn render_files_into(
         copied: 0,
     };
     result.diagnostics.extend(by_file.into_iter().flatten());
-    let mut mentions: Vec<&Path> = Vec::new();
-    for (rel, _) in &project.copies {
-        match fs::read(project.root.join(rel)) {
-            Ok(bytes) => {
-                if project::mentions_secret(&bytes) {
-                    mentions.push(rel);
-                }
-                if !failed && !result.has_errors() {
-                    sink(rel, &bytes)?;
-                }
-                result.copied += 1;
-            }
-            Err(e) => result
-                .diagnostics
-                .push(Diagnostic::error(Kind::File, format!("cannot read: {e}")).in_file(rel)),
+    let copied = &mut result.copied;
+    read_copies(project, &mut result.diagnostics, |rel, bytes, so_far| {
+        *copied += 1;
+        if failed || so_far.iter().any(Diagnostic::is_error) {
+            return Ok(());
         }
-    }
-    result
-        .diagnostics
-        .extend(project::unrendered_warning(project, &mentions));
+        sink(rel, &bytes)
+    })?;
     project.localize(&mut result.diagnostics);
     Ok(result)
 }
@@ -228,25 +228,9 @@ pub fn render_files_into(
 /// mode is then set). Returns whether it was written.
 pub fn write_output(out_dir: &Path, rel: &Path, contents: &[u8], mode: u32) -> Result<bool> {
     let target = out_dir.join(rel);
-    if let Ok(meta) = fs::symlink_metadata(&target) {
-        if meta.is_dir() {
-            return Err(Error::Setup(format!(
-                "output {} is a folder; remove it or choose another --out",
-                target.display()
-            )));
-        }
-        if meta.is_file() && meta.len() == contents.len() as u64 {
-            if let Ok(existing) = fs::read(&target) {
-                let existing = Zeroizing::new(existing);
-                if existing.as_slice() == contents {
-                    if meta.permissions().mode() & 0o777 != mode {
-                        fs::set_permissions(&target, fs::Permissions::from_mode(mode))
-                            .map_err(|e| Error::io("set permissions of", &target, e))?;
-                    }
-                    return Ok(false);
-                }
-            }
-        }
+    if output::change_of(&target, contents)? == output::Change::Unchanged {
+        output::keep_mode(&target, mode)?;
+        return Ok(false);
     }
     if let Some(parent) = target.parent() {
         if !parent.as_os_str().is_empty() && !parent.is_dir() {
@@ -433,6 +417,7 @@ impl Environment {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn unchanged_outputs_are_not_rewritten() {

@@ -40,13 +40,14 @@ pub fn render(ctx: &Context, request: &RenderRequest) -> Result<ExitCode> {
     };
     let project = project::walk_located(&location, selection, Some(out))?;
     output::check_out_dir(&project, out)?;
-    output::check_spares_store(out, &output::store_paths(settings))?;
+    let store = output::store_paths(settings);
+    output::check_spares_store(out, &store)?;
     if project.files.is_empty() {
         return Err(project.nothing_selected(path, selection));
     }
     let env = open_existing(settings, reporter)?;
     if !flags.dry_run && !flags.diff {
-        return render_into(ctx, request, &env, &project, out);
+        return render_into(ctx, request, &env, &project, out, &store);
     }
     let report = {
         let progress = reporter.progress(project.files.len(), "rendering");
@@ -152,7 +153,7 @@ pub fn render(ctx: &Context, request: &RenderRequest) -> Result<ExitCode> {
     }
     let summary = staging.commit(
         &project::absolute(&project.root),
-        &output::store_paths(settings),
+        &store,
         flags.prune.then_some(project.start.as_path()),
     )?;
     say_written(
@@ -173,6 +174,7 @@ fn render_into(
     env: &mage_secrets::Environment,
     project: &project::ProjectFiles,
     out: &Path,
+    store: &[PathBuf],
 ) -> Result<ExitCode> {
     let reporter = &ctx.reporter;
     if request.prune {
@@ -201,7 +203,7 @@ fn render_into(
     }
     let summary = staging.commit(
         &project::absolute(&project.root),
-        &output::store_paths(&ctx.settings),
+        store,
         request.prune.then_some(project.start.as_path()),
     )?;
     say_written(

@@ -26,7 +26,10 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
-use super::{folder_mode, mark, prune_list, remove_stale_temp_files, Change, WriteSummary};
+use super::{
+    change_of, folder_mode, keep_mode, mark, prune_list, remove_stale_temp_files, Change,
+    WriteSummary,
+};
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::project::{self, OUTPUT_MARKER};
@@ -152,22 +155,7 @@ impl Staging {
     /// place, noted as unchanged otherwise.
     pub fn add(&mut self, rel: &Path, bytes: &[u8]) -> Result<Change> {
         let target = self.out.join(rel);
-        let change = match fs::symlink_metadata(&target) {
-            Err(_) => Change::New,
-            Ok(meta) if meta.is_dir() => {
-                return Err(Error::Setup(format!(
-                    "output {} is a folder; remove it or choose another --out",
-                    target.display()
-                )))
-            }
-            Ok(meta) if meta.is_file() && meta.len() == bytes.len() as u64 => {
-                match fs::read(&target).map(Zeroizing::new) {
-                    Ok(existing) if existing.as_slice() == bytes => Change::Unchanged,
-                    _ => Change::Changed,
-                }
-            }
-            Ok(_) => Change::Changed,
-        };
+        let change = change_of(&target, bytes)?;
         if change == Change::Unchanged {
             self.unchanged
                 .push((rel.to_path_buf(), bytes.len() as u64, fingerprint(bytes)));
@@ -249,13 +237,7 @@ impl Staging {
             summary.written += 1;
         }
         for (rel, ..) in &self.unchanged {
-            let target = self.out.join(rel);
-            if let Ok(meta) = fs::metadata(&target) {
-                if meta.permissions().mode() & 0o777 != self.mode {
-                    fs::set_permissions(&target, fs::Permissions::from_mode(self.mode))
-                        .map_err(|e| Error::io("set permissions of", &target, e))?;
-                }
-            }
+            keep_mode(&self.out.join(rel), self.mode)?;
             summary.unchanged += 1;
         }
         summary.pruned = super::remove_pruned(&self.out, &prune)?;
