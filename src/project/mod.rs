@@ -494,7 +494,7 @@ pub fn unrendered_warning(project: &ProjectFiles, files: &[&Path]) -> Option<Dia
 pub fn read_text(root: &Path, rel: &Path) -> std::result::Result<String, Box<Diagnostic>> {
     let problem = |message: String| Box::new(Diagnostic::error(Kind::File, message).in_file(rel));
     let bytes = fs::read(root.join(rel)).map_err(|e| problem(format!("cannot read: {e}")))?;
-    if let Some(pos) = bytes.iter().position(|b| *b == 0) {
+    if let Some(pos) = memchr::memchr(0, &bytes) {
         return Err(problem(format!(
             "is a binary file (NUL byte at offset {pos}); exclude it with --exclude"
         )));

@@ -30,6 +30,7 @@ pub mod raw_fields;
 mod whole;
 mod yaml11;
 mod yaml_check;
+mod yaml_lines;
 
 #[cfg(test)]
 mod tests;

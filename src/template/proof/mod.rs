@@ -167,51 +167,18 @@ fn load_failure(text: &str, events: &[Event]) -> Option<Finding> {
     None
 }
 
-/// Parses `text` (every document) and checks every place. Places must be
-/// in text order and not overlap.
-pub fn prove(text: &str, places: &[Place]) -> Vec<Finding> {
-    let mut findings = Vec::new();
+/// Every event libyaml reads in `text`, or the syntax error where it stops.
+fn libyaml_events(
+    text: &str,
+    values: &mut Vec<Vec<u8>>,
+    keep: impl Fn(usize, usize) -> bool + Copy,
+) -> Result<Vec<Event>, Finding> {
     let mut events: Vec<Event> = Vec::new();
-    let mut values: Vec<Vec<u8>> = Vec::new();
     let mut parser = Parser::new(text.as_bytes());
-    let holds_place = |start: usize, end: usize| {
-        let i = places.partition_point(|p| p.range.end < start);
-        places
-            .get(i)
-            .is_some_and(|p| p.range.start <= end && p.range.end >= start)
-    };
-    let mut open: Vec<Open> = Vec::new();
     loop {
-        match parser.next(&mut values, holds_place) {
-            Ok(Some(mut e)) => {
-                let inside_flow = open.last().is_some_and(|o| o.flow);
-                let is_node = matches!(
-                    e.kind,
-                    EventKind::Scalar | EventKind::CollectionStart | EventKind::Alias
-                );
-                if is_node {
-                    if let Some(parent) = open.last_mut() {
-                        e.key = parent.mapping && parent.next_is_key;
-                        if parent.mapping {
-                            parent.next_is_key = !parent.next_is_key;
-                        }
-                    }
-                }
-                match e.kind {
-                    EventKind::CollectionStart => open.push(Open {
-                        flow: e.flow,
-                        mapping: e.mapping,
-                        next_is_key: true,
-                    }),
-                    EventKind::CollectionEnd => {
-                        open.pop();
-                    }
-                    _ => {}
-                }
-                e.flow |= inside_flow;
-                events.push(e)
-            }
-            Ok(None) => break,
+        match parser.next(values, keep) {
+            Ok(Some(e)) => events.push(e),
+            Ok(None) => return Ok(events),
             Err((message, at, context_at)) => {
                 // The failing node starts at or after the last node read.
                 let from = events
@@ -220,14 +187,83 @@ pub fn prove(text: &str, places: &[Place]) -> Vec<Finding> {
                     .find(|e| e.kind != EventKind::Other)
                     .map_or(0, |e| e.start);
                 let from = context_at.map_or(from, |c| c.min(from)).min(at);
-                findings.push(Finding::Syntax {
+                return Err(Finding::Syntax {
                     message,
                     span: from..at.max(from),
                 });
-                return findings;
             }
         }
     }
+}
+
+/// Under the fuzzer and in debug builds (every test): the line reader's events are libyaml's.
+#[cfg(any(fuzzing, debug_assertions))]
+fn assert_same_as_libyaml(
+    text: &str,
+    events: &[Event],
+    values: &[Vec<u8>],
+    keep: impl Fn(usize, usize) -> bool + Copy,
+) {
+    let mut slow_values = Vec::new();
+    let slow = libyaml_events(text, &mut slow_values, keep)
+        .unwrap_or_else(|e| panic!("read by lines, refused by libyaml: {e:?} {text:?}"));
+    assert_eq!(format!("{events:?}"), format!("{slow:?}"), "{text:?}");
+    assert_eq!(values, slow_values.as_slice(), "{text:?}");
+}
+
+/// Parses `text` (every document) and checks every place. Places must be
+/// in text order and not overlap.
+pub fn prove(text: &str, places: &[Place]) -> Vec<Finding> {
+    let mut values: Vec<Vec<u8>> = Vec::new();
+    let holds_place = |start: usize, end: usize| {
+        let i = places.partition_point(|p| p.range.end < start);
+        places
+            .get(i)
+            .is_some_and(|p| p.range.start <= end && p.range.end >= start)
+    };
+    // Config files are mostly block YAML that a line reader reads exactly
+    // as libyaml does, many times faster; anything else goes to libyaml.
+    let mut events = match super::yaml_lines::events(text, holds_place, &mut values) {
+        Some(events) => {
+            #[cfg(any(fuzzing, debug_assertions))]
+            assert_same_as_libyaml(text, &events, &values, holds_place);
+            events
+        }
+        None => match libyaml_events(text, &mut values, holds_place) {
+            Ok(events) => events,
+            Err(syntax) => return vec![syntax],
+        },
+    };
+    // Which nodes are keys, and which lie inside a flow collection.
+    let mut open: Vec<Open> = Vec::new();
+    for e in &mut events {
+        let inside_flow = open.last().is_some_and(|o| o.flow);
+        let is_node = matches!(
+            e.kind,
+            EventKind::Scalar | EventKind::CollectionStart | EventKind::Alias
+        );
+        if is_node {
+            if let Some(parent) = open.last_mut() {
+                e.key = parent.mapping && parent.next_is_key;
+                if parent.mapping {
+                    parent.next_is_key = !parent.next_is_key;
+                }
+            }
+        }
+        match e.kind {
+            EventKind::CollectionStart => open.push(Open {
+                flow: e.flow,
+                mapping: e.mapping,
+                next_is_key: true,
+            }),
+            EventKind::CollectionEnd => {
+                open.pop();
+            }
+            _ => {}
+        }
+        e.flow |= inside_flow;
+    }
+    let mut findings = Vec::new();
     if let Some(load) = load_failure(text, &events) {
         findings.push(load);
         return findings;
@@ -439,152 +475,4 @@ pub fn prove(text: &str, places: &[Place]) -> Vec<Finding> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use QuotingContext::*;
-
-    fn place(text: &str, needle: &str, intended: Option<&str>, context: QuotingContext) -> Place {
-        let start = text.find(needle).expect("needle in text");
-        Place {
-            range: start..start + needle.len(),
-            intended: intended.map(|s| zeroize::Zeroizing::new(s.to_string())),
-            context,
-        }
-    }
-
-    fn one(text: &str, needle: &str, intended: &str, context: QuotingContext) -> Vec<Finding> {
-        prove(text, &[place(text, needle, Some(intended), context)])
-    }
-
-    #[test]
-    fn values_within_one_scalar_are_proven() {
-        assert!(one("a: \"x\\\"y\"\n", "x\\\"y", "x\"y", DoubleQuoted).is_empty());
-        assert!(one("a: 'it''s'\n", "it''s", "it's", SingleQuoted).is_empty());
-        assert!(one("url: pre-abc-post\n", "abc", "abc", Plain).is_empty());
-        assert!(one(
-            "k: |\n  l1\n  l2\nn: 1\n",
-            "l1\n  l2",
-            "l1\nl2",
-            Block { indent: 2 }
-        )
-        .is_empty());
-        assert!(one("k: [1, abc]\n", "abc", "abc", Plain).is_empty());
-        assert!(one("a: 1 # note abc\n", "note abc", "note abc", Comment).is_empty());
-    }
-
-    #[test]
-    fn cut_trimmed_and_injected_values_are_found() {
-        assert_eq!(
-            one("password: abc #def\n", "abc #def", "abc #def", Plain),
-            vec![Finding::Structure { place: 0 }]
-        );
-        assert_eq!(
-            one("password:   spaced  \n", "  spaced  ", "  spaced  ", Plain),
-            vec![Finding::Structure { place: 0 }]
-        );
-        assert_eq!(
-            one(
-                "cert: |\n  x\nevil: injected\nother: 1\n",
-                "x\nevil: injected",
-                "x\nevil: injected",
-                Block { indent: 2 }
-            ),
-            vec![Finding::Structure { place: 0 }]
-        );
-        assert_eq!(
-            one("k: {a: x, b: 2}\n", "x, b: 2", "x, b: 2", Plain),
-            vec![Finding::Structure { place: 0 }]
-        );
-        assert_eq!(
-            one("# c abc\nd: e\n", "abc\nd: e", "abc\nd: e", Comment),
-            vec![Finding::Structure { place: 0 }]
-        );
-    }
-
-    #[test]
-    fn changed_values_are_found() {
-        // Folded line ends, indentation taken by a block scalar.
-        assert_eq!(
-            one("k: a\n  b\n", "a\n  b", "a\n  b", Plain),
-            vec![Finding::Changed { place: 0 }]
-        );
-        assert_eq!(
-            one(
-                "k: |\n   a\n   b\n",
-                " a\n   b",
-                " a\n b",
-                Block { indent: 2 }
-            ),
-            vec![Finding::Changed { place: 0 }]
-        );
-        assert_eq!(
-            one("k: >\n  a\n  b\n", "a\n  b", "a\nb", Block { indent: 2 }),
-            vec![Finding::Changed { place: 0 }]
-        );
-    }
-
-    #[test]
-    fn a_json_value_in_plain_context_may_become_a_collection() {
-        assert!(one(
-            "k: {\"a\": [1, 2]}\n",
-            "{\"a\": [1, 2]}",
-            "{\"a\": [1, 2]}",
-            Plain
-        )
-        .is_empty());
-        assert!(one("k: ['x', 'y']\n", "['x', 'y']", "['x', 'y']", Plain).is_empty());
-        assert_eq!(one("k: [1] [2]\n", "[1] [2]", "[1] [2]", Plain).len(), 1);
-        // PyYAML cannot use a mapping as a key: `{{ 7*7 }}` after Mage's pass.
-        assert_eq!(
-            one("k: {{ 7*7 }}\n", "{{ 7*7 }}", "{{ 7*7 }}", Plain).len(),
-            1
-        );
-    }
-
-    #[test]
-    fn pyyaml_resolution_is_reported() {
-        assert_eq!(
-            one("port: 0123\n", "0123", "0123", Plain),
-            vec![Finding::Resolved { place: 0 }]
-        );
-        assert!(one("port: \"0123\"\n", "0123", "0123", DoubleQuoted).is_empty());
-    }
-
-    #[test]
-    fn several_places_in_one_scalar_are_found_in_order() {
-        let text = "u: \"ab-ab\"\n";
-        let places = [
-            Place {
-                range: 4..6,
-                intended: Some(zeroize::Zeroizing::new("ab".into())),
-                context: DoubleQuoted,
-            },
-            Place {
-                range: 7..9,
-                intended: Some(zeroize::Zeroizing::new("ab".into())),
-                context: DoubleQuoted,
-            },
-        ];
-        assert!(prove(text, &places).is_empty());
-    }
-
-    #[test]
-    fn syntax_errors_span_the_failing_node() {
-        let text = "a: 1\n# c abc\nxyz\nuser: u\n";
-        let found = prove(text, &[]);
-        let [Finding::Syntax { span, message }] = found.as_slice() else {
-            panic!("{found:?}")
-        };
-        assert!(!message.contains('"'));
-        assert!(span.start <= text.find("xyz").unwrap(), "{span:?}");
-        let text = "# old password was old\nxyz\nuser: bob";
-        let found = prove(text, &[]);
-        let [Finding::Syntax { span, .. }] = found.as_slice() else {
-            panic!("{found:?}")
-        };
-        assert!(
-            span.start <= text.find("xyz").unwrap(),
-            "{span:?} {found:?}"
-        );
-    }
-}
+mod tests;

@@ -48,6 +48,7 @@ enum State {
     Block { parent_indent: usize },
 }
 
+#[cfg_attr(test, derive(Debug, PartialEq, Clone))]
 /// A line-oriented scanner of just enough YAML to know whether a position is
 /// inside a quoted scalar, a block scalar, a comment, or plain text.
 struct Scanner {
@@ -155,7 +156,91 @@ impl Scanner {
         }
     }
 
+    /// Feeds template text. Works on bytes: every character with a meaning
+    /// here is ASCII, or a line break (NEL, LS, PS) found by its bytes;
+    /// the bytes of any other character act as that character would, and
+    /// runs of bytes that change nothing are skipped.
     fn feed(&mut self, text: &str) {
+        let b = text.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            let c = b[i];
+            let line_break = line_break_len(b, i);
+            if line_break > 0 {
+                if self.state == State::Double {
+                    self.escape_next = false;
+                }
+                self.newline();
+                i += line_break;
+                continue;
+            }
+            if self.at_line_start && (c == b' ' || c == b'\t') {
+                self.line_indent += 1;
+                i += 1;
+                continue;
+            }
+            let line_start = self.at_line_start;
+            self.at_line_start = false;
+            if let State::Block { parent_indent } = self.state {
+                if line_start && self.line_indent <= parent_indent && c != b'\r' {
+                    self.state = State::Normal;
+                    self.token_start = true;
+                } else {
+                    // Block text to the line's end.
+                    i = next_line_break(b, i + 1);
+                    continue;
+                }
+            }
+            let inert: &[bool; 256] = match self.state {
+                State::Comment | State::Block { .. } => {
+                    let end = next_line_break(b, i + 1);
+                    self.after_space = matches!(b[end - 1], b' ' | b'\t');
+                    i = end;
+                    continue;
+                }
+                State::Double => {
+                    if self.escape_next {
+                        self.escape_next = false;
+                    } else if c == b'\\' {
+                        self.escape_next = true;
+                    } else if c == b'"' {
+                        self.close_quote();
+                    }
+                    &DOUBLE_INERT
+                }
+                State::Single => {
+                    if c == b'\'' {
+                        if b.get(i + 1) == Some(&b'\'') {
+                            i += 1;
+                        } else {
+                            self.close_quote();
+                        }
+                    }
+                    &SINGLE_INERT
+                }
+                State::Normal => {
+                    if line_start && c != b'#' {
+                        self.continue_plain_line();
+                    }
+                    self.normal(c, b.get(i + 1).copied());
+                    &NORMAL_INERT
+                }
+            };
+            self.after_space = c == b' ' || c == b'\t';
+            i += 1;
+            // What follows in the same state and changes nothing more.
+            if inert[usize::from(c)] && i < b.len() && inert[usize::from(b[i])] {
+                while i < b.len() && inert[usize::from(b[i])] {
+                    i += 1;
+                }
+                self.after_space = matches!(b[i - 1], b' ' | b'\t');
+            }
+        }
+    }
+
+    /// The character-by-character reading [`Scanner::feed`] must equal.
+    #[cfg(test)]
+    fn feed_by_char(&mut self, text: &str) {
         let mut chars = text.chars().peekable();
         while let Some(c) = chars.next() {
             // libyaml and PyYAML also break lines at NEL, LS and PS.
@@ -204,7 +289,8 @@ impl Scanner {
                     if line_start && c != '#' {
                         self.continue_plain_line();
                     }
-                    self.normal(c, chars.peek().copied())
+                    let byte = |c: char| if c.is_ascii() { c as u8 } else { 0x80 };
+                    self.normal(byte(c), chars.peek().copied().map(byte))
                 }
             }
             self.after_space = c == ' ' || c == '\t';
@@ -229,43 +315,43 @@ impl Scanner {
         self.after_indicator = false;
     }
 
-    fn normal(&mut self, c: char, next: Option<char>) {
-        let followed_by_space = matches!(next, None | Some(' ' | '\t' | '\r' | '\n'));
+    fn normal(&mut self, c: u8, next: Option<u8>) {
+        let followed_by_space = matches!(next, None | Some(b' ' | b'\t' | b'\r' | b'\n'));
         let was_plain = std::mem::take(&mut self.in_plain);
         match c {
-            ' ' | '\t' => {
+            b' ' | b'\t' => {
                 self.in_plain = was_plain;
                 if self.after_indicator {
                     self.token_start = true;
                     self.after_indicator = false;
                 }
             }
-            '#' if self.after_space => self.state = State::Comment,
-            '"' if self.token_start => self.state = State::Double,
-            '\'' if self.token_start => self.state = State::Single,
-            '|' | '>' if self.token_start && self.flow_depth == 0 => {
+            b'#' if self.after_space => self.state = State::Comment,
+            b'"' if self.token_start => self.state = State::Double,
+            b'\'' if self.token_start => self.state = State::Single,
+            b'|' | b'>' if self.token_start && self.flow_depth == 0 => {
                 self.block_pending = Some(self.line_indent);
                 self.token_start = false;
             }
-            '[' | '{' if self.token_start || self.flow_depth > 0 => {
+            b'[' | b'{' if self.token_start || self.flow_depth > 0 => {
                 self.flow_depth += 1;
                 self.token_start = true;
             }
-            ']' | '}' if self.flow_depth > 0 => {
+            b']' | b'}' if self.flow_depth > 0 => {
                 self.flow_depth -= 1;
                 self.token_start = false;
             }
-            ',' if self.flow_depth > 0 => self.token_start = true,
-            ':' if followed_by_space => {
+            b',' if self.flow_depth > 0 => self.token_start = true,
+            b':' if followed_by_space => {
                 self.after_indicator = true;
                 self.token_start = false;
             }
-            ':' if self.flow_depth > 0 => self.token_start = true,
-            '-' | '?' if self.token_start && followed_by_space => {
+            b':' if self.flow_depth > 0 => self.token_start = true,
+            b'-' | b'?' if self.token_start && followed_by_space => {
                 self.after_indicator = true;
                 self.token_start = false;
             }
-            '!' | '&' if self.token_start => {
+            b'!' | b'&' if self.token_start => {
                 // A node property: the scalar starts after the next space.
                 self.after_indicator = true;
                 self.token_start = false;
@@ -283,6 +369,49 @@ impl Scanner {
             }
         }
     }
+}
+
+/// Bytes that, read after one like them in the same state, change nothing:
+/// in plain text, word bytes; in quotes, all but the closing quote, `\`
+/// and line breaks. Non-ASCII bytes count, except the first bytes of NEL
+/// (0xC2) and of LS/PS (0xE2), which may break a line.
+const fn inert_table(special: &[u8]) -> [bool; 256] {
+    let mut table = [true; 256];
+    table[b'\n' as usize] = false;
+    table[0xC2] = false;
+    table[0xE2] = false;
+    let mut i = 0;
+    while i < special.len() {
+        table[special[i] as usize] = false;
+        i += 1;
+    }
+    table
+}
+
+static NORMAL_INERT: [bool; 256] = inert_table(b" \t#\"'|>[]{},:-?!&");
+static DOUBLE_INERT: [bool; 256] = inert_table(b"\"\\");
+static SINGLE_INERT: [bool; 256] = inert_table(b"'");
+
+/// The length of the line break at `i` (LF, NEL, LS, PS), or 0.
+fn line_break_len(b: &[u8], i: usize) -> usize {
+    match b[i] {
+        b'\n' => 1,
+        0xC2 if b.get(i + 1) == Some(&0x85) => 2,
+        0xE2 if b.get(i + 1) == Some(&0x80) && matches!(b.get(i + 2), Some(0xA8 | 0xA9)) => 3,
+        _ => 0,
+    }
+}
+
+/// Where the next line break at or after `from` starts, or the end.
+fn next_line_break(b: &[u8], mut from: usize) -> usize {
+    while let Some(at) = memchr::memchr3(b'\n', 0xC2, 0xE2, &b[from.min(b.len())..]) {
+        let at = from + at;
+        if line_break_len(b, at) > 0 {
+            return at;
+        }
+        from = at + 1;
+    }
+    b.len()
 }
 
 /// The quoting context of every [`Segment::Expression`], in order.
@@ -403,140 +532,4 @@ fn indent_block(value: &str, indent: usize) -> Cow<'_, str> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use QuotingContext::*;
-
-    /// Contexts of `{{ }}` markers in a toy template (no tags).
-    fn contexts(src: &str) -> Vec<QuotingContext> {
-        let mut segments = Vec::new();
-        let mut pos = 0;
-        while let Some(start) = src[pos..].find("{{").map(|i| i + pos) {
-            let end = src[start..].find("}}").unwrap() + start + 2;
-            segments.push(Segment::Raw(pos..start));
-            segments.push(Segment::Expression(start..end));
-            pos = end;
-        }
-        segments.push(Segment::Raw(pos..src.len()));
-        expression_contexts(src, &segments)
-    }
-
-    #[test]
-    fn quoted_plain_and_mid_scalar_positions() {
-        assert_eq!(contexts("a: \"{{x}}\""), vec![DoubleQuoted]);
-        assert_eq!(contexts("a: '{{x}}'"), vec![SingleQuoted]);
-        assert_eq!(contexts("a: {{x}}"), vec![Plain]);
-        assert_eq!(contexts("url: \"pre-{{x}}-post\""), vec![DoubleQuoted]);
-        assert_eq!(
-            contexts("a: b\"{{x}}\""),
-            vec![Plain],
-            "quote inside a plain scalar is literal"
-        );
-        assert_eq!(contexts("a: \"x\" # \"{{x}}\""), vec![Comment]);
-        assert_eq!(
-            contexts("# a: \"{{x}}\"\nb: \"{{y}}\""),
-            vec![Comment, DoubleQuoted]
-        );
-        assert_eq!(contexts("a: \"it's\" \nb: '{{x}}'"), vec![SingleQuoted]);
-        assert_eq!(contexts("a: 'it''s {{x}}'"), vec![SingleQuoted]);
-        assert_eq!(contexts("a: \"q\\\" {{x}}\""), vec![DoubleQuoted]);
-        assert_eq!(contexts("a: \"{{x}}\" {{y}}"), vec![DoubleQuoted, Plain]);
-        assert_eq!(contexts("a:b\"{{x}}\""), vec![Plain]);
-        assert_eq!(contexts("a#b: \"{{x}}\""), vec![DoubleQuoted]);
-    }
-
-    #[test]
-    fn sequences_flow_collections_and_properties() {
-        assert_eq!(
-            contexts("- \"{{x}}\"\n- '{{y}}'\n- {{z}}"),
-            vec![DoubleQuoted, SingleQuoted, Plain]
-        );
-        assert_eq!(
-            contexts("a: [\"{{x}}\", '{{y}}']"),
-            vec![DoubleQuoted, SingleQuoted]
-        );
-        assert_eq!(contexts("a: {k: \"{{x}}\"}"), vec![DoubleQuoted]);
-        assert_eq!(contexts("{\"a\":\"{{x}}\"}"), vec![DoubleQuoted]);
-        assert_eq!(contexts("a: !!str \"{{x}}\""), vec![DoubleQuoted]);
-        assert_eq!(contexts("a: &anchor '{{x}}'"), vec![SingleQuoted]);
-        assert_eq!(
-            contexts("a: x, \"{{y}}\""),
-            vec![Plain],
-            "comma is literal outside flow"
-        );
-    }
-
-    #[test]
-    fn comments_after_block_indicators_other_line_breaks_and_plain_continuations() {
-        assert_eq!(
-            contexts("cert: | # PEM below\n  {{x}}\nother: {{y}}"),
-            vec![Block { indent: 2 }, Plain]
-        );
-        assert_eq!(
-            contexts("a: {k: 1, # c\u{85}b: \"{{x}}\"}"),
-            vec![DoubleQuoted]
-        );
-        assert_eq!(contexts("# c\u{2028}b: '{{x}}'"), vec![SingleQuoted]);
-        assert_eq!(
-            contexts("k: plain text\n  \"{{x}}\"\nj: \"{{y}}\""),
-            vec![Plain, DoubleQuoted]
-        );
-        assert_eq!(contexts("k: {{a}}\n  \"{{x}}\""), vec![Plain, Plain]);
-        assert_eq!(contexts("k: a\nj: \"{{x}}\""), vec![DoubleQuoted]);
-        assert_eq!(contexts("- a\n- \"{{x}}\""), vec![DoubleQuoted]);
-    }
-
-    #[test]
-    fn multi_line_quotes_and_block_scalars() {
-        assert_eq!(
-            contexts("a: \"line one\n  {{x}}\"\nb: {{y}}"),
-            vec![DoubleQuoted, Plain]
-        );
-        assert_eq!(
-            contexts("cert: |\n  {{x}}\nnext: {{y}}"),
-            vec![Block { indent: 2 }, Plain]
-        );
-        assert_eq!(
-            contexts("cert: >-\n    a \"{{x}}\n\n    {{y}}\nk: '{{z}}'"),
-            vec![Block { indent: 4 }, Block { indent: 4 }, SingleQuoted]
-        );
-        assert_eq!(
-            contexts("a:\n  b: |\n    {{x}}\n  c: \"{{y}}\""),
-            vec![Block { indent: 4 }, DoubleQuoted]
-        );
-    }
-
-    #[test]
-    fn escaping_by_context() {
-        assert_eq!(escape("plain \"v\"", Plain).unwrap(), "plain \"v\"");
-        assert_eq!(
-            escape("a\"b\\c\nd\te", DoubleQuoted).unwrap(),
-            "a\\\"b\\\\c\\nd\te"
-        );
-        assert_eq!(
-            escape("\u{1}\u{85}\u{2028}", DoubleQuoted).unwrap(),
-            "\\x01\\x85\\u2028"
-        );
-        assert_eq!(escape("it's", SingleQuoted).unwrap(), "it''s");
-        assert_eq!(
-            escape("a\nb", SingleQuoted),
-            Err(QuotingError::SingleQuotedLineBreak)
-        );
-        assert_eq!(
-            escape("a\u{1}", SingleQuoted),
-            Err(QuotingError::SingleQuotedControl)
-        );
-        assert_eq!(
-            escape("l1\nl2\n\nl4\n", Block { indent: 2 }).unwrap(),
-            "l1\n  l2\n\n  l4\n"
-        );
-        assert!(matches!(
-            escape("no escaping", DoubleQuoted).unwrap(),
-            Cow::Borrowed(_)
-        ));
-        assert!(matches!(
-            escape("no escaping", SingleQuoted).unwrap(),
-            Cow::Borrowed(_)
-        ));
-    }
-}
+mod tests;
