@@ -64,6 +64,9 @@ pub fn in_parallel_ticking<T: Send>(
     results.into_iter().map(|(_, r)| r).collect()
 }
 
+/// Results a worker of [`in_parallel_consuming`] hands over at once.
+const BATCH: usize = 4;
+
 /// [`in_parallel_ticking`], handing each result to `consume` on the calling
 /// thread as soon as it is done (in no particular order), so that results
 /// need not all be held at once.
@@ -83,28 +86,40 @@ pub fn in_parallel_consuming<T: Send>(
         return;
     }
     let next = std::sync::atomic::AtomicUsize::new(0);
-    // A few results in flight per worker: memory stays bounded while the
-    // calling thread consumes.
-    let (send, receive) = std::sync::mpsc::sync_channel::<(usize, T)>(threads * 4);
+    // Results go over in batches: a hand-over per item woke the calling
+    // thread (a futex and a context switch) once per file. A few batches
+    // in flight per worker keep memory bounded while it consumes.
+    let (send, receive) = std::sync::mpsc::sync_channel::<Vec<(usize, T)>>(threads);
     std::thread::scope(|scope| {
         for _ in 0..threads {
             let send = send.clone();
             let (next, job) = (&next, &job);
-            scope.spawn(move || loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= count {
-                    break;
-                }
-                let result = job(i);
-                tick();
-                if send.send((i, result)).is_err() {
-                    break;
+            scope.spawn(move || {
+                let mut batch = Vec::with_capacity(BATCH);
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i < count {
+                        batch.push((i, job(i)));
+                        tick();
+                    }
+                    let last = i >= count;
+                    if (batch.len() == BATCH || last) && !batch.is_empty() {
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                        if send.send(full).is_err() {
+                            break;
+                        }
+                    }
+                    if last {
+                        break;
+                    }
                 }
             });
         }
         drop(send);
-        for (i, result) in receive {
-            consume(i, result);
+        for batch in receive {
+            for (i, result) in batch {
+                consume(i, result);
+            }
         }
     });
 }

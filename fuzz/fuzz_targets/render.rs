@@ -90,8 +90,10 @@ fuzz_target!(|data: &[u8]| {
             ..RenderOptions::default()
         };
         let file = engine.render(Path::new("fuzz.yaml"), template, &chain, &options, true);
-        if let Some(out) = file.output {
-            // A render that succeeds was proven: what Mage reads parses.
+        // A render that succeeds was proven: what Mage reads parses. (What
+        // a partial render keeps, Mage fills in at run time: the proof reads
+        // a stand-in there, this oracle cannot.)
+        if let Some(out) = file.output.filter(|_| file.kept.is_empty()) {
             let view = mage_view(&out);
             for doc in serde_yaml::Deserializer::from_str(&view) {
                 serde::de::IgnoredAny::deserialize(doc).expect("a proven output parses");

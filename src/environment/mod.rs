@@ -39,11 +39,15 @@ pub struct EnvironmentInfo {
 /// Per name, then per scope, what the store holds (`None`: not set). Both
 /// levels are hashed, so a lookup costs the same however many scopes
 /// (pipelines) were looked up before.
-type Cache = HashMap<String, HashMap<Scope, Option<Arc<SecretValue>>>>;
+type Cache = FastMap<String, FastMap<Scope, Option<Arc<SecretValue>>>>;
 
 /// Every sealed row of the environment, read in one query before a render:
 /// per name, then per scope, so that a lookup allocates nothing.
-type Preloaded = HashMap<String, HashMap<Scope, Vec<u8>>>;
+type Preloaded = FastMap<String, FastMap<Scope, Vec<u8>>>;
+
+/// A map hashed fast (names come from the user's own templates: no
+/// hash flooding to defend against).
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// The key this environment reads and writes with, and the key check it
 /// opens (every write verifies that it is still current).
@@ -244,7 +248,7 @@ impl Environment {
         use std::hash::{Hash, Hasher};
         let rows = self.store().rows(&self.inner.uuid)?;
         let mut fingerprints = HashMap::with_capacity(rows.len());
-        let mut map: Preloaded = HashMap::new();
+        let mut map: Preloaded = FastMap::default();
         for row in rows {
             let mut h = std::collections::hash_map::DefaultHasher::new();
             row.sealed.hash(&mut h);

@@ -3,7 +3,6 @@
 //! and the checks that keep one environment from quietly standing in for
 //! another.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::{Environment, Inner, KeyState};
@@ -93,7 +92,7 @@ impl Environment {
                 uuid,
                 key: RwLock::new(Arc::new(key)),
                 store: Mutex::new(store),
-                cache: RwLock::new(HashMap::new()),
+                cache: RwLock::new(Default::default()),
                 preloaded: RwLock::new(None),
                 warnings,
             }),

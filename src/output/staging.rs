@@ -52,6 +52,8 @@ pub struct Staging {
     unchanged: Vec<(PathBuf, u64, u64)>,
     /// Copies made beside targets on another file system.
     beside: Vec<PathBuf>,
+    /// The output root was made by this run: no output is there yet.
+    fresh: bool,
     done: bool,
 }
 
@@ -110,6 +112,7 @@ impl Staging {
             .map(Path::to_path_buf)
             .collect();
         made.reverse();
+        let fresh = !made.is_empty();
         let mut staging = Staging {
             out: out.to_path_buf(),
             dir: PathBuf::new(),
@@ -120,6 +123,7 @@ impl Staging {
             staged: Vec::new(),
             unchanged: Vec::new(),
             beside: Vec::new(),
+            fresh,
             done: false,
         };
         // From here on, a failure drops `staging`, which removes what it made.
@@ -155,7 +159,12 @@ impl Staging {
     /// place, noted as unchanged otherwise.
     pub fn add(&mut self, rel: &Path, bytes: &[u8]) -> Result<Change> {
         let target = self.out.join(rel);
-        let change = change_of(&target, bytes)?;
+        // In an output root this run made, nothing is there to compare with.
+        let change = if self.fresh {
+            Change::New
+        } else {
+            change_of(&target, bytes)?
+        };
         if change == Change::Unchanged {
             self.unchanged
                 .push((rel.to_path_buf(), bytes.len() as u64, fingerprint(bytes)));
@@ -260,21 +269,18 @@ impl Staging {
             .collect();
         folders.sort();
         folders.dedup();
+        let mut known = std::collections::HashMap::from([(
+            PathBuf::new(),
+            Folder {
+                real: out_real.clone(),
+                dev: stage_dev,
+                made: false,
+            },
+        )]);
         let mut other_device: Vec<PathBuf> = Vec::new();
         for rel in folders {
             let folder = self.out.join(&rel);
-            if !folder.is_dir() {
-                let first_missing: Vec<PathBuf> = folder
-                    .ancestors()
-                    .take_while(|a| fs::symlink_metadata(a).is_err())
-                    .map(Path::to_path_buf)
-                    .collect();
-                fsutil::create_dir_all(&folder, folder_mode(self.mode))?;
-                let first_missing: Vec<PathBuf> = first_missing.into_iter().rev().collect();
-                set_folder_modes(&first_missing, self.mode)?;
-                self.made.extend(first_missing);
-            }
-            let real = project::absolute(&folder);
+            let Folder { real, dev, made } = self.folder(&rel, &mut known)?;
             if real.starts_with(project) && !real.starts_with(&out_real) {
                 return Err(Error::Setup(format!(
                     "output folder {} leads into the project ({}): a render never writes over its sources; remove the link",
@@ -284,8 +290,10 @@ impl Staging {
             }
             // A link must not lead into the secret store either.
             super::check_spares_store(&real, store)?;
-            fsutil::check_writable(&folder)?;
-            if fs::metadata(&folder).map(|m| m.dev()).ok() != stage_dev {
+            if !made {
+                fsutil::check_writable(&folder)?;
+            }
+            if dev != stage_dev {
                 // Temporaries a killed run left there (the walk of the
                 // output root does not follow the link).
                 remove_stale_temp_files(&folder)?;
@@ -313,6 +321,66 @@ impl Staging {
         }
         Ok(())
     }
+
+    /// The real path and device of the target folder `rel` (made when
+    /// missing, with the folders above it), from its parent's where no link
+    /// can lead elsewhere: a folder this run makes, or one that is no link,
+    /// is its parent's real path and its name. A link is resolved by the
+    /// system.
+    fn folder(
+        &mut self,
+        rel: &Path,
+        known: &mut std::collections::HashMap<PathBuf, Folder>,
+    ) -> Result<Folder> {
+        if let Some(folder) = known.get(rel) {
+            return Ok(folder.clone());
+        }
+        let parent = self.folder(rel.parent().unwrap_or(Path::new("")), known)?;
+        let path = self.out.join(rel);
+        let name = rel.file_name().unwrap_or_default();
+        let folder = match fs::symlink_metadata(&path) {
+            // A folder, perhaps a mount point (its own device).
+            Ok(meta) if meta.is_dir() => Folder {
+                real: parent.real.join(name),
+                dev: Some(meta.dev()),
+                made: false,
+            },
+            Ok(meta) if meta.file_type().is_symlink() && path.is_dir() => Folder {
+                real: project::absolute(&path),
+                dev: fs::metadata(&path).map(|m| m.dev()).ok(),
+                made: false,
+            },
+            Ok(_) => {
+                // Not a folder: the error says so.
+                fsutil::create_dir_all(&path, folder_mode(self.mode))?;
+                return Err(Error::Setup(format!(
+                    "output folder {} is not a folder",
+                    path.display()
+                )));
+            }
+            Err(_) => {
+                fsutil::create_dir_all(&path, folder_mode(self.mode))?;
+                set_folder_modes(std::slice::from_ref(&path), self.mode)?;
+                self.made.push(path);
+                Folder {
+                    real: parent.real.join(name),
+                    dev: parent.dev,
+                    made: true,
+                }
+            }
+        };
+        known.insert(rel.to_path_buf(), folder.clone());
+        Ok(folder)
+    }
+}
+
+/// What [`Staging::prepare_folders`] knows of a target folder.
+#[derive(Clone)]
+struct Folder {
+    real: PathBuf,
+    dev: Option<u64>,
+    /// Made by this run.
+    made: bool,
 }
 
 impl Drop for Staging {

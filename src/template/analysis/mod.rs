@@ -154,7 +154,7 @@ pub struct Analysis {
     pub has_tags: bool,
     /// Every identifier inside `{{ }}` and `{% %}` (names, attributes,
     /// keywords, filters): a superset of the variables the template uses.
-    pub identifiers: std::collections::HashSet<String>,
+    pub identifiers: std::collections::HashSet<String, foldhash::fast::RandomState>,
     /// Filters, tests and called names, for checking them against Jinja2's
     /// and Mage's (see [`super::names`]).
     pub uses: super::names::NameUses,

@@ -471,7 +471,11 @@ fn needs_double_escape(c: char) -> bool {
 }
 
 fn escape_double(value: &str) -> Cow<'_, str> {
-    if !value.chars().any(needs_double_escape) {
+    // Printable ASCII without `"` and `\` (most values): nothing to escape.
+    let printable_ascii = value
+        .bytes()
+        .all(|b| matches!(b, b' '..=b'~' | b'\t') && b != b'"' && b != b'\\');
+    if printable_ascii || !value.chars().any(needs_double_escape) {
         return Cow::Borrowed(value);
     }
     let mut out = String::with_capacity(value.len() + 8);
