@@ -117,8 +117,15 @@ fuzz_target!(|data: &[u8]| {
                 .any(|d| d.is_error() && !d.message.contains(value) || value.len() < 4));
             continue;
         };
-        let doc: serde_yaml::Value =
-            serde_yaml::from_str(&mage_view(&out)).expect("a proven output parses");
+        let doc: serde_yaml::Value = match serde_yaml::from_str(&mage_view(&out)) {
+            Ok(doc) => doc,
+            // An integer past 64 bits: PyYAML loads it (Python's ints, the
+            // same digits), serde_yaml's value cannot hold it.
+            Err(e) if e.to_string().contains(" as u128") || e.to_string().contains(" as i128") => {
+                continue;
+            }
+            Err(e) => panic!("a proven output parses: {e}"),
+        };
         let mut node = &doc;
         for step in *path {
             node = match step.parse::<usize>() {

@@ -270,6 +270,7 @@ pub fn prove(text: &str, places: &[Place]) -> Vec<Finding> {
     }
     // Events come in text order of their start marks.
     let mut cursor: Option<(usize, usize)> = None; // (event, offset in its value)
+    let mut touching: Vec<usize> = Vec::new();
     for (index, place) in places.iter().enumerate() {
         let range = &place.range;
         if range.is_empty() {
@@ -293,10 +294,12 @@ pub fn prove(text: &str, places: &[Place]) -> Vec<Finding> {
         let spans_lines =
             text[range.clone()].contains(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}']);
         let empty_right_after = |e: &Event| spans_lines && e.start == e.end && e.start == range.end;
-        let touching: Vec<usize> = (first..events.len())
-            .take_while(|&i| events[i].start < range.end || empty_right_after(&events[i]))
-            .filter(|&i| touches(&events[i], range) || empty_right_after(&events[i]))
-            .collect();
+        touching.clear();
+        touching.extend(
+            (first..events.len())
+                .take_while(|&i| events[i].start < range.end || empty_right_after(&events[i]))
+                .filter(|&i| touches(&events[i], range) || empty_right_after(&events[i])),
+        );
         // PyYAML takes a tab outside quotes, block scalars and comments for
         // the start of a token and fails; it counts no column for a BOM,
         // which libyaml skips at a line start: both are safe only escaped.
@@ -392,7 +395,14 @@ pub fn prove(text: &str, places: &[Place]) -> Vec<Finding> {
                     Some((ev, offset)) if ev == *only => offset,
                     _ => 0,
                 };
-                match memchr::memmem::find(&value[from.min(value.len())..], intended.as_bytes()) {
+                let rest = &value[from.min(value.len())..];
+                // Most often the scalar is the value, or starts with it.
+                let found = if rest.starts_with(intended.as_bytes()) {
+                    Some(0)
+                } else {
+                    memchr::memmem::find(rest, intended.as_bytes())
+                };
+                match found {
                     Some(at) => {
                         cursor = Some((*only, from + at + intended.len()));
                         if e.plain_untagged && resolves_otherwise(value) {
