@@ -143,3 +143,33 @@ fn folders_a_render_makes_get_the_mode_asked_for_whatever_the_umask() {
         & 0o777;
     assert_eq!(mode, 0o644);
 }
+
+#[test]
+fn an_existing_output_root_spelled_through_a_missing_folder_is_compared_with_disk() {
+    let ws = Workspace::new();
+    setup(&ws);
+    ws.run(&["--data-dir", "s/d", "render", "p", "--out", "o"])
+        .code(0);
+    let workspace_mode = crate::support::mode(&ws.path(""));
+    // Unchanged outputs are found unchanged, through `new/..`.
+    let run = ws
+        .run(&["--data-dir", "s/d", "render", "p", "--out", "new/../o"])
+        .code(0);
+    assert!(
+        run.stderr.contains("0 written, 2 unchanged"),
+        "{}",
+        run.stderr
+    );
+    // A folder where an output goes is refused before anything is replaced.
+    ws.write("p/t.yaml", "a: \"{{ mage_secret_var('pw') }}-2\"\n");
+    fs::remove_file(ws.path("o/sub/c.yaml")).unwrap();
+    fs::create_dir(ws.path("o/sub/c.yaml")).unwrap();
+    let run = ws
+        .run(&["--data-dir", "s/d", "render", "p", "--out", "new2/../o"])
+        .code(2);
+    assert!(run.stderr.contains("is a folder"), "{}", run.stderr);
+    assert_eq!(ws.read("o/t.yaml"), "a: \"v\"");
+    // The folders the path passes through are not the run's to re-mode.
+    assert_eq!(crate::support::mode(&ws.path("")), workspace_mode);
+    assert_eq!(crate::support::mode(&ws.path("o")) & 0o777, 0o700);
+}

@@ -21,7 +21,7 @@ use std::fs;
 use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
@@ -106,13 +106,17 @@ pub(super) fn staging_in_use(dir: &Path) -> bool {
 impl Staging {
     /// Makes the output root (when missing) and this run's staging folder.
     pub fn new(out: &Path, mode: u32) -> Result<Staging> {
+        // Judged by the path resolved: in `new/../out`, `new/..` and
+        // `new/../out` are not made by this run when `out` is there.
+        let missing = |a: &Path| fs::symlink_metadata(project::absolute(a)).is_err();
         let mut made: Vec<PathBuf> = out
             .ancestors()
             .take_while(|a| !a.as_os_str().is_empty() && fs::symlink_metadata(a).is_err())
+            .filter(|a| missing(a))
             .map(Path::to_path_buf)
             .collect();
         made.reverse();
-        let fresh = !made.is_empty();
+        let fresh = missing(out);
         let mut staging = Staging {
             out: out.to_path_buf(),
             dir: PathBuf::new(),
@@ -332,6 +336,15 @@ impl Staging {
         rel: &Path,
         known: &mut std::collections::HashMap<PathBuf, Folder>,
     ) -> Result<Folder> {
+        self.folder_retried(rel, known, false)
+    }
+
+    fn folder_retried(
+        &mut self,
+        rel: &Path,
+        known: &mut std::collections::HashMap<PathBuf, Folder>,
+        retried: bool,
+    ) -> Result<Folder> {
         if let Some(folder) = known.get(rel) {
             return Ok(folder.clone());
         }
@@ -359,7 +372,18 @@ impl Staging {
                 )));
             }
             Err(_) => {
-                fsutil::create_dir_all(&path, folder_mode(self.mode))?;
+                // One level (the parent is there): what appears meanwhile
+                // (a link) is judged as found, not taken as made here.
+                match fs::DirBuilder::new()
+                    .mode(folder_mode(self.mode))
+                    .create(&path)
+                {
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && !retried => {
+                        return self.folder_retried(rel, known, true);
+                    }
+                    Err(e) => return Err(Error::io("create folder", &path, e)),
+                    Ok(()) => {}
+                }
                 set_folder_modes(std::slice::from_ref(&path), self.mode)?;
                 self.made.push(path);
                 Folder {
