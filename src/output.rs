@@ -65,9 +65,13 @@ pub fn store_paths(settings: &crate::settings::Settings) -> Vec<PathBuf> {
 /// [`store_paths`]) that is, holds or lies in the secret store: replacing
 /// or pruning files there could delete the key or the secrets.
 pub fn check_spares_store(out: &Path, store: &[PathBuf]) -> Result<()> {
-    let out_abs = project::absolute(out);
+    check_real_spares_store(out, &project::absolute(out), store)
+}
+
+/// [`check_spares_store`] for an output whose real path is known.
+pub(crate) fn check_real_spares_store(out: &Path, out_abs: &Path, store: &[PathBuf]) -> Result<()> {
     for guarded in store {
-        if guarded.starts_with(&out_abs) || out_abs.starts_with(guarded) {
+        if guarded.starts_with(out_abs) || out_abs.starts_with(guarded) {
             return Err(Error::Usage(format!(
                 "output {} would be, hold or lie in the secret store's {}: writing or pruning there could delete the key or the secrets; choose an output outside the data dir's mage-secrets folder, the database and the key file",
                 out.display(),

@@ -293,7 +293,7 @@ impl Staging {
                 )));
             }
             // A link must not lead into the secret store either.
-            super::check_spares_store(&real, store)?;
+            super::check_real_spares_store(&folder, &real, store)?;
             if !made {
                 fsutil::check_writable(&folder)?;
             }
