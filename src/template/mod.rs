@@ -252,6 +252,13 @@ impl Engine {
             // the engine's result, at a fraction of the cost.
             file.mode = RenderMode::Whole;
             self.render_simple(source, &analysis, &scope, options, &mut sink)
+        } else if self.certainly_partial(source, &analysis) {
+            file.mode = RenderMode::Partial;
+            let ctx = Value::from(std::collections::BTreeMap::from([(
+                SCOPE_VAR,
+                Value::from_dyn_object(scope.clone()),
+            )]));
+            self.render_partial(source, &analysis, ctx, &scope, options, &mut sink)
         } else {
             let name = path.display().to_string();
             let rewritten = pysyntax::rewrite(source);

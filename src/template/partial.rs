@@ -152,6 +152,37 @@ impl Engine {
 
     /// Whether a partial render evaluates an expression (a literal call, or
     /// one whose names are all ours, compiled here once) or keeps it.
+    /// Whether a template is rendered partially, decided without compiling
+    /// it whole: it has no tags, so nothing in it declares a name and its
+    /// variables are those of its expressions; every expression compiles on
+    /// its own (a syntax error anywhere is left to the whole compile, which
+    /// reports it); and one of them uses a name only Mage knows at run time.
+    pub(super) fn certainly_partial(&self, source: &str, analysis: &Analysis) -> bool {
+        if analysis.has_tags
+            || analysis
+                .identifiers
+                .iter()
+                .all(|n| KNOWN_NAMES.contains(&n.as_str()))
+        {
+            return false;
+        }
+        let mut runtime = false;
+        for site in analysis.expressions.iter().filter(|s| s.call.is_none()) {
+            let rewritten = pysyntax::rewrite(&source[site.outer.clone()]);
+            let text = rewritten
+                .as_ref()
+                .map_or(&source[site.outer.clone()], |r| r.text.as_str());
+            let Ok(template) = self.env.template_from_str(text) else {
+                return false;
+            };
+            runtime |= template
+                .undeclared_variables(false)
+                .iter()
+                .any(|n| !KNOWN_NAMES.contains(&n.as_str()));
+        }
+        runtime
+    }
+
     fn plan<'s>(
         &'s self,
         source: &'s str,

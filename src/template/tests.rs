@@ -297,3 +297,78 @@ mod properties {
         }
     }
 }
+
+mod partial_decision {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The decision taken without compiling the whole template is the
+    /// whole compile's: it compiles, and a variable it uses is not ours.
+    fn agrees(source: &str) {
+        let e = engine(&[("pw", "v")]);
+        let Ok(analysis) = Analysis::of(source) else {
+            return;
+        };
+        if !e.certainly_partial(source, &analysis) {
+            return;
+        }
+        let rewritten = pysyntax::rewrite(source);
+        let text = rewritten.as_ref().map_or(source, |r| r.text.as_str());
+        let whole = e
+            .env
+            .template_from_str(text)
+            .unwrap_or_else(|err| panic!("{source:?}: decided partial, the whole compile fails: {err}"));
+        assert!(
+            whole
+                .undeclared_variables(false)
+                .iter()
+                .any(|n| !KNOWN_NAMES.contains(&n.as_str())),
+            "{source:?}: decided partial, but every variable is ours"
+        );
+    }
+
+    #[test]
+    fn runtime_names_decide_without_the_whole_compile() {
+        let e = engine(&[]);
+        let partial = |s: &str| e.certainly_partial(s, &Analysis::of(s).unwrap());
+        assert!(partial("a: \"{{ n_days_ago(1) }}\"\nb: '{{ mage_secret_var(\"pw\") }}'\n"));
+        assert!(partial("a: {{ variables('x') | default('y') }}\n"));
+        // Names that are no variables: attributes, filters, tests, keywords.
+        assert!(!partial("a: {{ mage_secret_var('pw').upper() }}\n"));
+        assert!(!partial("a: {{ env_var('X') | upper if true else none }}\n"));
+        assert!(!partial("a: {{ env_var('X') is defined }}\n"));
+        // Tags may declare names; a syntax error is the whole compile's.
+        assert!(!partial("{% set x = 1 %}a: {{ x }}\n"));
+        assert!(!partial("a: {{ variables('x') }}\nb: {{ 1 + }}\n"));
+        for s in [
+            "a: \"{{ n_days_ago(1) }}\"\n",
+            "a: {{ x.y(z=1) }} {{ mage_secret_var('pw') }}\n",
+            "{# c #}a: {{- block_uuid -}}\n",
+            "{% raw %}{{ x }}{% endraw %} {{ y }}\n",
+            "a: {{ (1, x) }} {{ '%s' % y }}\n",
+        ] {
+            agrees(s);
+        }
+    }
+
+    fn piece() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "a: ", "\n", "\"", "'", " ", "{{ ", " }}", "{{- ", " -}}", "{% if x %}", "{% endif %}",
+            "{# c #}", "{% raw %}", "{% endraw %}", "mage_secret_var('pw')", "env_var('X', 'd')",
+            "n_days_ago(1)", "variables('t')", "x", "x.y", ".upper()", "| default('d')", "|upper",
+            " is defined", " is not none", " if x else y", "f(k=1)", "(1, 2)", "[1, x]",
+            "{'a': b}", " + ", " ~ ", "'%s' % x", "true", "none", "None", "loop", "self", "(",
+            ")", "[", "]", "=", "==", "and", " not ", " in ", "1", "'s'",
+        ])
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(5_000))]
+        #[test]
+        fn a_partial_decision_matches_the_whole_compile(
+            pieces in prop::collection::vec(piece(), 0..16)
+        ) {
+            agrees(&pieces.concat());
+        }
+    }
+}
