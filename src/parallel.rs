@@ -64,8 +64,13 @@ pub fn in_parallel_ticking<T: Send>(
     results.into_iter().map(|(_, r)| r).collect()
 }
 
-/// Results a worker of [`in_parallel_consuming`] hands over at once.
-const BATCH: usize = 4;
+/// Results a worker of [`in_parallel_consuming`] hands over at once, at
+/// most: fewer when their weight reaches [`BATCH_WEIGHT`].
+const BATCH: usize = 16;
+
+/// The weight (bytes, for outputs) after which a batch goes over whatever
+/// its count, so that large results are not held many at a time.
+const BATCH_WEIGHT: usize = 1 << 20;
 
 /// [`in_parallel_ticking`], handing each result to `consume` on the calling
 /// thread as soon as it is done (in no particular order), so that results
@@ -74,6 +79,7 @@ pub fn in_parallel_consuming<T: Send>(
     count: usize,
     tick: Tick<'_>,
     job: impl Fn(usize) -> T + Sync,
+    weight: impl Fn(&T) -> usize + Sync,
     mut consume: impl FnMut(usize, T),
 ) {
     let threads = workers(count);
@@ -87,23 +93,29 @@ pub fn in_parallel_consuming<T: Send>(
     }
     let next = std::sync::atomic::AtomicUsize::new(0);
     // Results go over in batches: a hand-over per item woke the calling
-    // thread (a futex and a context switch) once per file. A few batches
-    // in flight per worker keep memory bounded while it consumes.
+    // thread (a futex and a context switch) once per file. A batch is
+    // bounded in count and weight, and one in flight per worker keeps
+    // memory bounded while the calling thread consumes.
     let (send, receive) = std::sync::mpsc::sync_channel::<Vec<(usize, T)>>(threads);
     std::thread::scope(|scope| {
         for _ in 0..threads {
             let send = send.clone();
-            let (next, job) = (&next, &job);
+            let (next, job, weight) = (&next, &job, &weight);
             scope.spawn(move || {
                 let mut batch = Vec::with_capacity(BATCH);
+                let mut held = 0;
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     if i < count {
-                        batch.push((i, job(i)));
+                        let result = job(i);
+                        held += weight(&result);
+                        batch.push((i, result));
                         tick();
                     }
                     let last = i >= count;
-                    if (batch.len() == BATCH || last) && !batch.is_empty() {
+                    let full = batch.len() == BATCH || held >= BATCH_WEIGHT;
+                    if (full || last) && !batch.is_empty() {
+                        held = 0;
                         let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
                         if send.send(full).is_err() {
                             break;
@@ -122,4 +134,34 @@ pub fn in_parallel_consuming<T: Send>(
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_result_is_consumed_once_whatever_the_batches() {
+        for (count, weight) in [
+            (0, 0),
+            (1, 0),
+            (17, 0),
+            (100, 0),
+            (100, BATCH_WEIGHT / 3),
+            (50, BATCH_WEIGHT),
+        ] {
+            let mut seen = vec![0; count];
+            in_parallel_consuming(
+                count,
+                &no_tick,
+                |i| i * 2,
+                |_| weight,
+                |i, r| {
+                    assert_eq!(r, i * 2);
+                    seen[i] += 1;
+                },
+            );
+            assert!(seen.iter().all(|&n| n == 1), "{count} {weight}: {seen:?}");
+        }
+    }
 }

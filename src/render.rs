@@ -179,6 +179,11 @@ pub fn render_files_into(
         project.files.len(),
         tick,
         |i| render_one(engine, project, options, i),
+        |outcome| {
+            outcome
+                .as_ref()
+                .map_or(0, |file| file.output.as_ref().map_or(0, String::len))
+        },
         |i, outcome: std::result::Result<crate::template::FileRender, Box<Diagnostic>>| {
             let file = match outcome {
                 Err(d) => {

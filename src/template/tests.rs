@@ -314,10 +314,9 @@ mod partial_decision {
         }
         let rewritten = pysyntax::rewrite(source);
         let text = rewritten.as_ref().map_or(source, |r| r.text.as_str());
-        let whole = e
-            .env
-            .template_from_str(text)
-            .unwrap_or_else(|err| panic!("{source:?}: decided partial, the whole compile fails: {err}"));
+        let whole = e.env.template_from_str(text).unwrap_or_else(|err| {
+            panic!("{source:?}: decided partial, the whole compile fails: {err}")
+        });
         assert!(
             whole
                 .undeclared_variables(false)
@@ -331,11 +330,15 @@ mod partial_decision {
     fn runtime_names_decide_without_the_whole_compile() {
         let e = engine(&[]);
         let partial = |s: &str| e.certainly_partial(s, &Analysis::of(s).unwrap());
-        assert!(partial("a: \"{{ n_days_ago(1) }}\"\nb: '{{ mage_secret_var(\"pw\") }}'\n"));
+        assert!(partial(
+            "a: \"{{ n_days_ago(1) }}\"\nb: '{{ mage_secret_var(\"pw\") }}'\n"
+        ));
         assert!(partial("a: {{ variables('x') | default('y') }}\n"));
         // Names that are no variables: attributes, filters, tests, keywords.
         assert!(!partial("a: {{ mage_secret_var('pw').upper() }}\n"));
-        assert!(!partial("a: {{ env_var('X') | upper if true else none }}\n"));
+        assert!(!partial(
+            "a: {{ env_var('X') | upper if true else none }}\n"
+        ));
         assert!(!partial("a: {{ env_var('X') is defined }}\n"));
         // Tags may declare names; a syntax error is the whole compile's.
         assert!(!partial("{% set x = 1 %}a: {{ x }}\n"));
@@ -353,12 +356,55 @@ mod partial_decision {
 
     fn piece() -> impl Strategy<Value = &'static str> {
         prop::sample::select(vec![
-            "a: ", "\n", "\"", "'", " ", "{{ ", " }}", "{{- ", " -}}", "{% if x %}", "{% endif %}",
-            "{# c #}", "{% raw %}", "{% endraw %}", "mage_secret_var('pw')", "env_var('X', 'd')",
-            "n_days_ago(1)", "variables('t')", "x", "x.y", ".upper()", "| default('d')", "|upper",
-            " is defined", " is not none", " if x else y", "f(k=1)", "(1, 2)", "[1, x]",
-            "{'a': b}", " + ", " ~ ", "'%s' % x", "true", "none", "None", "loop", "self", "(",
-            ")", "[", "]", "=", "==", "and", " not ", " in ", "1", "'s'",
+            "a: ",
+            "\n",
+            "\"",
+            "'",
+            " ",
+            "{{ ",
+            " }}",
+            "{{- ",
+            " -}}",
+            "{% if x %}",
+            "{% endif %}",
+            "{# c #}",
+            "{% raw %}",
+            "{% endraw %}",
+            "mage_secret_var('pw')",
+            "env_var('X', 'd')",
+            "n_days_ago(1)",
+            "variables('t')",
+            "x",
+            "x.y",
+            ".upper()",
+            "| default('d')",
+            "|upper",
+            " is defined",
+            " is not none",
+            " if x else y",
+            "f(k=1)",
+            "(1, 2)",
+            "[1, x]",
+            "{'a': b}",
+            " + ",
+            " ~ ",
+            "'%s' % x",
+            "true",
+            "none",
+            "None",
+            "loop",
+            "self",
+            "(",
+            ")",
+            "[",
+            "]",
+            "=",
+            "==",
+            "and",
+            " not ",
+            " in ",
+            "1",
+            "'s'",
         ])
     }
 
