@@ -291,8 +291,12 @@ pub fn prove(text: &str, places: &[Place]) -> Vec<Finding> {
         let first = events.partition_point(|e| e.end <= range.start && e.start <= range.start);
         // A place that spans lines may also make empty nodes right after
         // it (`⏎?` starts a key whose key and value are empty): those count.
-        let spans_lines =
-            text[range.clone()].contains(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}']);
+        // Printable ASCII (most places) holds no line break, tab or BOM.
+        let plain_ascii = text.as_bytes()[range.clone()]
+            .iter()
+            .all(|b| (b' '..=b'~').contains(b));
+        let spans_lines = !plain_ascii
+            && text[range.clone()].contains(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}']);
         let empty_right_after = |e: &Event| spans_lines && e.start == e.end && e.start == range.end;
         touching.clear();
         touching.extend(
@@ -303,11 +307,11 @@ pub fn prove(text: &str, places: &[Place]) -> Vec<Finding> {
         // PyYAML takes a tab outside quotes, block scalars and comments for
         // the start of a token and fails; it counts no column for a BOM,
         // which libyaml skips at a line start: both are safe only escaped.
-        let tab = text[range.clone()].contains('\t');
-        let bom = text[range.clone()].contains('\u{feff}');
+        let tab = !plain_ascii && text[range.clone()].contains('\t');
+        let bom = !plain_ascii && text[range.clone()].contains('\u{feff}');
         // A comment ends at a line break: text after one is YAML, even when
         // it makes only empty events next to the place (`?` starts a key).
-        let leaves_comment = place.context == QuotingContext::Comment && {
+        let leaves_comment = spans_lines && place.context == QuotingContext::Comment && {
             let t = &text[range.clone()];
             t.find(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}'])
                 .is_some_and(|at| !t[at..].trim().is_empty())

@@ -501,6 +501,15 @@ fn escape_double(value: &str) -> Cow<'_, str> {
 }
 
 fn escape_single(value: &str) -> Result<Cow<'_, str>, QuotingError> {
+    // Printable ASCII (most values): no line break, no control character.
+    let printable_ascii = value.bytes().all(|b| matches!(b, b' '..=b'~' | b'\t'));
+    if printable_ascii {
+        return Ok(if value.contains('\'') {
+            Cow::Owned(value.replace('\'', "''"))
+        } else {
+            Cow::Borrowed(value)
+        });
+    }
     if value.contains(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}']) {
         return Err(QuotingError::SingleQuotedLineBreak);
     }
