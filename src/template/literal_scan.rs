@@ -27,6 +27,9 @@ pub(super) fn scan_simple(source: &str) -> Option<Analysis> {
         .strip_suffix('\n')
         .map_or(source.len(), |s| s.strip_suffix('\r').unwrap_or(s).len());
     let mut analysis = Analysis::default();
+    analysis.segments.reserve(opens.len() * 2 + 2);
+    analysis.expressions.reserve(opens.len());
+    analysis.references.reserve(opens.len());
     let mut pos = 0;
     for open in opens {
         if open < pos {
@@ -39,7 +42,7 @@ pub(super) fn scan_simple(source: &str) -> Option<Analysis> {
             analysis.segments.push(Segment::Raw(pos..open));
         }
         let body_start = open + 2;
-        let close = memchr::memmem::find(&bytes[body_start..end], b"}}")? + body_start;
+        let close = closing_braces(&bytes[body_start..end])? + body_start;
         let body = &source[body_start..close];
         if body.starts_with(['-', '+']) || body.ends_with(['-', '+']) {
             return None;
@@ -80,6 +83,20 @@ pub(super) fn scan_simple(source: &str) -> Option<Analysis> {
         site.context = context;
     }
     Some(analysis)
+}
+
+/// Where the first `}}` starts (a one-shot substring search costs more to
+/// set up than the few bytes of an expression take to scan).
+fn closing_braces(bytes: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = memchr::memchr(b'}', &bytes[from..]) {
+        let at = from + i;
+        if bytes.get(at + 1) == Some(&b'}') {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
 }
 
 /// Parses `f('a')`, `env_var('A', 'd')` or `env_var('A', 3)` with spaces or
