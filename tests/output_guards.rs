@@ -173,3 +173,53 @@ fn an_existing_output_root_spelled_through_a_missing_folder_is_compared_with_dis
     assert_eq!(crate::support::mode(&ws.path("")), workspace_mode);
     assert_eq!(crate::support::mode(&ws.path("o")) & 0o777, 0o700);
 }
+
+#[test]
+fn dotdot_after_a_link_is_taken_from_the_links_target() {
+    let ws = Workspace::new();
+    setup(&ws);
+    // Run from W, beside the project: W/lnk leads to p/sub.
+    fs::create_dir(ws.path("W")).unwrap();
+    std::os::unix::fs::symlink(ws.path("p/sub"), ws.path("W/lnk")).unwrap();
+    let dd = ws.path("s/d");
+    let dd = dd.to_str().unwrap();
+    let p = ws.path("p");
+    let p = p.to_str().unwrap();
+    // new/.. is W, lnk/.. is the project.
+    let run = ws
+        .run_in(
+            &ws.path("W"),
+            &["--data-dir", dd, "render", p, "--out", "new/../lnk/.."],
+        )
+        .code(2);
+    assert!(run.stderr.contains("project"), "{}", run.stderr);
+    assert_eq!(ws.read("p/t.yaml"), T);
+    assert_eq!(ws.read("p/sub/c.yaml"), T);
+    assert!(!ws.path("W/new").exists());
+    // A failed render through such a path leaves no folder it made.
+    fs::create_dir_all(ws.path("A/B")).unwrap();
+    std::os::unix::fs::symlink(ws.path("A/B"), ws.path("W/lnk2")).unwrap();
+    ws.write("q/bad.yaml", "b: {{ nope( }}\n");
+    let q = ws.path("q");
+    ws.run_in(
+        &ws.path("W"),
+        &[
+            "--data-dir",
+            dd,
+            "render",
+            q.to_str().unwrap(),
+            "--out",
+            "new/../lnk2/../o",
+        ],
+    )
+    .code(1);
+    assert!(!ws.path("A/o").exists());
+    assert!(!ws.path("W/new").exists());
+    // And a good one lands where the system resolves the path.
+    ws.run_in(
+        &ws.path("W"),
+        &["--data-dir", dd, "render", p, "--out", "new/../lnk2/../o"],
+    )
+    .code(0);
+    assert_eq!(ws.read("A/o/t.yaml"), "a: \"v\"");
+}

@@ -265,6 +265,16 @@ impl Staging {
     /// target first (a rename cannot cross file systems).
     fn prepare_folders(&mut self, project: &Path, store: &[PathBuf]) -> Result<()> {
         let out_real = project::absolute(&self.out);
+        // The root as the system resolved it, now that it is made: never
+        // the project or a folder holding it (its targets below would be
+        // exempt from the check that follows).
+        if project.starts_with(&out_real) {
+            return Err(Error::Setup(format!(
+                "output folder {} is the project or holds it ({}): a render never writes over its sources; choose a folder of its own, e.g. --out build/",
+                self.out.display(),
+                out_real.display()
+            )));
+        }
         let stage_dev = fs::metadata(&self.dir).map(|m| m.dev()).ok();
         let mut folders: Vec<PathBuf> = self
             .staged

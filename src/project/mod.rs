@@ -408,32 +408,34 @@ pub fn scope_chain(path: &Path) -> Vec<Scope> {
     }
 }
 
-/// `path` made absolute and free of `.`/`..` (through the file system where it exists).
+/// `path` made absolute and free of `.`/`..`, as the system will resolve
+/// it once its missing folders are made: one component at a time, each
+/// prefix that exists resolved by the system (links followed), a missing
+/// name applied as text (a folder made there is no link), `..` taken from
+/// what was resolved so far. (`new/../link/..` is the parent of the link's
+/// target, not the folder holding `link`.)
 pub fn absolute(path: &Path) -> PathBuf {
     if let Ok(p) = fs::canonicalize(path) {
         return p;
     }
-    // Not there yet: the longest existing prefix, resolved by the system;
-    // the rest, which does not exist (so holds no link), applied as text,
-    // `..` included (`new/../project` is the project once `new` is made).
     let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    let parts: Vec<std::path::Component<'_>> = abs.components().collect();
-    for split in (1..parts.len()).rev() {
-        let prefix: PathBuf = parts[..split].iter().collect();
-        if let Ok(mut out) = fs::canonicalize(&prefix) {
-            for part in &parts[split..] {
-                match part {
-                    std::path::Component::ParentDir => {
-                        out.pop();
-                    }
-                    std::path::Component::CurDir => {}
-                    other => out.push(other),
+    let mut out = PathBuf::new();
+    for part in abs.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            std::path::Component::Normal(name) => {
+                out.push(name);
+                if let Ok(real) = fs::canonicalize(&out) {
+                    out = real;
                 }
             }
-            return out;
+            other => out.push(other),
         }
     }
-    abs
+    out
 }
 
 /// Whether a file's text names `mage_secret_var`.
