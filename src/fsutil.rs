@@ -17,10 +17,13 @@ pub const TEMP_PREFIX: &str = ".mage-secrets-tmp-";
 /// Creates `path` and any missing parents with `mode`; existing folders are
 /// left as they are.
 pub fn create_dir_all(path: &Path, mode: u32) -> Result<()> {
+    // Without `.` components (`out/.`), which the recursive builder would
+    // try to make and fail on.
+    let path: std::path::PathBuf = path.components().collect();
     fs::DirBuilder::new()
         .recursive(true)
         .mode(mode)
-        .create(path)
+        .create(&path)
         .map_err(|e| Error::io("create folder", path, e))
 }
 

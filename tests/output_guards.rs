@@ -223,3 +223,15 @@ fn dotdot_after_a_link_is_taken_from_the_links_target() {
     .code(0);
     assert_eq!(ws.read("A/o/t.yaml"), "a: \"v\"");
 }
+
+#[test]
+fn an_output_root_spelled_with_a_dot_is_made() {
+    let ws = Workspace::new();
+    setup(&ws);
+    for out in ["o1/.", "o2/./"] {
+        ws.run(&["--data-dir", "s/d", "render", "p", "--out", out])
+            .code(0);
+    }
+    assert_eq!(ws.read("o1/t.yaml"), "a: \"v\"");
+    assert_eq!(ws.read("o2/sub/c.yaml"), "a: \"v\"");
+}
