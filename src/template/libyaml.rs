@@ -45,6 +45,28 @@ pub(super) struct Event {
     pub(super) unloadable: Option<&'static str>,
 }
 
+impl Event {
+    /// An event of `kind` over `start..end`, every flag off.
+    pub(super) fn blank(kind: EventKind, start: usize, end: usize) -> Event {
+        Event {
+            kind,
+            start,
+            end,
+            plain: false,
+            block: false,
+            flow: false,
+            mapping: false,
+            key: false,
+            double_quoted: false,
+            plain_untagged: false,
+            properties: false,
+            value: None,
+            document: false,
+            unloadable: None,
+        }
+    }
+}
+
 /// Whether PyYAML's `FullLoader` constructs nodes with this tag: the YAML
 /// types and Python's plain ones, not local tags (`!foo`) and not objects
 /// built by calling Python code.
@@ -133,22 +155,7 @@ impl<'a> Parser<'a> {
             let e = &*event.as_ptr();
             let start = e.start_mark.index as usize;
             let end = e.end_mark.index as usize;
-            let mut out = Event {
-                kind: EventKind::Other,
-                start,
-                end,
-                plain: false,
-                properties: false,
-                block: false,
-                flow: false,
-                mapping: false,
-                key: false,
-                double_quoted: false,
-                plain_untagged: false,
-                value: None,
-                document: false,
-                unloadable: None,
-            };
+            let mut out = Event::blank(EventKind::Other, start, end);
             // Anchors and tags, as PyYAML's composer and constructor use them.
             let (anchor, tag) = match e.type_ {
                 unsafe_libyaml::YAML_SCALAR_EVENT => (e.data.scalar.anchor, e.data.scalar.tag),

@@ -36,22 +36,7 @@ struct Pending {
 }
 
 fn event(kind: EventKind, start: usize, end: usize) -> Event {
-    Event {
-        kind,
-        start,
-        end,
-        plain: false,
-        block: false,
-        flow: false,
-        mapping: false,
-        key: false,
-        double_quoted: false,
-        plain_untagged: false,
-        properties: false,
-        value: None,
-        document: false,
-        unloadable: None,
-    }
+    Event::blank(kind, start, end)
 }
 
 /// Whether libyaml's reader takes every character, and the text has
@@ -285,6 +270,20 @@ impl<K: Fn(usize, usize) -> bool> Reader<'_, K> {
         (colon < line_end && b[colon] == b':' && blankz(b, colon + 1)).then_some((key, colon))
     }
 
+    /// A block mapping whose first key is at `at` (column `column`).
+    fn open_mapping(
+        &mut self,
+        at: usize,
+        line_end: usize,
+        column: usize,
+        stack: &mut Vec<Open>,
+    ) -> Option<Option<Pending>> {
+        let (key, colon) = self.key_at(at, line_end)?;
+        self.push(mapping_start(at));
+        stack.push(Open::Map(column));
+        self.mapping_entry(&key, colon, line_end, column)
+    }
+
     /// The node after a `-` at `dash` (its column is the sequence's
     /// indent): nothing (pending), a compact mapping, or a scalar.
     fn sequence_entry(
@@ -483,10 +482,7 @@ fn read<K: Fn(usize, usize) -> bool>(r: &mut Reader<'_, K>) -> Option<()> {
                 r.push(e);
                 r.sequence_entry(first, line_start, line_end, &mut stack)?
             } else {
-                let (key, colon) = r.key_at(first, line_end)?;
-                r.push(mapping_start(first));
-                stack.push(Open::Map(column));
-                r.mapping_entry(&key, colon, line_end, column)?
+                r.open_mapping(first, line_end, column, &mut stack)?
             }
         } else {
             // Close what this line's column ends.
@@ -518,10 +514,7 @@ fn read<K: Fn(usize, usize) -> bool>(r: &mut Reader<'_, K>) -> Option<()> {
                         stack.push(Open::Seq(column));
                         r.sequence_entry(first, line_start, line_end, &mut stack)?
                     } else {
-                        let (key, colon) = r.key_at(first, line_end)?;
-                        r.push(mapping_start(first));
-                        stack.push(Open::Map(column));
-                        r.mapping_entry(&key, colon, line_end, column)?
+                        r.open_mapping(first, line_end, column, &mut stack)?
                     }
                 }
                 _ => return None,
