@@ -36,12 +36,32 @@ impl EnvVars for NoVars {
     }
 }
 
-/// What Mage's Jinja pass makes of an output's protections.
+/// What Mage's Jinja pass makes of an output's protections: one pass from
+/// left to right, as Jinja reads it (replacing one pattern after another
+/// would unescape text a first replacement produced).
 fn mage_view(out: &str) -> String {
-    out.replace("{{ '{{' }}", "{{")
-        .replace("{{ '{%' }}", "{%")
-        .replace("{{ '{#' }}", "{#")
-        .replace("{{ '{' }}", "{")
+    const PROTECTIONS: [(&str, &str); 4] = [
+        ("{{ '{{' }}", "{{"),
+        ("{{ '{%' }}", "{%"),
+        ("{{ '{#' }}", "{#"),
+        ("{{ '{' }}", "{"),
+    ];
+    let mut view = String::with_capacity(out.len());
+    let mut rest = out;
+    while !rest.is_empty() {
+        match PROTECTIONS.iter().find(|(p, _)| rest.starts_with(p)) {
+            Some((p, text)) => {
+                view.push_str(text);
+                rest = &rest[p.len()..];
+            }
+            None => {
+                let c = rest.chars().next().expect("not empty");
+                view.push(c);
+                rest = &rest[c.len_utf8()..];
+            }
+        }
+    }
+    view
 }
 
 /// The YAML-parser oracle: a template placing `v` in one context, and where

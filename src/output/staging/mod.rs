@@ -52,8 +52,12 @@ pub struct Staging {
     unchanged: Vec<(PathBuf, u64, u64)>,
     /// Copies made beside targets on another file system.
     beside: Vec<PathBuf>,
-    /// The output root was made by this run: no output is there yet.
+    /// The output root was made by this run: no output is there yet. Its
+    /// outputs are staged in their own tree, whose top entries are moved
+    /// into place whole (a folder's rename moves what it holds).
     fresh: bool,
+    /// Folders made in the staging tree (fresh root).
+    stage_folders: std::collections::HashSet<PathBuf>,
     done: bool,
 }
 
@@ -128,6 +132,7 @@ impl Staging {
             unchanged: Vec::new(),
             beside: Vec::new(),
             fresh,
+            stage_folders: std::collections::HashSet::new(),
             done: false,
         };
         // From here on, a failure drops `staging`, which removes what it made.
@@ -174,7 +179,12 @@ impl Staging {
                 .push((rel.to_path_buf(), bytes.len() as u64, fingerprint(bytes)));
             return Ok(change);
         }
-        let staged = self.dir.join(self.staged.len().to_string());
+        let staged = if self.fresh {
+            self.stage_folder_of(rel)?;
+            self.dir.join(rel)
+        } else {
+            self.dir.join(self.staged.len().to_string())
+        };
         let mut file = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -236,8 +246,14 @@ impl Staging {
             }
             None => Vec::new(),
         };
-        self.prepare_folders(project, store)?;
         let mut summary = WriteSummary::default();
+        if self.fresh && self.move_tree(project, store)? {
+            summary.written = self.staged.len();
+            self.done = true;
+            let _ = fs::remove_dir_all(&self.dir);
+            return Ok(summary);
+        }
+        self.prepare_folders(project, store)?;
         let total = self.staged.len();
         for (k, (rel, staged)) in self.staged.iter().enumerate() {
             let target = self.out.join(rel);
@@ -259,15 +275,11 @@ impl Staging {
         Ok(summary)
     }
 
-    /// Makes every target folder and checks it before any output is
-    /// replaced: it must take files and not lead into the project; an
-    /// output whose folder is on another file system is copied beside its
-    /// target first (a rename cannot cross file systems).
-    fn prepare_folders(&mut self, project: &Path, store: &[PathBuf]) -> Result<()> {
+    /// The output root as the system resolved it, now that it is made:
+    /// never the project or a folder holding it (the targets below it are
+    /// exempt from the check that they do not lead into the project).
+    fn checked_root(&self, project: &Path) -> Result<PathBuf> {
         let out_real = project::absolute(&self.out);
-        // The root as the system resolved it, now that it is made: never
-        // the project or a folder holding it (its targets below would be
-        // exempt from the check that follows).
         if project.starts_with(&out_real) {
             return Err(Error::Setup(format!(
                 "output folder {} is the project or holds it ({}): a render never writes over its sources; choose a folder of its own, e.g. --out build/",
@@ -275,6 +287,81 @@ impl Staging {
                 out_real.display()
             )));
         }
+        Ok(out_real)
+    }
+
+    /// Makes the folders of `rel` in the staging tree.
+    fn stage_folder_of(&mut self, rel: &Path) -> Result<()> {
+        let Some(parent) = rel.parent().filter(|p| !p.as_os_str().is_empty()) else {
+            return Ok(());
+        };
+        if self.stage_folders.contains(parent) {
+            return Ok(());
+        }
+        let mut missing: Vec<&Path> = parent
+            .ancestors()
+            .take_while(|a| !a.as_os_str().is_empty() && !self.stage_folders.contains(*a))
+            .collect();
+        missing.reverse();
+        for folder in missing {
+            let path = self.dir.join(folder);
+            fs::DirBuilder::new()
+                .mode(folder_mode(self.mode))
+                .create(&path)
+                .map_err(|e| Error::io("create a staging folder for", self.out.join(folder), e))?;
+            set_folder_modes(std::slice::from_ref(&path), self.mode)?;
+            self.stage_folders.insert(folder.to_path_buf());
+        }
+        Ok(())
+    }
+
+    /// A fresh root's outputs put in place by moving the staging tree's
+    /// top entries, when none of them is in the root yet (another render
+    /// may have put its set there meanwhile: then `false`, and the outputs
+    /// are moved one by one). The root, as the system resolved it, is
+    /// checked first: no folder below it can be a link, this run made them
+    /// all in its private staging folder.
+    fn move_tree(&mut self, project: &Path, store: &[PathBuf]) -> Result<bool> {
+        let out_real = self.checked_root(project)?;
+        super::check_real_spares_store(&self.out, &out_real, store)?;
+        let mut tops: Vec<&std::ffi::OsStr> = self
+            .staged
+            .iter()
+            .filter_map(|(rel, _)| rel.iter().next())
+            .collect();
+        tops.sort();
+        tops.dedup();
+        if tops
+            .iter()
+            .any(|top| fs::symlink_metadata(self.out.join(top)).is_ok())
+        {
+            return Ok(false);
+        }
+        let total = self.staged.len();
+        let mut moved = 0;
+        for top in tops {
+            let target = self.out.join(top);
+            fs::rename(self.dir.join(top), &target).map_err(|e| Error::OutputsMixed {
+                path: target.clone(),
+                replaced: moved,
+                total,
+                source: e,
+            })?;
+            moved += self
+                .staged
+                .iter()
+                .filter(|(rel, _)| rel.iter().next() == Some(top))
+                .count();
+        }
+        Ok(true)
+    }
+
+    /// Makes every target folder and checks it before any output is
+    /// replaced: it must take files and not lead into the project; an
+    /// output whose folder is on another file system is copied beside its
+    /// target first (a rename cannot cross file systems).
+    fn prepare_folders(&mut self, project: &Path, store: &[PathBuf]) -> Result<()> {
+        let out_real = self.checked_root(project)?;
         let stage_dev = fs::metadata(&self.dir).map(|m| m.dev()).ok();
         let mut folders: Vec<PathBuf> = self
             .staged
@@ -466,3 +553,6 @@ impl Staging {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,74 @@
+use super::*;
+
+fn staged(out: &Path) -> Staging {
+    let mut staging = Staging::new(out, 0o600).unwrap();
+    for (rel, text) in [("a.yaml", "a"), ("p/x/b.yaml", "b"), ("p/c.yaml", "c")] {
+        staging.add(Path::new(rel), text.as_bytes()).unwrap();
+    }
+    staging
+}
+
+fn project(dir: &Path) -> PathBuf {
+    fs::create_dir_all(dir.join("project")).unwrap();
+    project::absolute(&dir.join("project"))
+}
+
+#[test]
+fn a_fresh_root_gets_its_tree_moved_in_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let summary = staged(&out)
+        .commit(&project(dir.path()), &[], None)
+        .unwrap();
+    assert_eq!(summary.written, 3);
+    assert_eq!(fs::read_to_string(out.join("p/x/b.yaml")).unwrap(), "b");
+    assert_eq!(
+        fs::metadata(out.join("p/x")).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    let left: Vec<_> = fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left.len(), 3, "{left:?}"); // a.yaml, p, the marker
+}
+
+#[test]
+fn a_fresh_root_taken_meanwhile_gets_its_outputs_one_by_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let staging = staged(&out);
+    // Another render put its set there meanwhile.
+    fs::create_dir_all(out.join("p/other")).unwrap();
+    fs::write(out.join("p/other/keep.yaml"), "k").unwrap();
+    fs::write(out.join("a.yaml"), "old").unwrap();
+    let summary = staging.commit(&project(dir.path()), &[], None).unwrap();
+    assert_eq!(summary.written, 3);
+    assert_eq!(fs::read_to_string(out.join("a.yaml")).unwrap(), "a");
+    assert_eq!(fs::read_to_string(out.join("p/c.yaml")).unwrap(), "c");
+    assert_eq!(fs::read_to_string(out.join("p/x/b.yaml")).unwrap(), "b");
+    assert_eq!(
+        fs::read_to_string(out.join("p/other/keep.yaml")).unwrap(),
+        "k"
+    );
+    assert!(!fs::read_dir(&out).unwrap().any(|e| e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .contains("stage")));
+}
+
+#[test]
+fn a_fresh_root_that_is_the_project_is_refused_at_the_move() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let staging = staged(&out);
+    let err = staging
+        .commit(&project::absolute(&out), &[], None)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("is the project or holds it"),
+        "{err}"
+    );
+    assert!(!out.join("a.yaml").exists());
+}
