@@ -355,9 +355,14 @@ fn remove_pruned(out: &Path, prune: &[PathBuf]) -> Result<usize> {
 
 /// Writes the marker into an output root, unless it is there.
 pub fn mark(out: &Path, mode: u32) -> Result<()> {
+    mark_made(out, mode).map(drop)
+}
+
+/// [`mark`], saying whether this call made the marker.
+pub(crate) fn mark_made(out: &Path, mode: u32) -> Result<bool> {
     let marker = out.join(OUTPUT_MARKER);
     if marker.is_file() {
-        return Ok(());
+        return Ok(false);
     }
     match fsutil::write_atomic(
         &marker,
@@ -366,9 +371,9 @@ pub fn mark(out: &Path, mode: u32) -> Result<()> {
         fsutil::Existing::Keep,
     ) {
         Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists => {
-            Ok(())
+            Ok(false)
         }
-        other => other,
+        other => other.map(|()| true),
     }
 }
 

@@ -235,3 +235,28 @@ fn an_output_root_spelled_with_a_dot_is_made() {
     assert_eq!(ws.read("o1/t.yaml"), "a: \"v\"");
     assert_eq!(ws.read("o2/sub/c.yaml"), "a: \"v\"");
 }
+
+#[test]
+fn a_new_output_folder_takes_paths_near_the_system_limit() {
+    let ws = Workspace::new();
+    ws.set("s/d", None, "pw", "v");
+    // Sources and targets under the system's path limit (4,096 with the
+    // NUL) whose staging path in a tree, longer by the staging folder's
+    // name, would not be.
+    let base = ws.path("").canonicalize().unwrap().as_os_str().len() + 1;
+    let want = 4_083 - base; // the source, base + "p/" + rel: 4,085 bytes
+    let mut rel = String::new();
+    while rel.len() + 250 + 5 < want {
+        rel.push_str(&"d".repeat(250));
+        rel.push('/');
+    }
+    rel.push_str(&"f".repeat(want - rel.len() - 5));
+    rel.push_str(".yaml");
+    assert_eq!(base + 2 + rel.len(), 4_085);
+    ws.write(&format!("p/{rel}"), T);
+    ws.write("p/t.yaml", T);
+    ws.run(&["--data-dir", "s/d", "render", "p", "--out", "o"])
+        .code(0);
+    assert_eq!(ws.read(&format!("o/{rel}")), "a: \"v\"");
+    assert_eq!(ws.read("o/t.yaml"), "a: \"v\"");
+}

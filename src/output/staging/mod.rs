@@ -34,6 +34,10 @@ use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::project::{self, OUTPUT_MARKER};
 
+/// The longest staging path a tree is staged at (PATH_MAX is 4,096 with
+/// its NUL; a relative path's length is what the system checks).
+const TREE_PATH_MAX: usize = 3_800;
+
 /// An output set being written; see the module documentation.
 pub struct Staging {
     out: PathBuf,
@@ -56,7 +60,11 @@ pub struct Staging {
     /// outputs are staged in their own tree, whose top entries are moved
     /// into place whole (a folder's rename moves what it holds).
     fresh: bool,
-    /// Folders made in the staging tree (fresh root).
+    /// Outputs staged in their own tree (a fresh root), to be moved in
+    /// whole; off for a path the tree would make too long (then each
+    /// output is staged under a short name and moved one by one).
+    tree: bool,
+    /// Folders made in the staging tree.
     stage_folders: std::collections::HashSet<PathBuf>,
     done: bool,
 }
@@ -132,6 +140,7 @@ impl Staging {
             unchanged: Vec::new(),
             beside: Vec::new(),
             fresh,
+            tree: fresh,
             stage_folders: std::collections::HashSet::new(),
             done: false,
         };
@@ -141,13 +150,16 @@ impl Staging {
         // The staging folder is made and locked under the marker's lock,
         // which a render holds while it removes stale staging folders: it
         // never sees one that is made but not yet locked.
-        let made_marker = !out.join(OUTPUT_MARKER).is_file();
-        mark(out, mode)?;
+        // The stamp of a marker this call made, read before waiting for
+        // its lock: read after, it may be another render's commit stamp,
+        // and a failure here would then remove the marker of that set.
+        if super::mark_made(out, mode)? {
+            staging.marker_stamp = fs::metadata(out.join(OUTPUT_MARKER))
+                .and_then(|m| m.modified())
+                .ok();
+        }
         let marker = open_marker(out)?;
         flock(&marker, true);
-        if made_marker {
-            staging.marker_stamp = marker.metadata().and_then(|m| m.modified()).ok();
-        }
         // A random name after the pid: a render in another pid namespace
         // may have the same pid.
         staging.dir = tempfile::Builder::new()
@@ -179,7 +191,10 @@ impl Staging {
                 .push((rel.to_path_buf(), bytes.len() as u64, fingerprint(bytes)));
             return Ok(change);
         }
-        let staged = if self.fresh {
+        // (The staging folder's name makes a tree path longer than its
+        // target's: past a safe length, short names from here on.)
+        self.tree &= self.dir.join(rel).as_os_str().len() < TREE_PATH_MAX;
+        let staged = if self.tree {
             self.stage_folder_of(rel)?;
             self.dir.join(rel)
         } else {
@@ -247,7 +262,7 @@ impl Staging {
             None => Vec::new(),
         };
         let mut summary = WriteSummary::default();
-        if self.fresh && self.move_tree(project, store)? {
+        if self.tree && prune.is_empty() && self.move_tree(project, store)? {
             summary.written = self.staged.len();
             self.done = true;
             let _ = fs::remove_dir_all(&self.dir);
@@ -338,6 +353,13 @@ impl Staging {
             return Ok(false);
         }
         let total = self.staged.len();
+        let mut per_top: std::collections::HashMap<&std::ffi::OsStr, usize> =
+            std::collections::HashMap::new();
+        for (rel, _) in &self.staged {
+            if let Some(top) = rel.iter().next() {
+                *per_top.entry(top).or_default() += 1;
+            }
+        }
         let mut moved = 0;
         for top in tops {
             let target = self.out.join(top);
@@ -347,11 +369,7 @@ impl Staging {
                 total,
                 source: e,
             })?;
-            moved += self
-                .staged
-                .iter()
-                .filter(|(rel, _)| rel.iter().next() == Some(top))
-                .count();
+            moved += per_top.get(top).copied().unwrap_or(0);
         }
         Ok(true)
     }
