@@ -203,7 +203,7 @@ pub fn printable(text: &str) -> String {
 /// 1-based line and column (in characters) of a byte offset.
 pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
     let offset = floor_char_boundary(source, offset.min(source.len()));
-    let before = source[..offset].as_bytes();
+    let before = &source.as_bytes()[..offset];
     let line = memchr::memchr_iter(b'\n', before).count() + 1;
     let line_start = memchr::memrchr(b'\n', before).map_or(0, |i| i + 1);
     let col = source[line_start..offset].chars().count() + 1;
