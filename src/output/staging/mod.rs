@@ -193,10 +193,11 @@ impl Staging {
         }
         // (The staging folder's name makes a tree path longer than its
         // target's: past a safe length, short names from here on.)
-        self.tree &= self.dir.join(rel).as_os_str().len() < TREE_PATH_MAX;
+        let in_tree = self.dir.join(rel);
+        self.tree &= in_tree.as_os_str().len() < TREE_PATH_MAX;
         let staged = if self.tree {
             self.stage_folder_of(rel)?;
-            self.dir.join(rel)
+            in_tree
         } else {
             self.dir.join(self.staged.len().to_string())
         };

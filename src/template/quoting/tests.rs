@@ -138,6 +138,66 @@ mod byte_reading {
     use super::super::*;
     use proptest::prelude::*;
 
+    impl Scanner {
+        /// The character-by-character reading [`Scanner::feed`] must equal.
+        fn feed_by_char(&mut self, text: &str) {
+            let mut chars = text.chars().peekable();
+            while let Some(c) = chars.next() {
+                // libyaml and PyYAML also break lines at NEL, LS and PS.
+                if matches!(c, '\n' | '\u{85}' | '\u{2028}' | '\u{2029}') {
+                    if self.state == State::Double {
+                        self.escape_next = false;
+                    }
+                    self.newline();
+                    continue;
+                }
+                if self.at_line_start && (c == ' ' || c == '\t') {
+                    self.line_indent += 1;
+                    continue;
+                }
+                let line_start = self.at_line_start;
+                self.at_line_start = false;
+                if let State::Block { parent_indent } = self.state {
+                    if line_start && self.line_indent <= parent_indent && c != '\r' {
+                        self.state = State::Normal;
+                        self.token_start = true;
+                    } else {
+                        continue;
+                    }
+                }
+                match self.state {
+                    State::Comment | State::Block { .. } => {}
+                    State::Double => {
+                        if self.escape_next {
+                            self.escape_next = false;
+                        } else if c == '\\' {
+                            self.escape_next = true;
+                        } else if c == '"' {
+                            self.close_quote();
+                        }
+                    }
+                    State::Single => {
+                        if c == '\'' {
+                            if chars.peek() == Some(&'\'') {
+                                chars.next();
+                            } else {
+                                self.close_quote();
+                            }
+                        }
+                    }
+                    State::Normal => {
+                        if line_start && c != '#' {
+                            self.continue_plain_line();
+                        }
+                        let byte = |c: char| if c.is_ascii() { c as u8 } else { 0x80 };
+                        self.normal(byte(c), chars.peek().copied().map(byte))
+                    }
+                }
+                self.after_space = c == ' ' || c == '\t';
+            }
+        }
+    }
+
     fn piece() -> impl Strategy<Value = &'static str> {
         prop::sample::select(vec![
             " ", "  ", "\t", "\n", "\n  ", "\r", "\u{85}", "\u{2028}", "\u{2029}", "¢", "é", "😀",

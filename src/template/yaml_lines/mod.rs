@@ -35,10 +35,6 @@ struct Pending {
     after_key: bool,
 }
 
-fn event(kind: EventKind, start: usize, end: usize) -> Event {
-    Event::blank(kind, start, end)
-}
-
 /// Whether libyaml's reader takes every character, and the text has
 /// nothing this reader leaves to libyaml at the character level: tabs,
 /// carriage returns and the other line breaks (NEL, LS, PS), a byte order
@@ -112,11 +108,11 @@ impl<K: Fn(usize, usize) -> bool> Reader<'_, K> {
     }
 
     fn end(&mut self, at: usize) {
-        self.push(event(EventKind::CollectionEnd, at, at));
+        self.push(Event::blank(EventKind::CollectionEnd, at, at));
     }
 
     fn empty_scalar(&mut self, at: usize) {
-        let mut e = event(EventKind::Scalar, at, at);
+        let mut e = Event::blank(EventKind::Scalar, at, at);
         e.plain = true;
         e.plain_untagged = true;
         if (self.keep)(at, at) {
@@ -127,7 +123,7 @@ impl<K: Fn(usize, usize) -> bool> Reader<'_, K> {
     }
 
     fn scalar(&mut self, s: &Scalar) -> Option<()> {
-        let mut e = event(EventKind::Scalar, s.start, s.end);
+        let mut e = Event::blank(EventKind::Scalar, s.start, s.end);
         e.plain = s.style == Style::Plain;
         e.plain_untagged = e.plain;
         e.double_quoted = s.style == Style::Double;
@@ -326,7 +322,7 @@ impl<K: Fn(usize, usize) -> bool> Reader<'_, K> {
 }
 
 fn mapping_start(at: usize) -> Event {
-    let mut e = event(EventKind::CollectionStart, at, at);
+    let mut e = Event::blank(EventKind::CollectionStart, at, at);
     e.mapping = true;
     e
 }
@@ -435,7 +431,7 @@ pub(super) fn events(
 
 fn read<K: Fn(usize, usize) -> bool>(r: &mut Reader<'_, K>) -> Option<()> {
     let b = r.text;
-    r.push(event(EventKind::Other, 0, 0)); // the stream's start
+    r.push(Event::blank(EventKind::Other, 0, 0)); // the stream's start
     let mut stack: Vec<Open> = Vec::new();
     let mut pending: Option<Pending> = None;
     let mut started = false;
@@ -472,7 +468,7 @@ fn read<K: Fn(usize, usize) -> bool>(r: &mut Reader<'_, K>) -> Option<()> {
         };
         pending = if let Some(p) = nested {
             if dash {
-                let mut e = event(EventKind::CollectionStart, first, first);
+                let mut e = Event::blank(EventKind::CollectionStart, first, first);
                 if column == p.indent {
                     e.end = first + 1;
                     stack.push(Open::Indentless(column));
@@ -505,12 +501,12 @@ fn read<K: Fn(usize, usize) -> bool>(r: &mut Reader<'_, K>) -> Option<()> {
                 }
                 None if !started => {
                     started = true;
-                    let mut doc = event(EventKind::Other, first, first);
+                    let mut doc = Event::blank(EventKind::Other, first, first);
                     doc.document = true;
                     r.push(doc);
                     // The document's root: a mapping or a sequence.
                     if dash {
-                        r.push(event(EventKind::CollectionStart, first, first));
+                        r.push(Event::blank(EventKind::CollectionStart, first, first));
                         stack.push(Open::Seq(column));
                         r.sequence_entry(first, line_start, line_end, &mut stack)?
                     } else {
@@ -532,7 +528,7 @@ fn read<K: Fn(usize, usize) -> bool>(r: &mut Reader<'_, K>) -> Option<()> {
     for _ in stack.drain(..) {
         r.end(end);
     }
-    r.push(event(EventKind::Other, end, end)); // the document's end
+    r.push(Event::blank(EventKind::Other, end, end)); // the document's end
     Some(())
 }
 
