@@ -1,6 +1,8 @@
 //! Work spread over the machine's cores: rendering, checking and writing
 //! each file is independent of the others.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 /// Told of each finished item, from whichever worker finished it (a
 /// progress bar counts them).
 pub type Tick<'a> = &'a (dyn Fn() + Sync);
@@ -23,8 +25,8 @@ fn workers(count: usize) -> usize {
 }
 
 /// [`in_parallel`], calling `tick` as each item is done. Each worker keeps
-/// its results (no exchange per item, unlike [`in_parallel_consuming`]:
-/// measured, that doubled `check`'s system time).
+/// its results (measured, an exchange per item doubled `check`'s system
+/// time).
 pub fn in_parallel_ticking<T: Send>(
     count: usize,
     tick: Tick<'_>,
@@ -39,19 +41,16 @@ pub fn in_parallel_ticking<T: Send>(
     if threads <= 1 {
         return (0..count).map(job).collect();
     }
-    let next = std::sync::atomic::AtomicUsize::new(0);
+    let next = AtomicUsize::new(0);
     let mut results: Vec<(usize, T)> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| {
                     let mut done = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        if i >= count {
-                            break done;
-                        }
-                        done.push((i, job(i)));
+                    while let Some(items) = take(&next, count, threads) {
+                        done.extend(items.map(|i| (i, job(i))));
                     }
+                    done
                 })
             })
             .collect();
@@ -64,76 +63,22 @@ pub fn in_parallel_ticking<T: Send>(
     results.into_iter().map(|(_, r)| r).collect()
 }
 
-/// Results a worker of [`in_parallel_consuming`] hands over at once, at
-/// most: fewer when their weight reaches [`BATCH_WEIGHT`].
-const BATCH: usize = 16;
-
-/// The weight (bytes, for outputs) after which a batch goes over whatever
-/// its count, so that large results are not held many at a time.
-const BATCH_WEIGHT: usize = 1 << 20;
-
-/// [`in_parallel_ticking`], handing each result to `consume` on the calling
-/// thread as soon as it is done (in no particular order), so that results
-/// need not all be held at once.
-pub fn in_parallel_consuming<T: Send>(
-    count: usize,
-    tick: Tick<'_>,
-    job: impl Fn(usize) -> T + Sync,
-    weight: impl Fn(&T) -> usize + Sync,
-    mut consume: impl FnMut(usize, T),
-) {
-    let threads = workers(count);
-    if threads <= 1 {
-        for i in 0..count {
-            let result = job(i);
-            tick();
-            consume(i, result);
+/// The next items a worker takes: a run of neighbours (files of one
+/// folder, mostly, so that workers seldom create files in one folder at
+/// once, which the system serialises), shorter as fewer are left so that
+/// the workers finish together.
+fn take(next: &AtomicUsize, count: usize, threads: usize) -> Option<std::ops::Range<usize>> {
+    let mut start = next.load(Ordering::Relaxed);
+    loop {
+        if start >= count {
+            return None;
         }
-        return;
+        let run = ((count - start) / (threads * 4)).clamp(1, 64);
+        match next.compare_exchange_weak(start, start + run, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return Some(start..start + run),
+            Err(now) => start = now,
+        }
     }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    // Results go over in batches: a hand-over per item woke the calling
-    // thread (a futex and a context switch) once per file. A batch is
-    // bounded in count and weight, and one in flight per worker keeps
-    // memory bounded while the calling thread consumes.
-    let (send, receive) = std::sync::mpsc::sync_channel::<Vec<(usize, T)>>(threads);
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            let send = send.clone();
-            let (next, job, weight) = (&next, &job, &weight);
-            scope.spawn(move || {
-                let mut batch = Vec::with_capacity(BATCH);
-                let mut held = 0;
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if i < count {
-                        let result = job(i);
-                        held += weight(&result);
-                        batch.push((i, result));
-                        tick();
-                    }
-                    let last = i >= count;
-                    let full = batch.len() == BATCH || held >= BATCH_WEIGHT;
-                    if (full || last) && !batch.is_empty() {
-                        held = 0;
-                        let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                        if send.send(full).is_err() {
-                            break;
-                        }
-                    }
-                    if last {
-                        break;
-                    }
-                }
-            });
-        }
-        drop(send);
-        for batch in receive {
-            for (i, result) in batch {
-                consume(i, result);
-            }
-        }
-    });
 }
 
 #[cfg(test)]
@@ -141,27 +86,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_result_is_consumed_once_whatever_the_batches() {
-        for (count, weight) in [
-            (0, 0),
-            (1, 0),
-            (17, 0),
-            (100, 0),
-            (100, BATCH_WEIGHT / 3),
-            (50, BATCH_WEIGHT),
-        ] {
-            let mut seen = vec![0; count];
-            in_parallel_consuming(
-                count,
-                &no_tick,
-                |i| i * 2,
-                |_| weight,
-                |i, r| {
-                    assert_eq!(r, i * 2);
-                    seen[i] += 1;
-                },
+    fn every_item_is_done_once_and_results_keep_their_order() {
+        for count in [0, 1, 15, 16, 17, 100, 257, 5_000] {
+            let done: Vec<AtomicUsize> = (0..count).map(|_| AtomicUsize::new(0)).collect();
+            let results = in_parallel(count, |i| {
+                done[i].fetch_add(1, Ordering::Relaxed);
+                i * 2
+            });
+            assert_eq!(results, (0..count).map(|i| i * 2).collect::<Vec<_>>());
+            assert!(
+                done.iter().all(|n| n.load(Ordering::Relaxed) == 1),
+                "{count}"
             );
-            assert!(seen.iter().all(|&n| n == 1), "{count} {weight}: {seen:?}");
         }
+    }
+
+    #[test]
+    fn runs_are_neighbours_shorter_towards_the_end() {
+        let next = AtomicUsize::new(0);
+        let mut runs = Vec::new();
+        while let Some(run) = take(&next, 1_000, 2) {
+            runs.push(run);
+        }
+        assert_eq!(runs.first(), Some(&(0..64)));
+        assert!(runs
+            .windows(2)
+            .all(|w| w[0].end == w[1].start && w[0].len() >= w[1].len()));
+        assert_eq!(runs.last().map(|r| (r.end, r.len())), Some((1_000, 1)));
     }
 }

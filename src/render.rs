@@ -6,7 +6,8 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use zeroize::Zeroizing;
 
@@ -161,62 +162,61 @@ impl StreamedRender {
 }
 
 /// [`render_files`], handing each output (rendered, then copied) to `sink`
-/// as soon as it is ready instead of holding them all. After the first
-/// failure (a file's error, or the sink's) no more outputs are handed on;
-/// every file's diagnostics are still gathered.
+/// as soon as it is ready instead of holding them all. Rendered outputs go
+/// to `sink` from the worker that rendered them (so each worker holds one
+/// output at a time, and frees what it made); after the first failure (a
+/// file's error, or the sink's) no more outputs are handed on; every
+/// file's diagnostics are still gathered.
 pub fn render_files_into(
     engine: &Engine,
     project: &ProjectFiles,
     options: &RenderOptions,
     tick: Tick<'_>,
-    mut sink: impl FnMut(&Path, &[u8]) -> Result<()>,
+    sink: impl Fn(&Path, &[u8]) -> Result<()> + Sync,
 ) -> Result<StreamedRender> {
-    let mut by_file: Vec<Vec<Diagnostic>> = vec![Vec::new(); project.files.len()];
-    let mut failed = false;
-    let mut sink_error = None;
-    let mut rendered = 0;
-    crate::parallel::in_parallel_consuming(
-        project.files.len(),
-        tick,
-        |i| render_one(engine, project, options, i),
-        |outcome| {
-            outcome
-                .as_ref()
-                .map_or(0, |file| file.output.as_ref().map_or(0, String::len))
-        },
-        |i, outcome: std::result::Result<crate::template::FileRender, Box<Diagnostic>>| {
-            let file = match outcome {
-                Err(d) => {
-                    failed = true;
-                    by_file[i].push(*d);
-                    return;
-                }
-                Ok(file) => file,
-            };
-            let output = file.output.map(Zeroizing::new);
-            if file.diagnostics.iter().any(Diagnostic::is_error) {
-                failed = true;
+    let failed = AtomicBool::new(false);
+    let sink_error = Mutex::new(None);
+    let by_file = in_parallel_ticking(project.files.len(), tick, |i| {
+        let file = match render_one(engine, project, options, i) {
+            Err(d) => {
+                failed.store(true, Ordering::Relaxed);
+                return (vec![*d], false);
             }
-            by_file[i] = file.diagnostics;
-            if let Some(output) = output {
-                rendered += 1;
-                if !failed && sink_error.is_none() {
-                    if let Err(e) = sink(&project.files[i], output.as_bytes()) {
-                        sink_error = Some(e);
-                    }
+            Ok(file) => file,
+        };
+        let output = file.output.map(Zeroizing::new);
+        if file.diagnostics.iter().any(Diagnostic::is_error) {
+            failed.store(true, Ordering::Relaxed);
+        }
+        let rendered = output.is_some();
+        if let Some(output) = output {
+            if !failed.load(Ordering::Relaxed) {
+                if let Err(e) = sink(&project.files[i], output.as_bytes()) {
+                    failed.store(true, Ordering::Relaxed);
+                    sink_error
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .get_or_insert(e);
                 }
             }
-        },
-    );
-    if let Some(e) = sink_error {
+        }
+        (file.diagnostics, rendered)
+    });
+    let failed = failed.into_inner();
+    if let Some(e) = sink_error
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner)
+    {
         return Err(e);
     }
     let mut result = StreamedRender {
         diagnostics: project.diagnostics.clone(),
-        rendered,
+        rendered: by_file.iter().filter(|(_, rendered)| *rendered).count(),
         copied: 0,
     };
-    result.diagnostics.extend(by_file.into_iter().flatten());
+    result
+        .diagnostics
+        .extend(by_file.into_iter().flat_map(|(diagnostics, _)| diagnostics));
     let copied = &mut result.copied;
     read_copies(project, &mut result.diagnostics, |rel, bytes, so_far| {
         *copied += 1;

@@ -147,7 +147,7 @@ pub fn render(ctx: &Context, request: &RenderRequest) -> Result<ExitCode> {
     }
     // (--diff: the outputs are in memory already; they go through the same
     // staging as a plain render.)
-    let mut staging = output::Staging::new(out, flags.mode)?;
+    let staging = output::Staging::new(out, flags.mode)?;
     for f in &files {
         staging.add(f.rel, f.bytes)?;
     }
@@ -182,7 +182,7 @@ fn render_into(
     }
     env.preload()?;
     let engine = env.engine();
-    let mut staging = output::Staging::new(out, request.mode)?;
+    let staging = output::Staging::new(out, request.mode)?;
     let streamed = {
         let progress = reporter.progress(project.files.len(), "rendering");
         render::render_files_into(

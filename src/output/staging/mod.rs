@@ -21,8 +21,9 @@ use std::fs;
 use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 use zeroize::Zeroizing;
 
@@ -50,23 +51,53 @@ pub struct Staging {
     /// Folders this run made (the output root and those above it, then
     /// target folders), deepest last.
     made: Vec<PathBuf>,
-    /// (output, staged file) for every new or changed output.
-    staged: Vec<(PathBuf, PathBuf)>,
-    /// Outputs whose bytes were already there, with their length and hash.
-    unchanged: Vec<(PathBuf, u64, u64)>,
+    /// What the outputs taken so far left; the workers of a render add
+    /// outputs at once, each writing its own file outside this lock.
+    taken: Mutex<Taken>,
     /// Copies made beside targets on another file system.
     beside: Vec<PathBuf>,
     /// The output root was made by this run: no output is there yet. Its
     /// outputs are staged in their own tree, whose top entries are moved
     /// into place whole (a folder's rename moves what it holds).
     fresh: bool,
+    done: bool,
+}
+
+/// The bookkeeping of [`Staging::add`].
+struct Taken {
+    /// (output, staged file) for every new or changed output.
+    staged: Vec<(PathBuf, PathBuf)>,
+    /// Outputs whose bytes were already there, with their length and hash.
+    unchanged: Vec<(PathBuf, u64, u64)>,
     /// Outputs staged in their own tree (a fresh root), to be moved in
     /// whole; off for a path the tree would make too long (then each
-    /// output is staged under a short name and moved one by one).
+    /// output from there on is staged under a short name, and all are
+    /// moved one by one).
     tree: bool,
     /// Folders made in the staging tree.
     stage_folders: std::collections::HashSet<PathBuf>,
-    done: bool,
+    /// Short staged names given so far.
+    short_names: usize,
+}
+
+impl Taken {
+    fn empty() -> Taken {
+        Taken {
+            staged: Vec::new(),
+            unchanged: Vec::new(),
+            tree: false,
+            stage_folders: std::collections::HashSet::new(),
+            short_names: 0,
+        }
+    }
+
+    /// Every output taken.
+    fn outputs(&self) -> impl Iterator<Item = &Path> {
+        self.staged
+            .iter()
+            .map(|(rel, _)| rel.as_path())
+            .chain(self.unchanged.iter().map(|(rel, ..)| rel.as_path()))
+    }
 }
 
 fn fingerprint(bytes: &[u8]) -> u64 {
@@ -136,12 +167,12 @@ impl Staging {
             marker_stamp: None,
             mode,
             made,
-            staged: Vec::new(),
-            unchanged: Vec::new(),
+            taken: Mutex::new(Taken {
+                tree: fresh,
+                ..Taken::empty()
+            }),
             beside: Vec::new(),
             fresh,
-            tree: fresh,
-            stage_folders: std::collections::HashSet::new(),
             done: false,
         };
         // From here on, a failure drops `staging`, which removes what it made.
@@ -177,8 +208,9 @@ impl Staging {
     }
 
     /// Takes one output: staged when its bytes differ from the file at its
-    /// place, noted as unchanged otherwise.
-    pub fn add(&mut self, rel: &Path, bytes: &[u8]) -> Result<Change> {
+    /// place, noted as unchanged otherwise. Safe to call from many threads
+    /// at once (for different outputs).
+    pub fn add(&self, rel: &Path, bytes: &[u8]) -> Result<Change> {
         let target = self.out.join(rel);
         // In an output root this run made, nothing is there to compare with.
         let change = if self.fresh {
@@ -187,19 +219,26 @@ impl Staging {
             change_of(&target, bytes)?
         };
         if change == Change::Unchanged {
-            self.unchanged
-                .push((rel.to_path_buf(), bytes.len() as u64, fingerprint(bytes)));
+            self.taken().unchanged.push((
+                rel.to_path_buf(),
+                bytes.len() as u64,
+                fingerprint(bytes),
+            ));
             return Ok(change);
         }
-        // (The staging folder's name makes a tree path longer than its
-        // target's: past a safe length, short names from here on.)
-        let in_tree = self.dir.join(rel);
-        self.tree &= in_tree.as_os_str().len() < TREE_PATH_MAX;
-        let staged = if self.tree {
-            self.stage_folder_of(rel)?;
-            in_tree
-        } else {
-            self.dir.join(self.staged.len().to_string())
+        let staged = {
+            let mut taken = self.taken();
+            // (The staging folder's name makes a tree path longer than its
+            // target's: past a safe length, short names from here on.)
+            let in_tree = self.dir.join(rel);
+            taken.tree &= in_tree.as_os_str().len() < TREE_PATH_MAX;
+            if taken.tree {
+                self.stage_folder_of(&mut taken, rel)?;
+                in_tree
+            } else {
+                taken.short_names += 1;
+                self.dir.join(taken.short_names.to_string())
+            }
         };
         let mut file = fs::OpenOptions::new()
             .write(true)
@@ -214,16 +253,12 @@ impl Staging {
         }
         file.write_all(bytes)
             .map_err(|e| Error::io("write a temporary file for", &target, e))?;
-        self.staged.push((rel.to_path_buf(), staged));
+        self.taken().staged.push((rel.to_path_buf(), staged));
         Ok(change)
     }
 
-    /// Every output taken so far.
-    pub fn outputs(&self) -> impl Iterator<Item = &Path> {
-        self.staged
-            .iter()
-            .map(|(rel, _)| rel.as_path())
-            .chain(self.unchanged.iter().map(|(rel, ..)| rel.as_path()))
+    fn taken(&self) -> std::sync::MutexGuard<'_, Taken> {
+        self.taken.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Puts every staged output in place (see the module documentation);
@@ -243,7 +278,11 @@ impl Staging {
         // once a set was put here.
         let _ = marker.set_modified(std::time::SystemTime::now());
         remove_stale_temp_files(&self.out)?;
-        for (rel, len, hash) in &self.unchanged {
+        let mut taken = std::mem::replace(
+            self.taken.get_mut().unwrap_or_else(PoisonError::into_inner),
+            Taken::empty(),
+        );
+        for (rel, len, hash) in &taken.unchanged {
             let still = fs::read(self.out.join(rel))
                 .map(Zeroizing::new)
                 .is_ok_and(|now| now.len() as u64 == *len && fingerprint(&now) == *hash);
@@ -257,21 +296,21 @@ impl Staging {
         }
         let prune = match prune_below {
             Some(below) => {
-                let keep: Vec<&Path> = self.outputs().collect();
+                let keep: Vec<&Path> = taken.outputs().collect();
                 prune_list(&self.out, &keep, below)?
             }
             None => Vec::new(),
         };
         let mut summary = WriteSummary::default();
-        if self.tree && prune.is_empty() && self.move_tree(project, store)? {
-            summary.written = self.staged.len();
+        if taken.tree && prune.is_empty() && self.move_tree(&taken.staged, project, store)? {
+            summary.written = taken.staged.len();
             self.done = true;
             let _ = fs::remove_dir_all(&self.dir);
             return Ok(summary);
         }
-        self.prepare_folders(project, store)?;
-        let total = self.staged.len();
-        for (k, (rel, staged)) in self.staged.iter().enumerate() {
+        self.prepare_folders(&mut taken.staged, project, store)?;
+        let total = taken.staged.len();
+        for (k, (rel, staged)) in taken.staged.iter().enumerate() {
             let target = self.out.join(rel);
             fs::rename(staged, &target).map_err(|e| Error::OutputsMixed {
                 path: target.clone(),
@@ -281,7 +320,7 @@ impl Staging {
             })?;
             summary.written += 1;
         }
-        for (rel, ..) in &self.unchanged {
+        for (rel, ..) in &taken.unchanged {
             keep_mode(&self.out.join(rel), self.mode)?;
             summary.unchanged += 1;
         }
@@ -307,16 +346,16 @@ impl Staging {
     }
 
     /// Makes the folders of `rel` in the staging tree.
-    fn stage_folder_of(&mut self, rel: &Path) -> Result<()> {
+    fn stage_folder_of(&self, taken: &mut Taken, rel: &Path) -> Result<()> {
         let Some(parent) = rel.parent().filter(|p| !p.as_os_str().is_empty()) else {
             return Ok(());
         };
-        if self.stage_folders.contains(parent) {
+        if taken.stage_folders.contains(parent) {
             return Ok(());
         }
         let mut missing: Vec<&Path> = parent
             .ancestors()
-            .take_while(|a| !a.as_os_str().is_empty() && !self.stage_folders.contains(*a))
+            .take_while(|a| !a.as_os_str().is_empty() && !taken.stage_folders.contains(*a))
             .collect();
         missing.reverse();
         for folder in missing {
@@ -326,7 +365,7 @@ impl Staging {
                 .create(&path)
                 .map_err(|e| Error::io("create a staging folder for", self.out.join(folder), e))?;
             set_folder_modes(std::slice::from_ref(&path), self.mode)?;
-            self.stage_folders.insert(folder.to_path_buf());
+            taken.stage_folders.insert(folder.to_path_buf());
         }
         Ok(())
     }
@@ -337,11 +376,15 @@ impl Staging {
     /// are moved one by one). The root, as the system resolved it, is
     /// checked first: no folder below it can be a link, this run made them
     /// all in its private staging folder.
-    fn move_tree(&mut self, project: &Path, store: &[PathBuf]) -> Result<bool> {
+    fn move_tree(
+        &self,
+        staged: &[(PathBuf, PathBuf)],
+        project: &Path,
+        store: &[PathBuf],
+    ) -> Result<bool> {
         let out_real = self.checked_root(project)?;
         super::check_real_spares_store(&self.out, &out_real, store)?;
-        let mut tops: Vec<&std::ffi::OsStr> = self
-            .staged
+        let mut tops: Vec<&std::ffi::OsStr> = staged
             .iter()
             .filter_map(|(rel, _)| rel.iter().next())
             .collect();
@@ -353,10 +396,10 @@ impl Staging {
         {
             return Ok(false);
         }
-        let total = self.staged.len();
+        let total = staged.len();
         let mut per_top: std::collections::HashMap<&std::ffi::OsStr, usize> =
             std::collections::HashMap::new();
-        for (rel, _) in &self.staged {
+        for (rel, _) in staged {
             if let Some(top) = rel.iter().next() {
                 *per_top.entry(top).or_default() += 1;
             }
@@ -374,153 +417,6 @@ impl Staging {
         }
         Ok(true)
     }
-
-    /// Makes every target folder and checks it before any output is
-    /// replaced: it must take files and not lead into the project; an
-    /// output whose folder is on another file system is copied beside its
-    /// target first (a rename cannot cross file systems).
-    fn prepare_folders(&mut self, project: &Path, store: &[PathBuf]) -> Result<()> {
-        let out_real = self.checked_root(project)?;
-        let stage_dev = fs::metadata(&self.dir).map(|m| m.dev()).ok();
-        let mut folders: Vec<PathBuf> = self
-            .staged
-            .iter()
-            .map(|(rel, _)| rel.parent().unwrap_or(Path::new("")).to_path_buf())
-            .collect();
-        folders.sort();
-        folders.dedup();
-        let mut known = std::collections::HashMap::from([(
-            PathBuf::new(),
-            Folder {
-                real: out_real.clone(),
-                dev: stage_dev,
-                made: false,
-            },
-        )]);
-        let mut other_device: Vec<PathBuf> = Vec::new();
-        for rel in folders {
-            let folder = self.out.join(&rel);
-            let Folder { real, dev, made } = self.folder(&rel, &mut known)?;
-            if real.starts_with(project) && !real.starts_with(&out_real) {
-                return Err(Error::Setup(format!(
-                    "output folder {} leads into the project ({}): a render never writes over its sources; remove the link",
-                    folder.display(),
-                    real.display()
-                )));
-            }
-            // A link must not lead into the secret store either.
-            super::check_real_spares_store(&folder, &real, store)?;
-            if !made {
-                fsutil::check_writable(&folder)?;
-            }
-            if dev != stage_dev {
-                // Temporaries a killed run left there (the walk of the
-                // output root does not follow the link).
-                remove_stale_temp_files(&folder)?;
-                other_device.push(rel);
-            }
-        }
-        for (rel, staged) in &mut self.staged {
-            if !other_device
-                .iter()
-                .any(|f| rel.parent() == Some(f.as_path()))
-            {
-                continue;
-            }
-            let target = self.out.join(&*rel);
-            let bytes = Zeroizing::new(
-                fs::read(&*staged)
-                    .map_err(|e| Error::io("read the staged output for", &target, e))?,
-            );
-            let beside = fsutil::temp_file_with(&target, &bytes, self.mode)?
-                .into_temp_path()
-                .keep()
-                .map_err(|e| Error::io("keep a temporary file for", &target, e.error))?;
-            self.beside.push(beside.clone());
-            *staged = beside;
-        }
-        Ok(())
-    }
-
-    /// The real path and device of the target folder `rel` (made when
-    /// missing, with the folders above it), from its parent's where no link
-    /// can lead elsewhere: a folder this run makes, or one that is no link,
-    /// is its parent's real path and its name. A link is resolved by the
-    /// system.
-    fn folder(
-        &mut self,
-        rel: &Path,
-        known: &mut std::collections::HashMap<PathBuf, Folder>,
-    ) -> Result<Folder> {
-        self.folder_retried(rel, known, false)
-    }
-
-    fn folder_retried(
-        &mut self,
-        rel: &Path,
-        known: &mut std::collections::HashMap<PathBuf, Folder>,
-        retried: bool,
-    ) -> Result<Folder> {
-        if let Some(folder) = known.get(rel) {
-            return Ok(folder.clone());
-        }
-        let parent = self.folder(rel.parent().unwrap_or(Path::new("")), known)?;
-        let path = self.out.join(rel);
-        let name = rel.file_name().unwrap_or_default();
-        let folder = match fs::symlink_metadata(&path) {
-            // A folder, perhaps a mount point (its own device).
-            Ok(meta) if meta.is_dir() => Folder {
-                real: parent.real.join(name),
-                dev: Some(meta.dev()),
-                made: false,
-            },
-            Ok(meta) if meta.file_type().is_symlink() && path.is_dir() => Folder {
-                real: project::absolute(&path),
-                dev: fs::metadata(&path).map(|m| m.dev()).ok(),
-                made: false,
-            },
-            Ok(_) => {
-                // Not a folder: the error says so.
-                fsutil::create_dir_all(&path, folder_mode(self.mode))?;
-                return Err(Error::Setup(format!(
-                    "output folder {} is not a folder",
-                    path.display()
-                )));
-            }
-            Err(_) => {
-                // One level (the parent is there): what appears meanwhile
-                // (a link) is judged as found, not taken as made here.
-                match fs::DirBuilder::new()
-                    .mode(folder_mode(self.mode))
-                    .create(&path)
-                {
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && !retried => {
-                        return self.folder_retried(rel, known, true);
-                    }
-                    Err(e) => return Err(Error::io("create folder", &path, e)),
-                    Ok(()) => {}
-                }
-                set_folder_modes(std::slice::from_ref(&path), self.mode)?;
-                self.made.push(path);
-                Folder {
-                    real: parent.real.join(name),
-                    dev: parent.dev,
-                    made: true,
-                }
-            }
-        };
-        known.insert(rel.to_path_buf(), folder.clone());
-        Ok(folder)
-    }
-}
-
-/// What [`Staging::prepare_folders`] knows of a target folder.
-#[derive(Clone)]
-struct Folder {
-    real: PathBuf,
-    dev: Option<u64>,
-    /// Made by this run.
-    made: bool,
 }
 
 impl Drop for Staging {
@@ -572,6 +468,8 @@ impl Staging {
         }
     }
 }
+
+mod folders;
 
 #[cfg(test)]
 mod tests;

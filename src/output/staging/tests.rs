@@ -1,7 +1,7 @@
 use super::*;
 
 fn staged(out: &Path) -> Staging {
-    let mut staging = Staging::new(out, 0o600).unwrap();
+    let staging = Staging::new(out, 0o600).unwrap();
     for (rel, text) in [("a.yaml", "a"), ("p/x/b.yaml", "b"), ("p/c.yaml", "c")] {
         staging.add(Path::new(rel), text.as_bytes()).unwrap();
     }
@@ -71,4 +71,43 @@ fn a_fresh_root_that_is_the_project_is_refused_at_the_move() {
         "{err}"
     );
     assert!(!out.join("a.yaml").exists());
+}
+
+#[test]
+fn outputs_added_from_many_threads_at_once_are_all_put_in_place() {
+    for existing_root in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        if existing_root {
+            fs::create_dir_all(out.join("f3")).unwrap();
+            fs::write(out.join("f3/7.yaml"), "3/7").unwrap(); // unchanged
+            fs::write(out.join("f4.yaml"), "old").unwrap();
+        }
+        let staging = Staging::new(&out, 0o600).unwrap();
+        let rels: Vec<PathBuf> = (0..400)
+            .map(|i| PathBuf::from(format!("f{}/{}.yaml", i % 20, i / 20)))
+            .collect();
+        std::thread::scope(|s| {
+            for part in rels.chunks(50) {
+                let staging = &staging;
+                s.spawn(move || {
+                    for rel in part {
+                        let text = rel.to_string_lossy().replace('f', "").replace(".yaml", "");
+                        staging.add(rel, text.as_bytes()).unwrap();
+                    }
+                });
+            }
+        });
+        staging.add(Path::new("f4.yaml"), b"new").unwrap();
+        let summary = staging.commit(&project(dir.path()), &[], None).unwrap();
+        assert_eq!(
+            (summary.written, summary.unchanged),
+            if existing_root { (400, 1) } else { (401, 0) }
+        );
+        for rel in &rels {
+            let want = rel.to_string_lossy().replace('f', "").replace(".yaml", "");
+            assert_eq!(fs::read_to_string(out.join(rel)).unwrap(), want);
+        }
+        assert_eq!(fs::read_to_string(out.join("f4.yaml")).unwrap(), "new");
+    }
 }
