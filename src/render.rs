@@ -249,7 +249,7 @@ pub fn write_output(out_dir: &Path, rel: &Path, contents: &[u8], mode: u32) -> R
 /// Templates read secrets through the environment's cache.
 impl SecretSource for Environment {
     fn lookup(&self, chain: &[Scope], name: &str) -> Result<Option<Arc<SecretValue>>> {
-        Ok(Environment::lookup(self, chain, name)?.map(|r| r.value))
+        self.lookup_value(chain, name)
     }
 
     fn environment(&self) -> &str {

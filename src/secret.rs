@@ -59,6 +59,7 @@ fn printable(name: &str) -> String {
 
 /// A decrypted secret value, wiped from memory when dropped. Its `Debug`
 /// output never shows the value.
+#[derive(Clone)]
 pub struct SecretValue(Zeroizing<String>);
 
 impl SecretValue {

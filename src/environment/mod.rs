@@ -14,6 +14,7 @@ use crate::secret::{self, Scope, SecretValue};
 use crate::settings::{DatabaseLocation, Settings};
 use crate::store::{ScopeFilter, SecretInfo, SecretStore};
 
+mod local;
 mod open;
 mod rotate;
 
@@ -74,6 +75,10 @@ struct Inner {
     key: RwLock<Arc<KeyState>>,
     store: Mutex<Box<dyn SecretStore>>,
     cache: RwLock<Cache>,
+    /// Distinguishes this environment from every other of the process, and
+    /// its values from those before a change (see `local`).
+    id: u64,
+    generation: std::sync::atomic::AtomicU64,
     preloaded: RwLock<Option<Preloaded>>,
     warnings: Vec<String>,
 }
@@ -269,6 +274,7 @@ impl Environment {
         if let Some(scopes) = self.cache().get_mut(name) {
             scopes.remove(scope);
         }
+        self.next_generation();
         *self
             .inner
             .preloaded
@@ -401,6 +407,7 @@ impl Environment {
     /// Forgets every cached value (after another process changed the store).
     pub fn clear_cache(&self) {
         self.cache().clear();
+        self.next_generation();
         *self
             .inner
             .preloaded

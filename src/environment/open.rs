@@ -93,6 +93,8 @@ impl Environment {
                 key: RwLock::new(Arc::new(key)),
                 store: Mutex::new(store),
                 cache: RwLock::new(Default::default()),
+                id: super::local::next_id(),
+                generation: Default::default(),
                 preloaded: RwLock::new(None),
                 warnings,
             }),
