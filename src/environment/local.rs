@@ -4,13 +4,16 @@
 //! reference count, one cache line both cores wrote (measured: a fifth of
 //! a two-core render's extra work over one core). A thread's copy is its
 //! own; it is dropped when the environment's values may have changed (its
-//! generation moved) or another environment is read.
+//! generation moved) or another environment is read. Where every row was
+//! read (a render), the thread also holds that read's list of rows: a name
+//! a scope has no row for is passed over at once, and nothing is kept for
+//! it (most scopes of most names: a pipeline scope holds few secrets).
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::{Cache, Environment};
+use super::{Cache, Environment, Preloaded};
 use crate::error::Result;
 use crate::secret::{Scope, SecretValue};
 
@@ -26,7 +29,17 @@ pub(super) fn next_id() -> u64 {
 struct Local {
     /// The environment's id and generation these values are of.
     of: Option<(u64, u64)>,
+    /// Every row of the environment, when they were read at once.
+    rows: Option<Arc<Preloaded>>,
     values: Cache,
+}
+
+/// What a thread's copy knows of a name in a scope.
+enum Held {
+    Known(Option<Arc<SecretValue>>),
+    /// Not among the rows read at once: not set.
+    Unset,
+    Unknown,
 }
 
 thread_local! {
@@ -42,13 +55,23 @@ impl Environment {
             let held = LOCAL.with_borrow_mut(|local| {
                 if local.of != Some(of) {
                     local.values.clear();
+                    local.rows = self.preloaded_rows();
                     local.of = Some(of);
                 }
-                local.values.get(name).and_then(|s| s.get(scope)).cloned()
+                if let Some(value) = local.values.get(name).and_then(|s| s.get(scope)) {
+                    return Held::Known(value.clone());
+                }
+                match &local.rows {
+                    Some(rows) if !rows.get(name).is_some_and(|s| s.contains_key(scope)) => {
+                        Held::Unset
+                    }
+                    _ => Held::Unknown,
+                }
             });
             let value = match held {
-                Some(value) => value,
-                None => {
+                Held::Known(value) => value,
+                Held::Unset => None,
+                Held::Unknown => {
                     // (No borrow held here: reading may reload the key.)
                     let value = self
                         .lookup_one(scope, name)?
@@ -70,6 +93,14 @@ impl Environment {
             }
         }
         Ok(None)
+    }
+
+    fn preloaded_rows(&self) -> Option<Arc<Preloaded>> {
+        self.inner
+            .preloaded
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Tells every thread's copy that values may have changed.
@@ -96,7 +127,13 @@ mod tests {
         assert_eq!(value(&env), None);
         env.set("db", &Scope::Global, "one").unwrap();
         assert_eq!(value(&env).as_deref(), Some("one"));
+        // With every row read at once (as a render does), a scope without
+        // the name is passed over; a row set afterwards is still seen.
+        env.preload().unwrap();
+        assert_eq!(value(&env).as_deref(), Some("one"));
         env.set("db", &Scope::Pipeline("p".into()), "two").unwrap();
+        assert_eq!(value(&env).as_deref(), Some("two"));
+        env.preload().unwrap();
         assert_eq!(value(&env).as_deref(), Some("two"));
         // Another thread, its own copy.
         std::thread::scope(|s| {

@@ -79,7 +79,7 @@ struct Inner {
     /// its values from those before a change (see `local`).
     id: u64,
     generation: std::sync::atomic::AtomicU64,
-    preloaded: RwLock<Option<Preloaded>>,
+    preloaded: RwLock<Option<Arc<Preloaded>>>,
     warnings: Vec<String>,
 }
 
@@ -266,7 +266,8 @@ impl Environment {
             .inner
             .preloaded
             .write()
-            .unwrap_or_else(|p| p.into_inner()) = Some(map);
+            .unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(map));
+        self.next_generation();
         Ok(fingerprints)
     }
 
