@@ -39,6 +39,12 @@ use crate::project::{self, OUTPUT_MARKER};
 /// its NUL; a relative path's length is what the system checks).
 const TREE_PATH_MAX: usize = 3_800;
 
+/// The staging folder's subfolder for outputs staged at their own paths,
+/// and the one for outputs staged under short names (apart: an output's
+/// first folder may have any name a short one has).
+const TREE: &str = "tree";
+const SHORT: &str = "short";
+
 /// An output set being written; see the module documentation.
 pub struct Staging {
     out: PathBuf,
@@ -204,6 +210,12 @@ impl Staging {
             .keep();
         let lock = fs::File::open(&staging.dir)
             .map_err(|e| Error::io("open the staging folder in", out, e))?;
+        if fresh {
+            fs::DirBuilder::new()
+                .mode(0o700)
+                .create(staging.dir.join(TREE))
+                .map_err(|e| Error::io("create a staging folder in", out, e))?;
+        }
         flock(&lock, true);
         staging.lock = Some(lock);
         drop(marker);
@@ -233,14 +245,21 @@ impl Staging {
             let mut taken = self.taken();
             // (The staging folder's name makes a tree path longer than its
             // target's: past a safe length, short names from here on.)
-            let in_tree = self.dir.join(rel);
+            let in_tree = self.dir.join(TREE).join(rel);
             taken.tree &= in_tree.as_os_str().len() < TREE_PATH_MAX;
             if taken.tree {
                 self.stage_folder_of(&mut taken, rel)?;
                 in_tree
             } else {
+                let short = self.dir.join(SHORT);
+                if taken.short_names == 0 {
+                    fs::DirBuilder::new()
+                        .mode(0o700)
+                        .create(&short)
+                        .map_err(|e| Error::io("create a staging folder in", &self.out, e))?;
+                }
                 taken.short_names += 1;
-                self.dir.join(taken.short_names.to_string())
+                short.join(taken.short_names.to_string())
             }
         };
         let mut file = fs::OpenOptions::new()
@@ -362,7 +381,7 @@ impl Staging {
             .collect();
         missing.reverse();
         for folder in missing {
-            let path = self.dir.join(folder);
+            let path = self.dir.join(TREE).join(folder);
             fs::DirBuilder::new()
                 .mode(folder_mode(self.mode))
                 .create(&path)
@@ -410,11 +429,13 @@ impl Staging {
         let mut moved = 0;
         for top in tops {
             let target = self.out.join(top);
-            fs::rename(self.dir.join(top), &target).map_err(|e| Error::OutputsMixed {
-                path: target.clone(),
-                replaced: moved,
-                total,
-                source: e,
+            fs::rename(self.dir.join(TREE).join(top), &target).map_err(|e| {
+                Error::OutputsMixed {
+                    path: target.clone(),
+                    replaced: moved,
+                    total,
+                    source: e,
+                }
             })?;
             moved += per_top.get(top).copied().unwrap_or(0);
         }

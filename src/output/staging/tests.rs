@@ -111,3 +111,26 @@ fn outputs_added_from_many_threads_at_once_are_all_put_in_place() {
         assert_eq!(fs::read_to_string(out.join("f4.yaml")).unwrap(), "new");
     }
 }
+
+#[test]
+fn short_staged_names_never_meet_an_output_named_like_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let staging = Staging::new(&out, 0o600).unwrap();
+    staging.add(Path::new("1/a.yaml"), b"a").unwrap();
+    staging.add(Path::new("2"), b"two").unwrap();
+    // A path the staging tree would push past the safe length: short
+    // names (1, 2, ...) from here on.
+    let long: PathBuf = std::iter::once("zz".to_string())
+        .chain(std::iter::repeat_n("d".repeat(200), 19))
+        .chain(std::iter::once("f.yaml".to_string()))
+        .collect();
+    staging.add(&long, b"deep").unwrap();
+    staging.add(Path::new("1/b.yaml"), b"b").unwrap();
+    let summary = staging.commit(&project(dir.path()), &[], None).unwrap();
+    assert_eq!(summary.written, 4);
+    assert_eq!(fs::read_to_string(out.join("1/a.yaml")).unwrap(), "a");
+    assert_eq!(fs::read_to_string(out.join("1/b.yaml")).unwrap(), "b");
+    assert_eq!(fs::read_to_string(out.join("2")).unwrap(), "two");
+    assert_eq!(fs::read_to_string(out.join(&long)).unwrap(), "deep");
+}
