@@ -3,6 +3,16 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+thread_local! {
+    static WORKER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread is one of the workers [`in_parallel_ticking`] starts
+/// (which end with the work they were started for).
+pub fn is_worker() -> bool {
+    WORKER.get()
+}
+
 /// Told of each finished item, from whichever worker finished it (a
 /// progress bar counts them).
 pub type Tick<'a> = &'a (dyn Fn() + Sync);
@@ -46,6 +56,7 @@ pub fn in_parallel_ticking<T: Send>(
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| {
+                    WORKER.set(true);
                     let mut done = Vec::new();
                     while let Some(items) = take(&next, count, threads) {
                         done.extend(items.map(|i| (i, job(i))));

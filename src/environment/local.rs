@@ -4,7 +4,10 @@
 //! reference count, one cache line both cores wrote (measured: a fifth of
 //! a two-core render's extra work over one core). A thread's copy is its
 //! own; it is dropped when the environment's values may have changed (its
-//! generation moved) or another environment is read. Where every row was
+//! generation moved) or another environment is read, and goes (wiped) with
+//! the thread. Only the workers of [`crate::parallel`] keep copies: they
+//! end with their work, while a caller's thread (a server's, the Python
+//! package's) may outlive the environment by far. Where every row was
 //! read (a render), the thread also holds that read's list of rows: a name
 //! a scope has no row for is passed over at once, and nothing is kept for
 //! it (most scopes of most names: a pipeline scope holds few secrets).
@@ -50,7 +53,10 @@ impl Environment {
     /// The value of `name` through `chain`, most specific scope first, from
     /// this thread's copy (filled through [`Environment::lookup`]'s cache).
     pub fn lookup_value(&self, chain: &[Scope], name: &str) -> Result<Option<Arc<SecretValue>>> {
-        let of = (self.inner.id, self.inner.generation.load(Ordering::Acquire));
+        if !crate::parallel::is_worker() {
+            return Ok(self.lookup(chain, name)?.map(|found| found.value));
+        }
+        let of = (self.inner.id, self.generation());
         for scope in chain {
             let held = LOCAL.with_borrow_mut(|local| {
                 if local.of != Some(of) {
@@ -107,6 +113,10 @@ impl Environment {
     pub(super) fn next_generation(&self) {
         self.inner.generation.fetch_add(1, Ordering::AcqRel);
     }
+
+    pub(super) fn generation(&self) -> u64 {
+        self.inner.generation.load(Ordering::Acquire)
+    }
 }
 
 #[cfg(test)]
@@ -119,10 +129,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let env = Environment::open(&Settings::for_data_dir(dir.path().join("data"))).unwrap();
         let chain = [Scope::Pipeline("p".into()), Scope::Global];
+        // As a render's worker does (only workers keep copies).
         let value = |env: &Environment| {
-            env.lookup_value(&chain, "db")
-                .unwrap()
-                .map(|v| v.as_str().to_string())
+            crate::parallel::in_parallel(64, |_| {
+                env.lookup_value(&chain, "db")
+                    .unwrap()
+                    .map(|v| v.as_str().to_string())
+            })
+            .pop()
+            .unwrap()
         };
         assert_eq!(value(&env), None);
         env.set("db", &Scope::Global, "one").unwrap();
@@ -135,9 +150,13 @@ mod tests {
         assert_eq!(value(&env).as_deref(), Some("two"));
         env.preload().unwrap();
         assert_eq!(value(&env).as_deref(), Some("two"));
-        // Another thread, its own copy.
+        // Another thread, not a worker: no copy, the same value.
         std::thread::scope(|s| {
-            s.spawn(|| assert_eq!(value(&env).as_deref(), Some("two")));
+            s.spawn(|| {
+                let found = env.lookup_value(&chain, "db").unwrap();
+                assert_eq!(found.unwrap().as_str(), "two");
+                assert!(LOCAL.with_borrow(|local| local.values.is_empty()));
+            });
         });
         env.delete("db", &Scope::Pipeline("p".into())).unwrap();
         assert_eq!(value(&env).as_deref(), Some("one"));

@@ -145,6 +145,7 @@ impl Environment {
     }
 
     fn lookup_one(&self, scope: &Scope, name: &str) -> Result<Option<Arc<SecretValue>>> {
+        let generation = self.generation();
         {
             let cache = self.inner.cache.read().unwrap_or_else(|p| p.into_inner());
             if let Some(hit) = cache.get(name).and_then(|scopes| scopes.get(scope)) {
@@ -191,10 +192,15 @@ impl Environment {
             reloads += 1;
             sealed = self.store().get(&self.inner.uuid, scope, name)?;
         };
-        self.cache()
-            .entry(name.to_string())
-            .or_default()
-            .insert(scope.clone(), value.clone());
+        // Kept only if nothing was forgotten meanwhile: the value may be of
+        // a row read before.
+        let mut cache = self.cache();
+        if self.generation() == generation {
+            cache
+                .entry(name.to_string())
+                .or_default()
+                .insert(scope.clone(), value.clone());
+        }
         Ok(value)
     }
 
@@ -271,16 +277,20 @@ impl Environment {
         Ok(fingerprints)
     }
 
+    /// Drops what is known of one row. The rows read at once go first, and
+    /// the generation moves under the cache's lock: a lookup under way
+    /// keeps nothing it read before (see [`Environment::lookup_one`]).
     fn forget(&self, scope: &Scope, name: &str) {
-        if let Some(scopes) = self.cache().get_mut(name) {
-            scopes.remove(scope);
-        }
-        self.next_generation();
         *self
             .inner
             .preloaded
             .write()
             .unwrap_or_else(|p| p.into_inner()) = None;
+        let mut cache = self.cache();
+        if let Some(scopes) = cache.get_mut(name) {
+            scopes.remove(scope);
+        }
+        self.next_generation();
     }
 
     /// The value of a sealed row, `None` when the key held does not open it.
@@ -407,13 +417,14 @@ impl Environment {
 
     /// Forgets every cached value (after another process changed the store).
     pub fn clear_cache(&self) {
-        self.cache().clear();
-        self.next_generation();
         *self
             .inner
             .preloaded
             .write()
             .unwrap_or_else(|p| p.into_inner()) = None;
+        let mut cache = self.cache();
+        cache.clear();
+        self.next_generation();
     }
 
     /// A counter that moves when another process changes the database.
