@@ -510,12 +510,12 @@ pub fn read_text(root: &Path, rel: &Path) -> std::result::Result<String, Box<Dia
     })
 }
 
-/// A file's bytes, read into a buffer that fits most config files without
-/// first asking the file's size (a system call per file, which `fs::read`
-/// makes).
+/// A file's bytes, without first asking the file's size (a system call per
+/// file, which `fs::read` makes): read into a page, grown as needed. (Not
+/// larger: a source is wiped when dropped, its whole buffer.)
 fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
-    let mut bytes = Vec::with_capacity(16 * 1024);
+    let mut bytes = Vec::with_capacity(4 * 1024);
     fs::File::open(path)?.read_to_end(&mut bytes)?;
     Ok(bytes)
 }

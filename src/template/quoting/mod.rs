@@ -235,6 +235,26 @@ impl Scanner {
                 }
                 self.after_space = matches!(b[i - 1], b' ' | b'\t');
             }
+            // Inside a plain scalar of block context, past its first
+            // character, only `#` (a comment after a space), `:` (before a
+            // space) and line breaks change anything: spaces and punctuation
+            // too are skipped.
+            if self.state == State::Normal
+                && self.in_plain
+                && !self.after_indicator
+                && !self.token_start
+                && !self.at_line_start
+                && self.flow_depth == 0
+            {
+                let run = b[i..]
+                    .iter()
+                    .position(|&x| !PLAIN_INERT[usize::from(x)])
+                    .map_or(b.len(), |at| i + at);
+                if run > i {
+                    self.after_space = matches!(b[run - 1], b' ' | b'\t');
+                    i = run;
+                }
+            }
         }
     }
 
@@ -330,6 +350,7 @@ const fn inert_table(special: &[u8]) -> [bool; 256] {
 }
 
 static NORMAL_INERT: [bool; 256] = inert_table(b" \t#\"'|>[]{},:-?!&");
+static PLAIN_INERT: [bool; 256] = inert_table(b"#:");
 static DOUBLE_INERT: [bool; 256] = inert_table(b"\"\\");
 static SINGLE_INERT: [bool; 256] = inert_table(b"'");
 
