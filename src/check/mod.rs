@@ -5,12 +5,13 @@
 //! checked without its key. With the environment's own key, each file is
 //! also rendered in memory and parsed as YAML.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 use serde::Serialize;
 
 use crate::diagnostic::{line_col, Diagnostic, Kind};
+use crate::environment::FastMap;
 use crate::error::{not_set_message, Result};
 use crate::parallel::{in_parallel_ticking, Tick};
 use crate::project::{read_text, ProjectFiles};
@@ -28,18 +29,21 @@ mod table;
 use python::python_file;
 pub use table::{presence_table, PresenceRow, PresenceTable};
 
+/// A set hashed fast (names come from the user's own store).
+type FastSet<T> = HashSet<T, foldhash::fast::RandomState>;
+
 /// Which (scope, name) pairs an environment holds.
 #[derive(Debug, Clone)]
 pub struct Presence {
     pub environment: String,
     /// Per name, the scopes that hold it: a lookup allocates nothing.
-    names: HashMap<String, HashSet<Scope>>,
+    names: FastMap<String, FastSet<Scope>>,
 }
 
 impl Presence {
     /// An environment holding exactly these (scope, name) pairs.
     pub fn of(environment: &str, names: impl IntoIterator<Item = (Scope, String)>) -> Presence {
-        let mut by_name: HashMap<String, HashSet<Scope>> = HashMap::new();
+        let mut by_name: FastMap<String, FastSet<Scope>> = FastMap::default();
         for (scope, name) in names {
             by_name.entry(name).or_default().insert(scope);
         }
@@ -51,7 +55,7 @@ impl Presence {
 
     /// Reads the names of one environment (one query, no decryption).
     pub fn load(store: &dyn SecretStore, environment: &str) -> Result<Presence> {
-        let mut names: HashMap<String, HashSet<Scope>> = HashMap::new();
+        let mut names: FastMap<String, FastSet<Scope>> = FastMap::default();
         for info in store.list(environment, &ScopeFilter::All)? {
             names.entry(info.name).or_default().insert(info.scope);
         }
@@ -307,6 +311,7 @@ fn check_file(
     // Whether a tag (a condition, a loop, a `set`) reads a secret's value:
     // without the key, its stand-in may take another branch than the value.
     let reads_values = !rendered.secrets.is_empty() && tags_read_secrets(&source);
+    file.references.reserve_exact(rendered.references.len());
     for r in &rendered.references {
         let (checked, problem) = check_reference(r, &source, &chain, presence, vars, options);
         file.references.push(checked);
@@ -474,7 +479,7 @@ mod tests {
     }
 
     fn presence(names: &[(&str, &str)]) -> Presence {
-        let mut by_name: HashMap<String, HashSet<Scope>> = HashMap::new();
+        let mut by_name: FastMap<String, FastSet<Scope>> = FastMap::default();
         for (s, n) in names {
             by_name
                 .entry(n.to_string())

@@ -35,7 +35,7 @@ fn data_dir_source(cli: &Cli) -> &'static str {
 }
 
 /// Parses the command line, runs it, and returns the process exit status.
-pub fn main() -> std::process::ExitCode {
+pub fn main() -> u8 {
     process::harden();
     complete::answer_if_asked(Cli::command);
     let code = match Cli::try_parse() {
@@ -62,7 +62,7 @@ pub fn main() -> std::process::ExitCode {
             }
         }
     };
-    code.code().into()
+    code.code()
 }
 
 fn run(cli: Cli, reporter: &Reporter) -> mage_secrets::Result<ExitCode> {
