@@ -91,22 +91,6 @@ pub fn temp_prefix() -> String {
     format!("{TEMP_PREFIX}{}-", std::process::id())
 }
 
-/// Whether the process's umask takes bits from `mode` at creation (then a
-/// made file or folder needs its mode set). Read once, from
-/// `/proc/self/status` (reading it with `umask(2)` would change it for a
-/// moment under other threads); where that cannot be read, assumed so.
-pub fn umask_narrows(mode: u32) -> bool {
-    static UMASK: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
-    let umask =
-        UMASK.get_or_init(|| umask_in_status(&fs::read_to_string("/proc/self/status").ok()?));
-    umask.is_none_or(|umask| mode & umask != 0)
-}
-
-fn umask_in_status(status: &str) -> Option<u32> {
-    let field = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
-    u32::from_str_radix(field.trim(), 8).ok()
-}
-
 /// A new temporary file in `dir` with exactly `mode`; removed when dropped.
 fn temp_file_in(dir: &Path, mode: u32) -> Result<tempfile::NamedTempFile> {
     let tmp = tempfile::Builder::new()
@@ -239,17 +223,5 @@ mod tests {
         assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o700);
         assert!(is_shared(0o640));
         assert!(!is_shared(0o600));
-    }
-
-    #[test]
-    fn the_umask_is_read_from_the_process_status() {
-        let status = "Name:\tmage-secrets\nUmask:\t0027\nState:\tR (running)\n";
-        assert_eq!(umask_in_status(status), Some(0o027));
-        assert_eq!(umask_in_status("Name:\tx\n"), None);
-        // This process's, as the system reports it.
-        let status = fs::read_to_string("/proc/self/status").unwrap();
-        let umask = umask_in_status(&status).unwrap();
-        assert_eq!(umask_narrows(0o777), umask != 0);
-        assert_eq!(umask_narrows(0o700), umask & 0o700 != 0);
     }
 }

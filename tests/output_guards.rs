@@ -145,6 +145,62 @@ fn folders_a_render_makes_get_the_mode_asked_for_whatever_the_umask() {
 }
 
 #[test]
+fn folders_a_render_makes_get_the_mode_asked_for_under_a_default_acl() {
+    use std::os::unix::ffi::OsStrExt;
+    let ws = Workspace::new();
+    setup(&ws);
+    // A default ACL of u::rwx,g::r-x,o::--- on the folder above: the
+    // system then ignores the umask and narrows new folders to 0750.
+    fs::create_dir_all(ws.path("acl")).unwrap();
+    let mut acl = 2u32.to_le_bytes().to_vec();
+    for (tag, perm) in [(0x01u16, 7u16), (0x04, 5), (0x20, 0)] {
+        acl.extend(tag.to_le_bytes());
+        acl.extend(perm.to_le_bytes());
+        acl.extend(u32::MAX.to_le_bytes());
+    }
+    let path = std::ffi::CString::new(ws.path("acl").as_os_str().as_bytes()).unwrap();
+    let name = c"system.posix_acl_default";
+    // SAFETY: valid NUL-terminated strings and a buffer of the given length.
+    let set = unsafe {
+        libc::setxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            acl.as_ptr().cast(),
+            acl.len(),
+            0,
+        )
+    };
+    if set != 0 {
+        eprintln!(
+            "skipped: this file system takes no ACL ({})",
+            std::io::Error::last_os_error()
+        );
+        return;
+    }
+    let script = format!(
+        "umask 002 && exec {} --data-dir s/d render p --out acl/o/a --mode 0644",
+        env!("CARGO_BIN_EXE_mage-secrets")
+    );
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(ws.path(""))
+        .env("HOME", ws.path("home"))
+        .env_remove("MAGE_DATA_DIR")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for folder in ["acl/o", "acl/o/a", "acl/o/a/sub"] {
+        let mode = fs::metadata(ws.path(folder)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o755, "{folder}");
+    }
+}
+
+#[test]
 fn an_existing_output_root_spelled_through_a_missing_folder_is_compared_with_disk() {
     let ws = Workspace::new();
     setup(&ws);

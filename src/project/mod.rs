@@ -495,7 +495,7 @@ pub fn unrendered_warning(project: &ProjectFiles, files: &[&Path]) -> Option<Dia
 /// Reads a project file as text: not binary, valid UTF-8.
 pub fn read_text(root: &Path, rel: &Path) -> std::result::Result<String, Box<Diagnostic>> {
     let problem = |message: String| Box::new(Diagnostic::error(Kind::File, message).in_file(rel));
-    let bytes = read_small(&root.join(rel)).map_err(|e| problem(format!("cannot read: {e}")))?;
+    let bytes = fs::read(root.join(rel)).map_err(|e| problem(format!("cannot read: {e}")))?;
     if let Some(pos) = memchr::memchr(0, &bytes) {
         return Err(problem(format!(
             "is a binary file (NUL byte at offset {pos}); exclude it with --exclude"
@@ -508,16 +508,6 @@ pub fn read_text(root: &Path, rel: &Path) -> std::result::Result<String, Box<Dia
         let d = problem("is not valid UTF-8 text; save it as UTF-8".into());
         Box::new(d.at(&text, line, col))
     })
-}
-
-/// A file's bytes, without first asking the file's size (a system call per
-/// file, which `fs::read` makes): read into a page, grown as needed. (Not
-/// larger: a source is wiped when dropped, its whole buffer.)
-fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut bytes = Vec::with_capacity(4 * 1024);
-    fs::File::open(path)?.read_to_end(&mut bytes)?;
-    Ok(bytes)
 }
 
 #[cfg(test)]

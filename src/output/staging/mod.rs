@@ -124,12 +124,9 @@ fn flock(file: &fs::File, wait: bool) -> bool {
     unsafe { libc::flock(file.as_raw_fd(), op) == 0 }
 }
 
-/// Gives folders this run made the folder mode of `mode` exactly, where
-/// the umask narrowed it.
+/// Gives folders this run made the folder mode of `mode` exactly (the
+/// umask, or a default ACL of the folder above, may have narrowed it).
 fn set_folder_modes(folders: &[PathBuf], mode: u32) -> Result<()> {
-    if !fsutil::umask_narrows(folder_mode(mode)) {
-        return Ok(());
-    }
     for folder in folders {
         fs::set_permissions(folder, fs::Permissions::from_mode(folder_mode(mode)))
             .map_err(|e| Error::io("set permissions of", folder, e))?;
