@@ -122,6 +122,12 @@ impl Scanner {
     fn expression(&mut self) {
         if self.state == State::Normal {
             self.continue_plain_line();
+            // A scalar the expression starts is a node of this line (as a
+            // word starting one is): a deeper line continues it, a line as
+            // deep does not.
+            if !self.in_plain {
+                self.node_indent = self.line_indent;
+            }
             self.token_start = false;
             self.after_indicator = false;
             self.in_plain = true;

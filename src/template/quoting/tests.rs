@@ -40,6 +40,22 @@ fn quoted_plain_and_mid_scalar_positions() {
 }
 
 #[test]
+fn a_scalar_an_expression_starts_is_a_node_of_its_line() {
+    // The next item, as deep, starts a node of its own.
+    assert_eq!(
+        contexts("hosts:\n  - {{h}}\n  - \"{{p}}\"\n"),
+        vec![Plain, DoubleQuoted]
+    );
+    assert_eq!(contexts("a: {{x}}\nb: '{{y}}'"), vec![Plain, SingleQuoted]);
+    // A deeper line continues it: its quotes are text.
+    assert_eq!(contexts("a: {{x}}\n  \"{{y}}\""), vec![Plain, Plain]);
+    assert_eq!(
+        contexts("hosts:\n  - {{h}}\n    \"{{p}}\"\n"),
+        vec![Plain, Plain]
+    );
+}
+
+#[test]
 fn sequences_flow_collections_and_properties() {
     assert_eq!(
         contexts("- \"{{x}}\"\n- '{{y}}'\n- {{z}}"),
