@@ -48,6 +48,15 @@ pub fn check(
                 };
                 out.push(placed(d, asm, source, analysis, place));
             }
+            Finding::Swallowed { place } => {
+                let what = describe(asm, analysis, place);
+                let d = Diagnostic::error(
+                    Kind::Yaml,
+                    format!("{what} would not reach Mage as its own value: text placed before it (an expression's output, not escaped because the expression shapes it) ends an earlier quoted scalar early or late, and that scalar runs on over this one"),
+                )
+                .with_help("write the expression before it that shapes a value (a condition, a filter) as a bare call in double quotes (\"{{ mage_secret_var('x') }}\"), where its value is escaped");
+                out.push(placed(d, asm, source, analysis, place));
+            }
             Finding::Changed { place } => {
                 let what = describe(asm, analysis, place);
                 let d = Diagnostic::error(

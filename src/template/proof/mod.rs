@@ -54,6 +54,10 @@ pub enum Finding {
     /// The place lies in one scalar, but the loaded scalar does not hold the
     /// value exactly (line ends folded, indentation taken, escapes read).
     Changed { place: usize },
+    /// The place is between quotes (or in a block scalar) in the template,
+    /// but is read inside a scalar of another style: text before it ran
+    /// an earlier scalar on over the place's own.
+    Swallowed { place: usize },
     /// The scalar is plain and PyYAML resolves it to another type or text
     /// than its characters (a warning: Mage reads it so).
     Resolved { place: usize },
@@ -381,6 +385,21 @@ pub fn prove(text: &str, places: &[Place]) -> Vec<Finding> {
                     }
                     continue;
                 };
+                // A value written between quotes is read from a scalar of
+                // that style, or its node was swallowed: text the user
+                // shaped before it (a raw `\` ending a double-quoted
+                // scalar) ran that scalar on over this one, which then
+                // holds the value's text but is not its node.
+                let style_kept = match place.context {
+                    QuotingContext::DoubleQuoted => e.double_quoted,
+                    QuotingContext::SingleQuoted => !(e.plain || e.block || e.double_quoted),
+                    QuotingContext::Block { .. } => e.block,
+                    QuotingContext::Plain | QuotingContext::Comment => true,
+                };
+                if !style_kept {
+                    findings.push(Finding::Swallowed { place: index });
+                    continue;
+                }
                 if !(e.start <= range.start && range.end <= e.end) {
                     findings.push(Finding::Structure { place: index });
                     continue;
