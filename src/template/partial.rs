@@ -166,6 +166,15 @@ impl Engine {
         {
             return false;
         }
+        // An expression left unclosed at the end is a syntax error of the
+        // whole template, which the whole compile reports.
+        if analysis
+            .expressions
+            .iter()
+            .any(|s| !source[s.outer.clone()].ends_with("}}"))
+        {
+            return false;
+        }
         let mut runtime = false;
         for site in analysis.expressions.iter().filter(|s| s.call.is_none()) {
             let rewritten = pysyntax::rewrite(&source[site.outer.clone()]);
