@@ -115,23 +115,20 @@ fn a_key_file_given_by_path_is_guarded_too() {
 fn folders_a_render_makes_get_the_mode_asked_for_whatever_the_umask() {
     let ws = Workspace::new();
     setup(&ws);
-    let script = format!(
-        "umask 077 && exec {} --data-dir s/d render p --out um/a --mode 0644",
-        env!("CARGO_BIN_EXE_mage-secrets")
-    );
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(&script)
-        .current_dir(ws.path(""))
-        .env("HOME", ws.path("home"))
-        .env_remove("MAGE_DATA_DIR")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ws.run_with_umask(
+        0o077,
+        &[
+            "--data-dir",
+            "s/d",
+            "render",
+            "p",
+            "--out",
+            "um/a",
+            "--mode",
+            "0644",
+        ],
+    )
+    .ok();
     for folder in ["um", "um/a", "um/a/sub"] {
         let mode = fs::metadata(ws.path(folder)).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o755, "{folder}");
@@ -177,23 +174,20 @@ fn folders_a_render_makes_get_the_mode_asked_for_under_a_default_acl() {
         );
         return;
     }
-    let script = format!(
-        "umask 002 && exec {} --data-dir s/d render p --out acl/o/a --mode 0644",
-        env!("CARGO_BIN_EXE_mage-secrets")
-    );
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(&script)
-        .current_dir(ws.path(""))
-        .env("HOME", ws.path("home"))
-        .env_remove("MAGE_DATA_DIR")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ws.run_with_umask(
+        0o002,
+        &[
+            "--data-dir",
+            "s/d",
+            "render",
+            "p",
+            "--out",
+            "acl/o/a",
+            "--mode",
+            "0644",
+        ],
+    )
+    .ok();
     for folder in ["acl/o", "acl/o/a", "acl/o/a/sub"] {
         let mode = fs::metadata(ws.path(folder)).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o755, "{folder}");

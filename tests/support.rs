@@ -102,6 +102,20 @@ impl Workspace {
         )
     }
 
+    /// Runs with empty stdin under the file mode creation mask `umask`.
+    pub fn run_with_umask(&self, umask: u32, args: &[&str]) -> Run {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = self.cmd(args);
+        // SAFETY: umask is async-signal-safe and touches only the child.
+        unsafe {
+            cmd.pre_exec(move || {
+                libc::umask(umask as libc::mode_t);
+                Ok(())
+            });
+        }
+        Run::from(cmd.stdin(Stdio::null()).output().expect("run mage-secrets"))
+    }
+
     pub fn run_with_stdin(&self, args: &[&str], stdin: &[u8]) -> Run {
         let mut child = self
             .cmd(args)

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::diagnostic::{line_col, Diagnostic, Kind};
-use crate::environment::FastMap;
+use crate::environment::{FastMap, FastSet};
 use crate::error::{not_set_message, Result};
 use crate::parallel::{in_parallel_ticking, Tick};
 use crate::project::{read_text, ProjectFiles};
@@ -28,9 +28,6 @@ mod table;
 
 use python::python_file;
 pub use table::{presence_table, PresenceRow, PresenceTable};
-
-/// A set hashed fast (names come from the user's own store).
-type FastSet<T> = HashSet<T, foldhash::fast::RandomState>;
 
 /// Which (scope, name) pairs an environment holds.
 #[derive(Debug, Clone)]

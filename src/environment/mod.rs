@@ -50,6 +50,9 @@ type Preloaded = FastMap<String, FastMap<Scope, Vec<u8>>>;
 /// hash flooding to defend against).
 pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
+/// A set hashed fast, as [`FastMap`].
+pub(crate) type FastSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
+
 /// The key this environment reads and writes with, and the key check it
 /// opens (every write verifies that it is still current).
 struct KeyState {
@@ -277,19 +280,27 @@ impl Environment {
         Ok(fingerprints)
     }
 
-    /// Drops what is known of one row. The rows read at once go first, and
-    /// the generation moves under the cache's lock: a lookup under way
-    /// keeps nothing it read before (see [`Environment::lookup_one`]).
+    /// Drops what is known of one row.
     fn forget(&self, scope: &Scope, name: &str) {
+        self.forget_in_cache(|cache| {
+            if let Some(scopes) = cache.get_mut(name) {
+                scopes.remove(scope);
+            }
+        });
+    }
+
+    /// Drops the rows read at once, then changes the cache and moves the
+    /// generation under its lock: a lookup under way keeps nothing it read
+    /// before (see [`Environment::lookup_one`]), and every thread's copy
+    /// is dropped.
+    fn forget_in_cache(&self, change: impl FnOnce(&mut Cache)) {
         *self
             .inner
             .preloaded
             .write()
             .unwrap_or_else(|p| p.into_inner()) = None;
         let mut cache = self.cache();
-        if let Some(scopes) = cache.get_mut(name) {
-            scopes.remove(scope);
-        }
+        change(&mut cache);
         self.next_generation();
     }
 
@@ -417,14 +428,7 @@ impl Environment {
 
     /// Forgets every cached value (after another process changed the store).
     pub fn clear_cache(&self) {
-        *self
-            .inner
-            .preloaded
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = None;
-        let mut cache = self.cache();
-        cache.clear();
-        self.next_generation();
+        self.forget_in_cache(|cache| cache.clear());
     }
 
     /// A counter that moves when another process changes the database.

@@ -22,6 +22,12 @@ pub fn check(
     tags_kept: bool,
 ) -> Vec<Diagnostic> {
     let findings = proof::prove(&asm.yaml, &asm.places);
+    // An error at a place: its message after what the place holds.
+    let at_place = |place: usize, message: &str, help: &str| {
+        let what = describe(asm, analysis, place);
+        let d = Diagnostic::error(Kind::Yaml, format!("{what} {message}")).with_help(help);
+        placed(d, asm, source, analysis, place)
+    };
     let mut out = Vec::new();
     for finding in findings {
         match finding {
@@ -31,50 +37,33 @@ pub fn check(
                 }
                 out.push(syntax(asm, source, analysis, &message, span));
             }
-            Finding::Structure { place } => {
-                let what = describe(asm, analysis, place);
-                let d = if asm.places[place].context == QuotingContext::Comment {
-                    Diagnostic::error(
-                        Kind::Yaml,
-                        format!("{what} would not stay inside its YAML comment: it would change the YAML Mage reads"),
-                    )
-                    .with_help("move the expression out of the comment, or remove it")
-                } else {
-                    Diagnostic::error(
-                        Kind::Yaml,
-                        format!("{what} would not reach Mage as this one value: it would be cut (a ` #` starts a comment), trimmed, or read as more YAML (keys, items) than one value"),
-                    )
-                    .with_help(QUOTE_HELP)
-                };
-                out.push(placed(d, asm, source, analysis, place));
+            Finding::Structure { place } if asm.places[place].context == QuotingContext::Comment => {
+                out.push(at_place(
+                    place,
+                    "would not stay inside its YAML comment: it would change the YAML Mage reads",
+                    "move the expression out of the comment, or remove it",
+                ));
             }
-            Finding::Swallowed { place } => {
-                let what = describe(asm, analysis, place);
-                let d = Diagnostic::error(
-                    Kind::Yaml,
-                    format!("{what} would not reach Mage as its own value: text placed before it (an expression's output, not escaped because the expression shapes it) ends an earlier quoted scalar early or late, and that scalar runs on over this one"),
-                )
-                .with_help("write the expression before it that shapes a value (a condition, a filter) as a bare call in double quotes (\"{{ mage_secret_var('x') }}\"), where its value is escaped");
-                out.push(placed(d, asm, source, analysis, place));
-            }
-            Finding::Changed { place } => {
-                let what = describe(asm, analysis, place);
-                let d = Diagnostic::error(
-                    Kind::Yaml,
-                    format!("{what} would be read by Mage as a different text here (YAML changes its line ends, indentation or escapes in this kind of scalar)"),
-                )
-                .with_help(QUOTE_HELP);
-                out.push(placed(d, asm, source, analysis, place));
-            }
-            Finding::Unloadable { place } => {
-                let what = describe(asm, analysis, place);
-                let d = Diagnostic::error(
-                    Kind::Yaml,
-                    format!("{what} would make Mage's loader (PyYAML) fail or read another structure here, where libyaml does not: PyYAML refuses a tab outside quotes and block scalars, ends a plain scalar in a flow collection at `?`, and cannot load `<<` or `=` as a value"),
-                )
-                .with_help("put the expression in quotes to keep the value a string");
-                out.push(placed(d, asm, source, analysis, place));
-            }
+            Finding::Structure { place } => out.push(at_place(
+                place,
+                "would not reach Mage as this one value: it would be cut (a ` #` starts a comment), trimmed, or read as more YAML (keys, items) than one value",
+                QUOTE_HELP,
+            )),
+            Finding::Swallowed { place } => out.push(at_place(
+                place,
+                "would not reach Mage as its own value: text placed before it (an expression's output, not escaped because the expression shapes it) ends an earlier quoted scalar early or late, and that scalar runs on over this one",
+                "write the expression before it that shapes a value (a condition, a filter) as a bare call in double quotes (\"{{ mage_secret_var('x') }}\"), where its value is escaped",
+            )),
+            Finding::Changed { place } => out.push(at_place(
+                place,
+                "would be read by Mage as a different text here (YAML changes its line ends, indentation or escapes in this kind of scalar)",
+                QUOTE_HELP,
+            )),
+            Finding::Unloadable { place } => out.push(at_place(
+                place,
+                "would make Mage's loader (PyYAML) fail or read another structure here, where libyaml does not: PyYAML refuses a tab outside quotes and block scalars, ends a plain scalar in a flow collection at `?`, and cannot load `<<` or `=` as a value",
+                "put the expression in quotes to keep the value a string",
+            )),
             Finding::Resolved { place } => {
                 let what = describe(asm, analysis, place);
                 out.push(placed(resolved(&what), asm, source, analysis, place));

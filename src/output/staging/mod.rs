@@ -70,6 +70,7 @@ pub struct Staging {
 }
 
 /// The bookkeeping of [`Staging::add`].
+#[derive(Default)]
 struct Taken {
     /// (output, staged file) for every new or changed output.
     staged: Vec<(PathBuf, PathBuf)>,
@@ -87,16 +88,6 @@ struct Taken {
 }
 
 impl Taken {
-    fn empty() -> Taken {
-        Taken {
-            staged: Vec::new(),
-            unchanged: Vec::new(),
-            tree: false,
-            stage_folders: std::collections::HashSet::new(),
-            short_names: 0,
-        }
-    }
-
     /// Every output taken.
     fn outputs(&self) -> impl Iterator<Item = &Path> {
         self.staged
@@ -175,7 +166,7 @@ impl Staging {
             made,
             taken: Mutex::new(Taken {
                 tree: fresh,
-                ..Taken::empty()
+                ..Taken::default()
             }),
             beside: Vec::new(),
             fresh,
@@ -297,10 +288,8 @@ impl Staging {
         // once a set was put here.
         let _ = marker.set_modified(std::time::SystemTime::now());
         remove_stale_temp_files(&self.out)?;
-        let mut taken = std::mem::replace(
-            self.taken.get_mut().unwrap_or_else(PoisonError::into_inner),
-            Taken::empty(),
-        );
+        let mut taken =
+            std::mem::take(self.taken.get_mut().unwrap_or_else(PoisonError::into_inner));
         for (rel, len, hash) in &taken.unchanged {
             let still = fs::read(self.out.join(rel))
                 .map(Zeroizing::new)
