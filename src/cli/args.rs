@@ -83,6 +83,7 @@ pub enum CheckFormat {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum Command {
     /// Store a secret: the value comes from a pipe, a no-echo prompt, or --from-file
     #[command(after_help = "\
@@ -380,7 +381,7 @@ pub struct PipelineArg {
     pub pipeline: Option<String>,
 }
 
-/// Flags shared by the commands that render.
+// Flags shared by the commands that render.
 #[derive(Args, Debug, Clone)]
 pub struct RenderFlags {
     /// Render a missing value as None with a warning (Mage's behaviour)
@@ -400,7 +401,7 @@ pub struct RenderFlags {
     pub select: SelectFlags,
 }
 
-/// Which files of a project a command reads.
+// Which files of a project a command reads.
 #[derive(Args, Debug, Clone)]
 pub struct SelectFlags {
     /// Select files matching GLOB instead of *.yaml/*.yml (repeatable)
