@@ -3,11 +3,6 @@
 
 mod cli;
 
-/// A faster allocator: rendering allocates many small strings (YAML
-/// scalars above all) on several threads.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() {
     let code = cli::main();
     // The command is done: its output written, its files closed, its

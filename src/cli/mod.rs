@@ -3,6 +3,7 @@
 //! (`output`). Commands return the `ExitCode` they want; errors are printed
 //! once, here, with their causes and the code the error stands for.
 
+mod allocator;
 mod args;
 mod check;
 mod complete;
