@@ -205,27 +205,32 @@ impl Walker<'_> {
     /// its real path (a folder reached by a name that is not a link is its
     /// parent's real path and that name: no system call needed).
     fn visit(&mut self, dir: &Path, rel: &Path, real: PathBuf) {
-        let mut entries: Vec<fs::DirEntry> = match fs::read_dir(dir) {
-            Ok(list) => list.filter_map(std::result::Result::ok).collect(),
+        // Each entry with its name, taken once (a name is a new string each
+        // time it is asked for); names in a folder are unique.
+        let mut entries: Vec<(std::ffi::OsString, fs::DirEntry)> = match fs::read_dir(dir) {
+            Ok(list) => list
+                .filter_map(std::result::Result::ok)
+                .map(|e| (e.file_name(), e))
+                .collect(),
             Err(e) => {
                 self.problem(rel, format!("cannot read folder: {e}"));
                 return;
             }
         };
-        entries.sort_by_key(fs::DirEntry::file_name);
-        if !rel.as_os_str().is_empty() && entries.iter().any(|e| e.file_name() == OUTPUT_MARKER) {
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        if !rel.as_os_str().is_empty() && entries.iter().any(|(name, _)| name == OUTPUT_MARKER) {
             return;
         }
         self.ancestors.push(real.clone());
-        for entry in entries {
-            let name = entry.file_name();
+        for (name, entry) in entries {
             let child_rel = rel.join(&name);
-            let path = entry.path();
+            let path = || dir.join(&name);
             let Ok(mut file_type) = entry.file_type() else {
                 continue;
             };
             let mut link_target = None;
             if file_type.is_symlink() {
+                let path = path();
                 match fs::metadata(&path) {
                     Ok(meta) => {
                         file_type = meta.file_type();
@@ -274,7 +279,7 @@ impl Walker<'_> {
                     }
                 }
                 let child_real = link_target.unwrap_or_else(|| real.join(&name));
-                self.visit(&path, &child_rel, child_real);
+                self.visit(&path(), &child_rel, child_real);
                 continue;
             }
             if !file_type.is_file() {
