@@ -47,11 +47,30 @@ pub enum Kind {
     Skipped,
 }
 
+/// A path in JSON output. JSON strings are Unicode: a name that is not
+/// UTF-8 is written with U+FFFD for each byte that does not decode, as the
+/// text output shows it.
+pub fn serialize_path<S: serde::Serializer>(path: &Path, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&path.to_string_lossy())
+}
+
+/// [`serialize_path`] for a path that may be absent.
+pub fn serialize_opt_path<S: serde::Serializer>(
+    path: &Option<PathBuf>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match path {
+        Some(path) => s.serialize_some(&*path.to_string_lossy()),
+        None => s.serialize_none(),
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Diagnostic {
     pub severity: Severity,
     pub kind: Kind,
     /// Project-relative path of the file, when there is one.
+    #[serde(serialize_with = "serialize_opt_path")]
     pub file: Option<PathBuf>,
     pub line: Option<usize>,
     pub col: Option<usize>,

@@ -250,6 +250,37 @@ fn json_matches_text_item_for_item_and_github_lines_are_workflow_commands() {
 }
 
 #[test]
+fn json_reports_name_a_file_whose_name_is_not_utf8() {
+    use std::os::unix::ffi::OsStrExt;
+    let ws = Workspace::new();
+    ws.set("d", None, "present", "v");
+    ws.write(
+        "p/io_config.yaml",
+        "default:\n  a: \"{{ mage_secret_var('present') }}\"\n",
+    );
+    let odd = ws
+        .path("p")
+        .join(std::ffi::OsStr::from_bytes(b"conf_\xff.yaml"));
+    fs::write(&odd, "k: \"{{ mage_secret_var('absent') }}\"\n").unwrap();
+    for extra in [&[][..], &["--all-environments"]] {
+        let out = ws
+            .run(
+                &[
+                    &["--data-dir", "d", "check", "p", "--format", "json"][..],
+                    // (Left out of a default walk: a name that is not UTF-8.)
+                    &["--include", "**/*.yaml"],
+                    extra,
+                ]
+                .concat(),
+            )
+            .code(1);
+        let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect(&out.stderr);
+        let text = doc.to_string();
+        assert!(text.contains("conf_\u{fffd}.yaml"), "{text}");
+    }
+}
+
+#[test]
 fn no_output_of_check_contains_a_value() {
     let ws = Workspace::new();
     let marker = "SENTINEL-3c9e1f";

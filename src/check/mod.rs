@@ -103,6 +103,7 @@ pub struct CheckedReference {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct FileReport {
+    #[serde(serialize_with = "crate::diagnostic::serialize_path")]
     pub path: PathBuf,
     /// The scopes the file's secrets are looked up in, most specific first.
     pub scopes: Vec<String>,

@@ -26,6 +26,7 @@ pub struct PresenceRow {
     /// Environment uuid → present.
     pub present: BTreeMap<String, bool>,
     /// Where it is first referenced.
+    #[serde(serialize_with = "crate::diagnostic::serialize_path")]
     pub file: PathBuf,
     pub line: usize,
     pub col: usize,
