@@ -17,7 +17,6 @@
 //! on mimalloc, and the late choice is then ignored.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::ffi::{c_char, c_int, CStr};
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use mimalloc::MiMalloc;
@@ -31,37 +30,46 @@ const SYSTEM: u8 = 2;
 
 static CHOICE: AtomicU8 = AtomicU8::new(UNDECIDED);
 
-/// The commands that render files on several threads.
-const RENDERING: [&[u8]; 3] = [b"render", b"check", b"watch"];
-
-/// Whether a command line names a rendering command. It looks at every
-/// argument, so an option's value spelled like one (a secret named `check`)
-/// picks mimalloc too: slower to start, never wrong.
-fn renders<'a>(args: impl IntoIterator<Item = &'a [u8]>) -> bool {
-    args.into_iter().any(|arg| RENDERING.contains(&arg))
-}
-
-/// Called by glibc's start-up code, with the program's arguments, before
-/// `main` and before any allocation of the program's.
+/// The choice from the command line, where the C runtime hands it to a
+/// function before `main` (glibc does; elsewhere the first allocation
+/// settles on mimalloc).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[used]
-#[link_section = ".init_array"]
-static CHOOSE: extern "C" fn(c_int, *const *const c_char, *const *const c_char) = choose;
+mod by_command {
+    use std::ffi::{c_char, c_int, CStr};
+    use std::sync::atomic::Ordering;
 
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-extern "C" fn choose(argc: c_int, argv: *const *const c_char, _env: *const *const c_char) {
-    let count = usize::try_from(argc).unwrap_or(0);
-    if argv.is_null() {
-        return;
+    use super::{CHOICE, MIMALLOC, SYSTEM, UNDECIDED};
+
+    /// The commands that render files on several threads.
+    const RENDERING: [&[u8]; 3] = [b"render", b"check", b"watch"];
+
+    /// Whether a command line names a rendering command. It looks at every
+    /// argument, so an option's value spelled like one (a secret named
+    /// `check`) picks mimalloc too: slower to start, never wrong.
+    pub(super) fn renders<'a>(args: impl IntoIterator<Item = &'a [u8]>) -> bool {
+        args.into_iter().any(|arg| RENDERING.contains(&arg))
     }
-    let args = (1..count).filter_map(|i| {
-        // SAFETY: glibc passes `argc` valid, NUL-terminated strings in `argv`.
-        let arg = unsafe { *argv.add(i) };
-        (!arg.is_null()).then(|| unsafe { CStr::from_ptr(arg) }.to_bytes())
-    });
-    let choice = if renders(args) { MIMALLOC } else { SYSTEM };
-    // Fails if something allocated first: that settled it.
-    let _ = CHOICE.compare_exchange(UNDECIDED, choice, Ordering::Relaxed, Ordering::Relaxed);
+
+    /// Called by glibc's start-up code, with the program's arguments, before
+    /// `main` and before any allocation of the program's.
+    #[used]
+    #[link_section = ".init_array"]
+    static CHOOSE: extern "C" fn(c_int, *const *const c_char, *const *const c_char) = choose;
+
+    extern "C" fn choose(argc: c_int, argv: *const *const c_char, _env: *const *const c_char) {
+        let count = usize::try_from(argc).unwrap_or(0);
+        if argv.is_null() {
+            return;
+        }
+        let args = (1..count).filter_map(|i| {
+            // SAFETY: glibc passes `argc` valid, NUL-terminated strings in `argv`.
+            let arg = unsafe { *argv.add(i) };
+            (!arg.is_null()).then(|| unsafe { CStr::from_ptr(arg) }.to_bytes())
+        });
+        let choice = if renders(args) { MIMALLOC } else { SYSTEM };
+        // Fails if something allocated first: that settled it.
+        let _ = CHOICE.compare_exchange(UNDECIDED, choice, Ordering::Relaxed, Ordering::Relaxed);
+    }
 }
 
 fn mimalloc() -> bool {
@@ -116,9 +124,9 @@ unsafe impl GlobalAlloc for Chosen {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_os = "linux", target_env = "gnu"))]
 mod tests {
-    use super::renders;
+    use super::by_command::renders;
 
     fn args(line: &str) -> Vec<&[u8]> {
         line.split(' ').map(str::as_bytes).collect()
