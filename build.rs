@@ -10,7 +10,7 @@
 //! binary's link finds, ahead of the system's, a `libgcc_s.so` that is a
 //! linker script naming that archive. Only the binary is linked this way:
 //! the library, its tests and the Python extension keep the default. Where
-//! the compiler has no `libgcc_eh.a`, nothing changes.
+//! the linker has no `libgcc_eh.a` (or cannot say), nothing changes.
 
 use std::env;
 use std::fs;
@@ -30,11 +30,28 @@ fn main() {
     println!("cargo:rustc-link-arg-bins=-L{}", dir.display());
 }
 
-/// Whether the C compiler that links the binary has `libgcc_eh.a`: asked for
-/// a file it does not have, `-print-file-name` answers with the bare name.
+/// Whether the program that links the binary finds `libgcc_eh.a`: the linker
+/// Cargo was told to use for this target, else `cc` (rustc's own default).
+/// Asked for a file it does not have, `-print-file-name` answers with the
+/// bare name; a linker that does not understand the option is not used.
 fn has_static_unwinder() -> bool {
-    let cc = env::var_os("CC").unwrap_or_else(|| "cc".into());
-    Command::new(cc)
+    println!("cargo:rerun-if-env-changed=RUSTC_LINKER");
+    let flags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    let mut flags = flags.split('\x1f');
+    let mut from_flags = None;
+    while let Some(flag) = flags.next() {
+        let value = match flag {
+            "-C" | "--codegen" => flags.next().unwrap_or_default(),
+            _ => flag.strip_prefix("-C").unwrap_or_default(),
+        };
+        if let Some(linker) = value.strip_prefix("linker=") {
+            from_flags = Some(linker.to_string());
+        }
+    }
+    let linker = from_flags
+        .or_else(|| env::var("RUSTC_LINKER").ok())
+        .unwrap_or_else(|| "cc".into());
+    Command::new(linker)
         .arg("-print-file-name=libgcc_eh.a")
         .output()
         .ok()
