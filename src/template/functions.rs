@@ -118,6 +118,11 @@ impl RenderScope {
         self.record().used.clone()
     }
 
+    /// The secrets used so far, taken out (the render is over).
+    pub fn take_used(&self) -> Vec<(String, Arc<SecretValue>)> {
+        std::mem::take(&mut self.record().used)
+    }
+
     /// Records a store failure that stops the render.
     pub(crate) fn fail(&self, e: crate::Error) {
         self.record().failure.get_or_insert(e);

@@ -324,10 +324,10 @@ impl Engine {
                 file.diagnostics.push(located(d));
             }
         }
-        let used = scope.used();
+        let used = scope.take_used();
         withhold_values(&mut file.diagnostics, &used, source, &analysis);
         file.secrets = {
-            let mut names: Vec<String> = used.iter().map(|(n, _)| n.clone()).collect();
+            let mut names: Vec<String> = used.into_iter().map(|(n, _)| n).collect();
             names.sort();
             names.dedup();
             names
