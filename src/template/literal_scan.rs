@@ -118,9 +118,13 @@ fn parse_simple_call(body: &str) -> Option<(SimpleCall, Range<usize>, usize)> {
         skip_ws(i);
         let quote = *bytes.get(*i).filter(|q| **q == b'\'' || **q == b'"')?;
         let start = *i + 1;
-        let len = body[start..].find(quote as char)?;
+        // (All ASCII: a byte scan finds exactly what a char scan would.)
+        let len = memchr::memchr(quote, &bytes[start..])?;
         let text = &body[start..start + len];
-        if text.contains(['\\', '\'', '"', '{', '}', '\n', '\r']) {
+        if text
+            .bytes()
+            .any(|b| matches!(b, b'\\' | b'\'' | b'"' | b'{' | b'}' | b'\n' | b'\r'))
+        {
             return None;
         }
         *i = start + len + 1;
