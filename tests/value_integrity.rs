@@ -354,3 +354,25 @@ fn a_value_whose_node_was_swallowed_by_text_before_it_is_refused() {
     );
     assert!(!stderr.contains(",>"), "{stderr}");
 }
+
+#[test]
+fn a_plain_value_swallowed_by_a_quoted_scalar_begun_before_it_is_refused() {
+    // A raw `'` (a shaped expression is placed as Mage places it) leaves
+    // k0's single-quoted scalar open: it runs on over the next lines, and
+    // the key written in plain YAML on line 2 is gone, while the scalar
+    // still holds its text (a space) somewhere. Found by the differential
+    // test (seed 1128): it rendered without a word.
+    let ws = Workspace::new();
+    set_exact(&ws, "s0", "#}'");
+    set_exact(&ws, "s1", " ");
+    set_exact(&ws, "s2", "é'");
+    ws.write(
+        "p/io_config.yaml",
+        "k0: '{{ mage_secret_var('s0') | indent(2) }}'\n{{ mage_secret_var('s1') }}: keyed1\nk2: |\n  {{ mage_secret_var('s2') if true else '' }}\nend: 1\n",
+    );
+    let stderr = refused(&ws);
+    assert!(
+        stderr.contains("the value of secret 's1' would not reach Mage as its own value"),
+        "{stderr}"
+    );
+}

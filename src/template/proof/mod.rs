@@ -389,12 +389,17 @@ pub fn prove(text: &str, places: &[Place]) -> Vec<Finding> {
                 // that style, or its node was swallowed: text the user
                 // shaped before it (a raw `\` ending a double-quoted
                 // scalar) ran that scalar on over this one, which then
-                // holds the value's text but is not its node.
+                // holds the value's text but is not its node. Written
+                // where the template has plain YAML, it is read from a plain
+                // scalar or from one it starts itself (quoted by its
+                // escaping), never from a quoted one begun before it (a raw
+                // `'` left an earlier single-quoted scalar open).
                 let style_kept = match place.context {
                     QuotingContext::DoubleQuoted => e.double_quoted,
                     QuotingContext::SingleQuoted => !(e.plain || e.block || e.double_quoted),
                     QuotingContext::Block { .. } => e.block,
-                    QuotingContext::Plain | QuotingContext::Comment => true,
+                    QuotingContext::Plain => e.plain || e.start >= range.start,
+                    QuotingContext::Comment => true,
                 };
                 if !style_kept {
                     findings.push(Finding::Swallowed { place: index });
