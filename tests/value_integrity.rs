@@ -356,6 +356,28 @@ fn a_value_whose_node_was_swallowed_by_text_before_it_is_refused() {
 }
 
 #[test]
+fn a_parse_failure_past_a_shaped_value_placed_raw_in_quotes_names_it() {
+    // `tojson` shapes the value, so its text is placed raw between the
+    // quotes: `",# "` ends the string and comments out the rest of the
+    // flow mapping, which then never closes; the parser fails on a later
+    // line, where no value lies. The refusal names the value anyway.
+    let ws = Workspace::new();
+    set_exact(&ws, "s1", ",# ");
+    set_exact(&ws, "s2", "\\");
+    ws.write(
+        "p/io_config.yaml",
+        "k1: {a: \"{{ mage_secret_var('s1') | tojson }}\", b: 1}\nk2: |2\n  {{ mage_secret_var('s2') }}\nend: 1\n",
+    );
+    let stderr = refused(&ws);
+    assert!(stderr.contains("rendered YAML does not parse"), "{stderr}");
+    assert!(stderr.contains("s1"), "{stderr}");
+    assert!(
+        !stderr.contains("no substituted value is involved"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_plain_value_swallowed_by_a_quoted_scalar_begun_before_it_is_refused() {
     // A raw `'` (a shaped expression is placed as Mage places it) leaves
     // k0's single-quoted scalar open: it runs on over the next lines, and

@@ -179,13 +179,17 @@ fn syntax(
         }
     }
     if names.is_empty() {
-        // The nearest value before the failing place, unless it was placed
-        // in quotes (an escaped value cannot break the structure).
+        // The nearest value before the failing place, unless it was escaped
+        // for the quotes it was placed in (then it cannot break the
+        // structure); text an expression shaped is placed raw, and can (a
+        // `#` in it turns the rest of its line into a comment, say).
         if let Some(i) = asm.places.iter().rposition(|p| p.range.start <= at) {
-            if !matches!(
-                asm.places[i].context,
-                QuotingContext::DoubleQuoted | QuotingContext::SingleQuoted
-            ) {
+            let escaped = asm.places[i].intended.is_some()
+                && matches!(
+                    asm.places[i].context,
+                    QuotingContext::DoubleQuoted | QuotingContext::SingleQuoted
+                );
+            if !escaped {
                 names.extend(analysis.secret_names_in(asm.place_sources[i].clone()));
                 names.extend(analysis.env_var_names_in(asm.place_sources[i].clone()));
             }
