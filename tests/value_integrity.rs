@@ -355,6 +355,83 @@ fn a_value_whose_node_was_swallowed_by_text_before_it_is_refused() {
     assert!(!stderr.contains(",>"), "{stderr}");
 }
 
+/// Renders `template` with `secrets`: the error it is refused with, or the
+/// output (which must then not exist: these are all refusals).
+fn refusal(secrets: &[(&str, &str)], template: &str) -> String {
+    let ws = Workspace::new();
+    for (name, value) in secrets {
+        set_exact(&ws, name, value);
+    }
+    ws.write("p/io_config.yaml", template);
+    refused(&ws)
+}
+
+#[test]
+fn a_plain_value_opening_a_quoted_scalar_is_refused() {
+    // Plain values are written raw: a leading `'` opens a scalar that the
+    // template's own `''` later keeps open and a `'` closes, swallowing k2
+    // and k3 while the scalar still holds a `'`.
+    for (value, template) in [
+        (
+            "'",
+            "k: {{ mage_secret_var('s') }}\nk2: keyed\nk3: it''s'\nend: 1\n",
+        ),
+        (
+            "\"",
+            "k: {{ mage_secret_var('s') }}\nk2: a \\\" b\"\nend: 1\n",
+        ),
+    ] {
+        let stderr = refusal(&[("s", value)], template);
+        assert!(
+            stderr.contains("the value of secret 's' would not reach Mage as this one value"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_value_whose_leading_space_yaml_drops_or_whose_first_character_is_escaped_is_refused() {
+    let changed = "the value of secret 's' would be read by Mage as a different text";
+    for (secrets, template) in [
+        // A continuation line's leading white space is dropped.
+        (
+            &[("s", " x")][..],
+            "k: \"multi\n  {{ mage_secret_var('s') }}\"\n",
+        ),
+        (&[("s", " x")], "k: 'multi\n  {{ mage_secret_var('s') }}'\n"),
+        (&[("s", " x")], "k: plain\n  {{ mage_secret_var('s') }}\n"),
+        (
+            &[("x", "\n"), ("s", " b")],
+            "k: \"a{{ mage_secret_var('x') ~ '' }}{{ mage_secret_var('s') }}\"\n",
+        ),
+        // A block scalar's first line sets its indentation.
+        (&[("s", " x")], "k: |\n  {{ mage_secret_var('s') }} x\n"),
+        (
+            &[("s", " "), ("t", "y")],
+            "k: >\n  {{ mage_secret_var('s') }} {{ mage_secret_var('t') ~ ' ' }}\n",
+        ),
+        // A shaped value's raw `\` escapes the next value's first character.
+        (
+            &[("x", "abc\\"), ("s", "abc")],
+            "k: \"{{ mage_secret_var('x') | trim }}{{ mage_secret_var('s') }}\"\nend: 1\n",
+        ),
+    ] {
+        let stderr = refusal(secrets, template);
+        assert!(stderr.contains(changed), "{template}: {stderr}");
+    }
+    // Where YAML keeps the space, the value renders.
+    let ws = Workspace::new();
+    set_exact(&ws, "s", " x");
+    ws.write(
+        "p/io_config.yaml",
+        "k: |\n  first\n  {{ mage_secret_var('s') }}\nq: \"{{ mage_secret_var('s') }}\"\n",
+    );
+    let out = ws
+        .run(&["--data-dir", "d", "render", "p/io_config.yaml"])
+        .ok();
+    assert_eq!(out.stdout.trim_end(), "k: |\n  first\n   x\nq: \" x\"");
+}
+
 #[test]
 fn a_parse_failure_past_a_shaped_value_placed_raw_in_quotes_names_it() {
     // `tojson` shapes the value, so its text is placed raw between the

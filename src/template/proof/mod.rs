@@ -390,19 +390,55 @@ pub fn prove(text: &str, places: &[Place]) -> Vec<Finding> {
                 // shaped before it (a raw `\` ending a double-quoted
                 // scalar) ran that scalar on over this one, which then
                 // holds the value's text but is not its node. Written
-                // where the template has plain YAML, it is read from a plain
-                // scalar or from one it starts itself (quoted by its
-                // escaping), never from a quoted one begun before it (a raw
-                // `'` left an earlier single-quoted scalar open).
+                // where the template has plain YAML (raw: plain values are
+                // not escaped), it is read from a plain scalar: a quoted one
+                // begun before it swallowed it (a raw `'` left an earlier
+                // single-quoted scalar open), and one its own text begins
+                // (a `'` or `"` it starts with) reads other text than it.
                 let style_kept = match place.context {
                     QuotingContext::DoubleQuoted => e.double_quoted,
                     QuotingContext::SingleQuoted => !(e.plain || e.block || e.double_quoted),
                     QuotingContext::Block { .. } => e.block,
-                    QuotingContext::Plain => e.plain || e.start >= range.start,
+                    QuotingContext::Plain => e.plain,
                     QuotingContext::Comment => true,
                 };
                 if !style_kept {
-                    findings.push(Finding::Swallowed { place: index });
+                    if place.context == QuotingContext::Plain && e.start >= range.start {
+                        findings.push(Finding::Structure { place: index });
+                    } else {
+                        findings.push(Finding::Swallowed { place: index });
+                    }
+                    continue;
+                }
+                // A value that begins a line of a scalar begun on an earlier
+                // line: YAML drops the white space a quoted or plain
+                // scalar's continuation line starts with, and counts that
+                // of a block scalar's first line into its indentation (when
+                // no indicator gives it), so a value's own leading space or
+                // tab there is lost.
+                let line_start = text[..range.start].rfind(['\n', '\r']).map_or(0, |i| i + 1);
+                if e.start < line_start
+                    && intended.starts_with([' ', '\t'])
+                    && text[line_start..range.start]
+                        .bytes()
+                        .all(|b| b == b' ' || b == b'\t')
+                    && (!e.block || first_block_line_unindicated(text, e.start, line_start))
+                {
+                    findings.push(Finding::Changed { place: index });
+                    continue;
+                }
+                // A raw `\` just before it (text an expression shaped)
+                // escapes the value's first character in double quotes.
+                if e.double_quoted
+                    && text[..range.start]
+                        .bytes()
+                        .rev()
+                        .take_while(|b| *b == b'\\')
+                        .count()
+                        % 2
+                        == 1
+                {
+                    findings.push(Finding::Changed { place: index });
                     continue;
                 }
                 if !(e.start <= range.start && range.end <= e.end) {
@@ -510,6 +546,26 @@ pub fn prove(text: &str, places: &[Place]) -> Vec<Finding> {
         }
     }
     findings
+}
+
+/// Whether the line at `line_start` is the first line with content of the
+/// block scalar whose header starts at `start`, and the header gives no
+/// indentation indicator (so that line's indentation sets the scalar's).
+fn first_block_line_unindicated(text: &str, start: usize, line_start: usize) -> bool {
+    let header_end = text[start..line_start]
+        .find(['\n', '\r'])
+        .map_or(line_start, |i| start + i);
+    let header = &text[start..header_end];
+    let indicated = header.find(['|', '>']).is_some_and(|at| {
+        header[at + 1..]
+            .bytes()
+            .take(2)
+            .any(|b| (b'1'..=b'9').contains(&b))
+    });
+    !indicated
+        && text[header_end..line_start]
+            .bytes()
+            .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
 }
 
 #[cfg(test)]
