@@ -165,6 +165,10 @@ fuzz_target!(|data: &[u8]| {
             Err(e) if e.to_string().contains(" as u128") || e.to_string().contains(" as i128") => {
                 continue;
             }
+            // A value read as a mapping (a JSON object in plain context)
+            // with a key twice: PyYAML keeps the last, as `json.loads`
+            // does; serde_yaml's value refuses it.
+            Err(e) if e.to_string().contains("duplicate entry") => continue,
             Err(e) => panic!("a proven output parses: {e}"),
         };
         let mut node = &doc;
