@@ -43,6 +43,17 @@ fn refused(ws: &Workspace) -> String {
     out.stderr
 }
 
+/// Renders `template` (as io_config.yaml) with `secrets`, which must be
+/// refused (nothing written): its errors.
+fn refusal(secrets: &[(&str, &str)], template: &str) -> String {
+    let ws = Workspace::new();
+    for (name, value) in secrets {
+        set_exact(&ws, name, value);
+    }
+    ws.write("p/io_config.yaml", template);
+    refused(&ws)
+}
+
 const PEM: &str =
     "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\nkqhkiG9w0BAQEF\n-----END PRIVATE KEY-----";
 
@@ -355,17 +366,6 @@ fn a_value_whose_node_was_swallowed_by_text_before_it_is_refused() {
     assert!(!stderr.contains(",>"), "{stderr}");
 }
 
-/// Renders `template` with `secrets`: the error it is refused with, or the
-/// output (which must then not exist: these are all refusals).
-fn refusal(secrets: &[(&str, &str)], template: &str) -> String {
-    let ws = Workspace::new();
-    for (name, value) in secrets {
-        set_exact(&ws, name, value);
-    }
-    ws.write("p/io_config.yaml", template);
-    refused(&ws)
-}
-
 #[test]
 fn a_plain_value_opening_a_quoted_scalar_is_refused() {
     // Plain values are written raw: a leading `'` opens a scalar that the
@@ -438,14 +438,10 @@ fn a_parse_failure_past_a_shaped_value_placed_raw_in_quotes_names_it() {
     // quotes: `",# "` ends the string and comments out the rest of the
     // flow mapping, which then never closes; the parser fails on a later
     // line, where no value lies. The refusal names the value anyway.
-    let ws = Workspace::new();
-    set_exact(&ws, "s1", ",# ");
-    set_exact(&ws, "s2", "\\");
-    ws.write(
-        "p/io_config.yaml",
+    let stderr = refusal(
+        &[("s1", ",# "), ("s2", "\\")],
         "k1: {a: \"{{ mage_secret_var('s1') | tojson }}\", b: 1}\nk2: |2\n  {{ mage_secret_var('s2') }}\nend: 1\n",
     );
-    let stderr = refused(&ws);
     assert!(stderr.contains("rendered YAML does not parse"), "{stderr}");
     assert!(stderr.contains("s1"), "{stderr}");
     assert!(
@@ -461,15 +457,10 @@ fn a_plain_value_swallowed_by_a_quoted_scalar_begun_before_it_is_refused() {
     // the key written in plain YAML on line 2 is gone, while the scalar
     // still holds its text (a space) somewhere. Found by the differential
     // test (seed 1128): it rendered without a word.
-    let ws = Workspace::new();
-    set_exact(&ws, "s0", "#}'");
-    set_exact(&ws, "s1", " ");
-    set_exact(&ws, "s2", "é'");
-    ws.write(
-        "p/io_config.yaml",
+    let stderr = refusal(
+        &[("s0", "#}'"), ("s1", " "), ("s2", "é'")],
         "k0: '{{ mage_secret_var('s0') | indent(2) }}'\n{{ mage_secret_var('s1') }}: keyed1\nk2: |\n  {{ mage_secret_var('s2') if true else '' }}\nend: 1\n",
     );
-    let stderr = refused(&ws);
     assert!(
         stderr.contains("the value of secret 's1' would not reach Mage as its own value"),
         "{stderr}"
