@@ -416,14 +416,23 @@ pub fn prove(text: &str, places: &[Place]) -> Vec<Finding> {
                 // of a block scalar's first line into its indentation (when
                 // no indicator gives it), so a value's own leading space or
                 // tab there is lost.
-                let line_start = text[..range.start].rfind(['\n', '\r']).map_or(0, |i| i + 1);
-                if e.start < line_start
-                    && intended.starts_with([' ', '\t'])
-                    && text[line_start..range.start]
+                // (Asked only of a value that starts with white space, and
+                // only back to its scalar's start: no long line is scanned
+                // once per place.)
+                let line_start = intended
+                    .starts_with([' ', '\t'])
+                    .then(|| {
+                        text[e.start.min(range.start)..range.start]
+                            .rfind(['\n', '\r'])
+                            .map(|i| e.start + i + 1)
+                    })
+                    .flatten();
+                if line_start.is_some_and(|line_start| {
+                    text[line_start..range.start]
                         .bytes()
                         .all(|b| b == b' ' || b == b'\t')
-                    && (!e.block || first_block_line_unindicated(text, e.start, line_start))
-                {
+                        && (!e.block || first_block_line_unindicated(text, e.start, line_start))
+                }) {
                     findings.push(Finding::Changed { place: index });
                     continue;
                 }
