@@ -350,15 +350,10 @@ fn a_value_whose_node_was_swallowed_by_text_before_it_is_refused() {
     // A raw backslash (a shaped expression is placed as Mage places it)
     // ends k0's double-quoted scalar with an escaped quote: the scalar runs
     // on over k1, whose value's text it then holds, and k1 is gone.
-    let ws = Workspace::new();
-    set_exact(&ws, "s0", "x\\");
-    set_exact(&ws, "s1", ",>");
-    set_exact(&ws, "s2", "=\"");
-    ws.write(
-        "p/io_config.yaml",
+    let stderr = refusal(
+        &[("s0", "x\\"), ("s1", ",>"), ("s2", "=\"")],
         "k0: {a: \"{{ mage_secret_var('s0') if true else '' }}\", b: 1}\nk1: '{{ mage_secret_var('s1') }}'\nk2: {a: {{ mage_secret_var('s2') | upper }}, b: 1}\nend: 1\n",
     );
-    let stderr = refused(&ws);
     assert!(
         stderr.contains("the value of secret 's1' would not reach Mage as its own value"),
         "{stderr}"
