@@ -149,6 +149,11 @@ pub struct Engine {
     environment_uuid: String,
     secrets: Arc<dyn SecretSource>,
     vars: Arc<dyn EnvVars>,
+    /// What each expression text of partial renders was found to be (see
+    /// `Engine::runtime_use`): the same runtime expressions recur across a
+    /// project's files, and compiling one to learn its names costs more
+    /// than rendering the rest of its file.
+    expression_uses: partial::ExpressionUses,
 }
 
 impl Engine {
@@ -185,6 +190,7 @@ impl Engine {
             environment_uuid,
             secrets,
             vars,
+            expression_uses: partial::ExpressionUses::default(),
         }
     }
 

@@ -177,19 +177,31 @@ impl Engine {
         }
         let mut runtime = false;
         for site in analysis.expressions.iter().filter(|s| s.call.is_none()) {
-            let rewritten = pysyntax::rewrite(&source[site.outer.clone()]);
-            let text = rewritten
-                .as_ref()
-                .map_or(&source[site.outer.clone()], |r| r.text.as_str());
-            let Ok(template) = self.env.template_from_str(text) else {
-                return false;
-            };
-            runtime |= template
-                .undeclared_variables(false)
-                .iter()
-                .any(|n| !KNOWN_NAMES.contains(&n.as_str()));
+            match self.runtime_use(&source[site.outer.clone()]) {
+                None => return false,
+                Some(uses) => runtime |= uses,
+            }
         }
         runtime
+    }
+
+    /// Whether the expression `outer` (as written, Python syntax and all)
+    /// compiles on its own (`None` when not) and, when it does, whether it
+    /// uses a name only Mage knows at run time. Remembered per text.
+    fn runtime_use(&self, outer: &str) -> Option<bool> {
+        if let Some(known) = self.expression_uses.get(outer) {
+            return known;
+        }
+        let rewritten = pysyntax::rewrite(outer);
+        let text = rewritten.as_ref().map_or(outer, |r| r.text.as_str());
+        let found = self.env.template_from_str(text).ok().map(|template| {
+            template
+                .undeclared_variables(false)
+                .iter()
+                .any(|n| !KNOWN_NAMES.contains(&n.as_str()))
+        });
+        self.expression_uses.remember(outer, found);
+        found
     }
 
     fn plan<'s>(
@@ -201,17 +213,43 @@ impl Engine {
         if let Some(call) = &site.call {
             return Plan::Call(call);
         }
+        if self.runtime_use(&source[site.outer.clone()]) != Some(false) {
+            return Plan::Keep;
+        }
         let text = rewritten.map_or(&source[site.outer.clone()], |r| r.text.as_str());
         match self.env.template_from_str(text) {
-            Ok(t)
-                if t.undeclared_variables(false)
-                    .iter()
-                    .all(|n| KNOWN_NAMES.contains(&n.as_str())) =>
-            {
-                Plan::Compiled(t)
-            }
-            _ => Plan::Keep,
+            Ok(t) => Plan::Compiled(t),
+            Err(_) => Plan::Keep,
         }
+    }
+}
+
+/// Expression texts and what [`Engine::runtime_use`] found for each, shared
+/// by the render threads. Bounded: past [`ExpressionUses::MAX`] texts, new
+/// ones are worked out each time.
+#[derive(Default)]
+pub(super) struct ExpressionUses(
+    std::sync::Mutex<std::collections::HashMap<Box<str>, Option<bool>>>,
+);
+
+impl ExpressionUses {
+    const MAX: usize = 4096;
+
+    fn get(&self, text: &str) -> Option<Option<bool>> {
+        self.lock().get(text).copied()
+    }
+
+    fn remember(&self, text: &str, found: Option<bool>) {
+        let mut uses = self.lock();
+        if uses.len() < Self::MAX {
+            uses.insert(text.into(), found);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<Box<str>, Option<bool>>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
