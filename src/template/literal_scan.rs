@@ -1,17 +1,19 @@
-//! The fast path of template analysis: a file of text and
-//! `{{ f('literal') }}` expressions only (the most common Mage config) is
-//! analysed with a byte scan instead of minijinja's lexer.
+//! The fast path of template analysis: a file of text and `{{ … }}`
+//! expressions only (the most common Mage config) is analysed with a byte
+//! scan instead of minijinja's lexer; only expressions other than
+//! `{{ f('literal') }}` are lexed, each on its own.
 
 use std::ops::Range;
 
 use super::analysis::{Analysis, ExpressionSite, Function, Literal, Reference, SimpleCall};
 use super::quoting::{expression_contexts, QuotingContext, Segment};
 
-/// The analysis of the most common template, text and `{{ f('literal') }}`
-/// expressions only, found without the lexer. Returns `None` for anything
-/// else (tags, comments, whitespace control, other expressions, quotes or
-/// braces inside literals), which the lexer then handles. Gives exactly what
-/// [`Analysis::lex`] gives for the templates it accepts.
+/// The analysis of the most common template, text and expressions only,
+/// found without lexing the text: a `{{ f('literal') }}` is read with a
+/// byte scan, any other expression is lexed on its own. Returns `None` for
+/// anything else (tags, comments, whitespace control, an expression that
+/// does not lex or is unclosed), which the lexer then handles. Gives
+/// exactly what [`Analysis::lex`] gives for the templates it accepts.
 pub(super) fn scan_simple(source: &str) -> Option<Analysis> {
     let bytes = source.as_bytes();
     let mut opens = Vec::new();
@@ -42,12 +44,25 @@ pub(super) fn scan_simple(source: &str) -> Option<Analysis> {
             analysis.segments.push(Segment::Raw(pos..open));
         }
         let body_start = open + 2;
-        let close = closing_braces(&bytes[body_start..end])? + body_start;
-        let body = &source[body_start..close];
-        if body.starts_with(['-', '+']) || body.ends_with(['-', '+']) {
+        if matches!(bytes.get(body_start), Some(b'-' | b'+')) {
             return None;
         }
-        let (call, inner, ident_offset) = parse_simple_call(body)?;
+        let simple = closing_braces(&bytes[body_start..end]).and_then(|close| {
+            let body = &source[body_start..body_start + close];
+            if body.ends_with(['-', '+']) {
+                return None;
+            }
+            parse_simple_call(body).map(|call| (call, body_start + close))
+        });
+        let Some(((call, inner, ident_offset), close)) = simple else {
+            // Any other expression: lexed on its own.
+            let close_end = analysis.lex_expression_at(source, open, end)?;
+            if matches!(bytes[close_end - 3], b'-' | b'+') {
+                return None;
+            }
+            pos = close_end;
+            continue;
+        };
         let inner = body_start + inner.start..body_start + inner.end;
         analysis.references.push(Reference {
             function: call.function,

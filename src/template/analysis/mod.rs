@@ -311,33 +311,12 @@ impl Analysis {
                     }
                     .max(r.end);
                     gap(&mut analysis, pos, r.start);
-                    collect_references(body, &mut analysis.references);
-                    super::names::collect_uses(body, is_block, &mut analysis.uses);
-                    for (t, _) in body {
-                        if let Token::Ident(name) = t {
-                            if !analysis.identifiers.contains(*name) {
-                                analysis.identifiers.insert((*name).to_string());
-                            }
-                        }
-                    }
                     if is_block {
+                        analysis.note_tokens(body, true);
                         analysis.has_tags = true;
                         analysis.segments.push(Segment::Tag(r.start..end));
                     } else {
-                        analysis.segments.push(Segment::Expression(r.start..end));
-                        let inner = match body {
-                            [] => r.end..r.end,
-                            inner => range(&inner[0].1).start..range(&inner[inner.len() - 1].1).end,
-                        };
-                        analysis.expressions.push(ExpressionSite {
-                            outer: r.start..end,
-                            inner,
-                            trim_before: source[r.clone()].ends_with('-'),
-                            trim_after: closing.is_some_and(|c| source[c].starts_with('-')),
-                            context: QuotingContext::Plain,
-                            call: simple_call(body),
-                            bare: is_bare_call(body),
-                        });
+                        analysis.note_expression(source, r.clone(), body, closing, end);
                     }
                     pos = end;
                     i = end_index + 1;
@@ -351,6 +330,91 @@ impl Analysis {
             site.context = context;
         }
         Ok(analysis)
+    }
+
+    /// Records the names and calls in the tokens of one tag or expression.
+    fn note_tokens(&mut self, body: &[(Token<'_>, Span)], is_block: bool) {
+        collect_references(body, &mut self.references);
+        super::names::collect_uses(body, is_block, &mut self.uses);
+        for (t, _) in body {
+            if let Token::Ident(name) = t {
+                if !self.identifiers.contains(*name) {
+                    self.identifiers.insert((*name).to_string());
+                }
+            }
+        }
+    }
+
+    /// Records one `{{ … }}`: `start` is the range of its `{{`, `body` its
+    /// tokens, `closing` the range of its `}}` (`None` when unclosed) and
+    /// `end` where it ends.
+    pub(super) fn note_expression(
+        &mut self,
+        source: &str,
+        start: Range<usize>,
+        body: &[(Token<'_>, Span)],
+        closing: Option<Range<usize>>,
+        end: usize,
+    ) {
+        self.note_tokens(body, false);
+        self.segments.push(Segment::Expression(start.start..end));
+        let inner = match body {
+            [] => start.end..start.end,
+            inner => range(&inner[0].1).start..range(&inner[inner.len() - 1].1).end,
+        };
+        self.expressions.push(ExpressionSite {
+            outer: start.start..end,
+            inner,
+            trim_before: source[start].ends_with('-'),
+            trim_after: closing.is_some_and(|c| source[c].starts_with('-')),
+            context: QuotingContext::Plain,
+            call: simple_call(body),
+            bare: is_bare_call(body),
+        });
+    }
+
+    /// Lexes the one `{{ … }}` that starts at `open` in a text without
+    /// tags or comments, as the whole text's lexing would (from text,
+    /// the lexer's state depends only on what follows), and records it.
+    /// Where it ends, or `None` when it is unclosed or does not lex.
+    pub(super) fn lex_expression_at(
+        &mut self,
+        source: &str,
+        open: usize,
+        end: usize,
+    ) -> Option<usize> {
+        let mut tokenizer = Tokenizer::new(
+            &source[open..end],
+            "<template>",
+            false,
+            SyntaxConfig::default(),
+        );
+        let shift = |mut span: Span| {
+            span.start_offset += open as u32;
+            span.end_offset += open as u32;
+            span
+        };
+        let (Token::VariableStart, start) = tokenizer.next_token().ok()?? else {
+            return None;
+        };
+        let mut body = Vec::new();
+        loop {
+            match tokenizer.next_token().ok()?? {
+                (Token::VariableEnd, closing) => {
+                    let closing = range(&shift(closing));
+                    let close_end = closing.end;
+                    self.note_expression(
+                        source,
+                        range(&shift(start)),
+                        &body,
+                        Some(closing),
+                        close_end,
+                    );
+                    return Some(close_end);
+                }
+                (token, span) => body.push((token, shift(span))),
+            }
+        }
     }
 
     /// The expression whose inner source contains `offset`.
@@ -517,6 +581,11 @@ mod tests {
             "{{ env_var( 'A' , 'd' ) }}", "{{ env_var('P', 5432) }}", "{{\tmage_secret_var('t')\t}}",
             "{{ other('x') }}", "{{- mage_secret_var('a') }}", "{{ mage_secret_var('a') -}}",
             "{# c #}", "{% if x %}", "{{ env_var('A', 012) }}", "{{ mage_secret_var('a}}') }}",
+            "{{ variables('t') }}", "{{ n_days_ago(1) }}", "{{ x | upper }}", "{{ '}}' }}",
+            "{{ {'a': {'b': 1}} }}", "{{ 'a{{b' }}", "{{ x }", "{{ x -}}", "{{ x +}}", "{{+ x }}",
+            "{{ mage_secret_var('a') ~ 'b' }}", "{{ env_var('A') | default(mage_secret_var('b')) }}",
+            "{{ mage_secret_var('a\\'b') }}", "{{ 'unterminated }}", "{{ x.env_var('y') }}",
+            "{{ f(a=1) }}", "{{ x is defined }}", "{{}}", "{{ 1 -}}",
         ]), 0..14)) {
             let src = pieces.concat();
             if let Some(fast) = scan_simple(&src) {
@@ -529,7 +598,7 @@ mod tests {
     fn simple_scan_takes_the_common_case_only() {
         assert!(scan_simple("a: \"{{ mage_secret_var('pw') }}\"\n").is_some());
         assert!(scan_simple("a: {{ env_var('P', 5432) }}").is_some());
-        assert!(scan_simple("a: {{ mage_secret_var('pw') | upper }}").is_none());
+        assert!(scan_simple("a: {{ mage_secret_var('pw') | upper }}").is_some());
         assert!(scan_simple("{% if x %}{% endif %}").is_none());
         assert!(scan_simple("a: {{- mage_secret_var('pw') }}").is_none());
     }
