@@ -84,6 +84,15 @@ fn mimalloc() -> bool {
     }
 }
 
+/// The alignment every block of mimalloc (and of glibc's malloc) has, at
+/// least, when it is no smaller than its size: the case where
+/// `mi_malloc` serves, without the checks of `mi_malloc_aligned`.
+const PLAIN_ALIGN: usize = 16;
+
+fn plain(align: usize, size: usize) -> bool {
+    align <= PLAIN_ALIGN && align <= size
+}
+
 /// Forwards to the chosen allocator.
 struct Chosen;
 
@@ -93,6 +102,10 @@ struct Chosen;
 unsafe impl GlobalAlloc for Chosen {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if mimalloc() {
+            if plain(layout.align(), layout.size()) {
+                // SAFETY: a block of this size has this alignment.
+                return unsafe { libmimalloc_sys::mi_malloc(layout.size()).cast() };
+            }
             unsafe { MiMalloc.alloc(layout) }
         } else {
             unsafe { System.alloc(layout) }
@@ -117,6 +130,11 @@ unsafe impl GlobalAlloc for Chosen {
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         if mimalloc() {
+            if plain(layout.align(), new_size) {
+                // SAFETY: `ptr` is mimalloc's; a block of the new size has
+                // this alignment.
+                return unsafe { libmimalloc_sys::mi_realloc(ptr.cast(), new_size).cast() };
+            }
             unsafe { MiMalloc.realloc(ptr, layout, new_size) }
         } else {
             unsafe { System.realloc(ptr, layout, new_size) }
