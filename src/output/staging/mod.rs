@@ -85,6 +85,11 @@ struct Taken {
     stage_folders: std::collections::HashSet<PathBuf>,
     /// Short staged names given so far.
     short_names: usize,
+    /// The first folder made in the staging tree came out with the folder
+    /// mode exactly: so does every later one (the umask, and the default
+    /// ACL every folder of the tree inherits, are the same for all), which
+    /// then needs no `chmod`.
+    folder_modes_exact: bool,
 }
 
 impl Taken {
@@ -372,7 +377,13 @@ impl Staging {
                 .mode(folder_mode(self.mode))
                 .create(&path)
                 .map_err(|e| Error::io("create a staging folder for", self.out.join(folder), e))?;
-            set_folder_modes(std::slice::from_ref(&path), self.mode)?;
+            if taken.stage_folders.is_empty() {
+                taken.folder_modes_exact = fs::symlink_metadata(&path)
+                    .is_ok_and(|m| m.permissions().mode() & 0o7777 == folder_mode(self.mode));
+            }
+            if !taken.folder_modes_exact {
+                set_folder_modes(std::slice::from_ref(&path), self.mode)?;
+            }
             taken.stage_folders.insert(folder.to_path_buf());
         }
         Ok(())
