@@ -16,7 +16,7 @@ use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::output;
-use crate::parallel::{in_parallel_ticking, no_tick, Tick};
+use crate::parallel::{in_parallel, in_parallel_ticking, no_tick, Tick};
 use crate::project::{self, read_text, ProjectFiles, Selection};
 use crate::secret::{Scope, SecretValue};
 use crate::template::{Engine, ProcessEnv, RenderMode, RenderOptions, SecretSource};
@@ -112,38 +112,49 @@ pub fn render_files(
             });
         }
     }
-    let copies = &mut result.copies;
-    let _ = read_copies(project, &mut result.diagnostics, |rel, bytes, _| {
-        copies.push((rel.to_path_buf(), bytes));
-        Ok(())
+    result.copies = read_copies(project, &mut result.diagnostics, |rel, bytes| {
+        (rel.to_path_buf(), bytes)
     });
     project.localize(&mut result.diagnostics);
     result
 }
 
-/// Reads every file `project` copies, in order, handing each one's bytes to
-/// `each` with the diagnostics so far; a file that cannot be read is an
-/// error there. Ends with the warning for copies that mention a secret.
-fn read_copies(
+/// Reads every file `project` copies, on every core, handing each one's
+/// bytes to `each` from the worker that read it; a file that cannot be
+/// read is an error in `diagnostics`. `each`'s results in file order (none
+/// for a file not read). Ends with the warning for copies that mention a
+/// secret.
+fn read_copies<T: Send>(
     project: &ProjectFiles,
     diagnostics: &mut Vec<Diagnostic>,
-    mut each: impl FnMut(&Path, Vec<u8>, &[Diagnostic]) -> Result<()>,
-) -> Result<()> {
-    let mut mentions: Vec<&Path> = Vec::new();
-    for (rel, _) in &project.copies {
+    each: impl Fn(&Path, Vec<u8>) -> T + Sync,
+) -> Vec<T> {
+    let read = in_parallel(project.copies.len(), |i| {
+        let (rel, why) = &project.copies[i];
+        let rel = rel.as_path();
         match fs::read(project.root.join(rel)) {
             Ok(bytes) => {
-                if project::mentions_secret(&bytes) {
-                    mentions.push(rel);
-                }
-                each(rel, bytes, diagnostics)?;
+                let mentions = project::mentions_secret(&bytes);
+                Ok((each(rel, bytes), mentions.then_some((rel, *why))))
             }
-            Err(e) => diagnostics
-                .push(Diagnostic::error(Kind::File, format!("cannot read: {e}")).in_file(rel)),
+            Err(e) => Err(Box::new(
+                Diagnostic::error(Kind::File, format!("cannot read: {e}")).in_file(rel),
+            )),
+        }
+    });
+    let mut results = Vec::with_capacity(read.len());
+    let mut mentions: Vec<(&Path, crate::mage_selection::NotRendered)> = Vec::new();
+    for outcome in read {
+        match outcome {
+            Ok((result, mention)) => {
+                results.push(result);
+                mentions.extend(mention);
+            }
+            Err(d) => diagnostics.push(*d),
         }
     }
     diagnostics.extend(project::unrendered_warning(project, &mentions));
-    Ok(())
+    results
 }
 
 /// What [`render_files_into`] did: the diagnostics of every file (in file
@@ -202,13 +213,6 @@ pub fn render_files_into(
         }
         (file.diagnostics, rendered)
     });
-    let failed = failed.into_inner();
-    if let Some(e) = sink_error
-        .into_inner()
-        .unwrap_or_else(PoisonError::into_inner)
-    {
-        return Err(e);
-    }
     let mut result = StreamedRender {
         diagnostics: project.diagnostics.clone(),
         rendered: by_file.iter().filter(|(_, rendered)| *rendered).count(),
@@ -217,14 +221,29 @@ pub fn render_files_into(
     result
         .diagnostics
         .extend(by_file.into_iter().flat_map(|(diagnostics, _)| diagnostics));
-    let copied = &mut result.copied;
-    read_copies(project, &mut result.diagnostics, |rel, bytes, so_far| {
-        *copied += 1;
-        if failed || so_far.iter().any(Diagnostic::is_error) {
-            return Ok(());
+    // Copies are handed on only while nothing has failed.
+    if result.diagnostics.iter().any(Diagnostic::is_error) {
+        failed.store(true, Ordering::Relaxed);
+    }
+    result.copied = read_copies(project, &mut result.diagnostics, |rel, bytes| {
+        if failed.load(Ordering::Relaxed) {
+            return;
         }
-        sink(rel, &bytes)
-    })?;
+        if let Err(e) = sink(rel, &bytes) {
+            failed.store(true, Ordering::Relaxed);
+            sink_error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get_or_insert(e);
+        }
+    })
+    .len();
+    if let Some(e) = sink_error
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner)
+    {
+        return Err(e);
+    }
     project.localize(&mut result.diagnostics);
     Ok(result)
 }

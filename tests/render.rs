@@ -2,6 +2,7 @@
 //! output byte for byte, and every kind of bad input reported at once.
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use crate::support::{mode, snapshot, tree_contains, Workspace};
@@ -389,6 +390,48 @@ fn unreadable_files_are_reported() {
     assert!(
         out.stderr
             .contains("secret.yaml: error: cannot read: Permission denied"),
+        "{}",
+        out.stderr
+    );
+    assert!(!ws.path("o").exists());
+}
+
+#[test]
+fn an_unreadable_copied_file_fails_the_render_and_the_other_copies_are_not_put_in_place() {
+    let ws = Workspace::new();
+    ws.write("p/io_config.yaml", "default:\n  a: 1\n");
+    for i in 0..40 {
+        ws.write(&format!("p/pipelines/etl/blocks/b{i:02}.yaml"), "x: 1\n");
+    }
+    fs::create_dir_all(ws.path("d")).unwrap();
+    for dir in [
+        "p",
+        "p/pipelines",
+        "p/pipelines/etl",
+        "p/pipelines/etl/blocks",
+        "d",
+    ] {
+        fs::set_permissions(ws.path(dir), fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    fs::set_permissions(
+        ws.path("p/pipelines/etl/blocks/b17.yaml"),
+        fs::Permissions::from_mode(0o000),
+    )
+    .unwrap();
+    ws.run_unprivileged(&["--data-dir", "d", "set", "x", "--allow-empty"])
+        .ok();
+    let out = ws
+        .run_unprivileged(&["--data-dir", "d", "render", "p", "--out", "p/../o"])
+        .code(1);
+    assert!(
+        out.stderr
+            .contains("b17.yaml: error: cannot read: Permission denied"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        out.stderr.matches("cannot read").count(),
+        1,
         "{}",
         out.stderr
     );

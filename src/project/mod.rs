@@ -83,13 +83,16 @@ pub struct ProjectFiles {
     pub display_base: Option<PathBuf>,
     /// Absolute paths of every file the walk selected (through links).
     pub read: Vec<PathBuf>,
+    /// The project's dbt folders, as far as the walk asked.
+    pub(crate) dbt: walk::DbtFolders,
 }
 
 impl ProjectFiles {
     /// Adds a selected file, to render or to copy as Mage's rules say; a
     /// warning about its content is kept with the walk's diagnostics.
     pub fn add(&mut self, rel: &Path, selection: &Selection) {
-        let (role, warning) = classify(&self.root, rel, self.mage_project, selection);
+        let (role, warning) =
+            walk::classify_in(&self.root, rel, self.mage_project, selection, &mut self.dbt);
         match role {
             Role::Render => self.files.push(rel.to_path_buf()),
             Role::Copy(why) => self.copies.push((rel.to_path_buf(), why)),
@@ -100,11 +103,11 @@ impl ProjectFiles {
     /// The one warning about the copied files that name `mage_secret_var`
     /// (their calls would reach dbt or Mage unresolved), read from disk.
     pub fn unrendered_secret_warning(&self) -> Option<Diagnostic> {
-        let mentions: Vec<&Path> = self
+        let mentions: Vec<(&Path, NotRendered)> = self
             .copies
             .iter()
             .filter(|(rel, _)| fs::read(self.root.join(rel)).is_ok_and(|b| mentions_secret(&b)))
-            .map(|(rel, _)| rel.as_path())
+            .map(|(rel, why)| (rel.as_path(), *why))
             .collect();
         unrendered_warning(self, &mentions)
     }
@@ -447,17 +450,14 @@ pub fn mentions_secret(bytes: &[u8]) -> bool {
 /// does not render them (their calls would reach dbt or Mage unresolved),
 /// each file with its reason. A pipeline's `metadata.yaml` has a warning of
 /// its own, at the place.
-pub fn unrendered_warning(project: &ProjectFiles, files: &[&Path]) -> Option<Diagnostic> {
+pub fn unrendered_warning(
+    project: &ProjectFiles,
+    files: &[(&Path, NotRendered)],
+) -> Option<Diagnostic> {
     let reasons: Vec<(&Path, NotRendered)> = files
         .iter()
-        .filter_map(|rel| {
-            let why = project
-                .copies
-                .iter()
-                .find(|(p, _)| p.as_path() == *rel)
-                .map_or(NotRendered::NotMage, |(_, why)| *why);
-            (why != NotRendered::PipelineFields).then_some((*rel, why))
-        })
+        .filter(|(_, why)| *why != NotRendered::PipelineFields)
+        .copied()
         .collect();
     if reasons.is_empty() {
         return None;

@@ -91,17 +91,48 @@ impl Location {
 /// project file, and outside a Mage project any folder above `root` too
 /// (a Mage project's files are never owned by a dbt project around it).
 pub fn dbt_place(root: &Path, rel: &Path, mage_project: bool) -> DbtPlace {
-    let parent = rel.parent().unwrap_or(Path::new(""));
-    if let Some(d) = parent.ancestors().find(|d| is_dbt_project(&root.join(d))) {
-        return DbtPlace {
-            inside: true,
-            project_folder: d == parent,
-            at_root: d.as_os_str().is_empty(),
-        };
-    }
-    DbtPlace {
-        inside: !mage_project && root.ancestors().skip(1).any(is_dbt_project),
-        ..DbtPlace::default()
+    DbtFolders::default().place(root, rel, mage_project)
+}
+
+/// Which folders of one project hold a dbt project file, each asked of the
+/// file system once (a walk asks for every file's folder and all the
+/// folders above it: two `stat`s each, eight per file in a pipeline's
+/// `blocks/`).
+#[derive(Debug, Default)]
+pub struct DbtFolders {
+    /// Folders relative to the root.
+    known: std::collections::HashMap<PathBuf, bool>,
+    /// Whether a folder above the root is one.
+    above_root: Option<bool>,
+}
+
+impl DbtFolders {
+    /// [`dbt_place`], remembering what it found.
+    pub fn place(&mut self, root: &Path, rel: &Path, mage_project: bool) -> DbtPlace {
+        let parent = rel.parent().unwrap_or(Path::new(""));
+        let found = parent.ancestors().find(|d| match self.known.get(*d) {
+            Some(known) => *known,
+            None => {
+                let is = is_dbt_project(&root.join(d));
+                self.known.insert(d.to_path_buf(), is);
+                is
+            }
+        });
+        if let Some(d) = found {
+            return DbtPlace {
+                inside: true,
+                project_folder: d == parent,
+                at_root: d.as_os_str().is_empty(),
+            };
+        }
+        let inside = !mage_project
+            && *self
+                .above_root
+                .get_or_insert_with(|| root.ancestors().skip(1).any(is_dbt_project));
+        DbtPlace {
+            inside,
+            ..DbtPlace::default()
+        }
     }
 }
 
@@ -115,10 +146,27 @@ pub fn classify(
     mage_project: bool,
     selection: &Selection,
 ) -> (Role, Option<Diagnostic>) {
+    classify_in(
+        root,
+        rel,
+        mage_project,
+        selection,
+        &mut DbtFolders::default(),
+    )
+}
+
+/// [`classify`] with what is known of the project's dbt folders.
+pub(super) fn classify_in(
+    root: &Path,
+    rel: &Path,
+    mage_project: bool,
+    selection: &Selection,
+    dbt: &mut DbtFolders,
+) -> (Role, Option<Diagnostic>) {
     if selection.is_explicit() {
         return (Role::Render, None);
     }
-    let role = mage_selection::default_role(rel, mage_project, dbt_place(root, rel, mage_project));
+    let role = mage_selection::default_role(rel, mage_project, dbt.place(root, rel, mage_project));
     if role == Role::Render && mage_project && mage_selection::is_pipeline_metadata(rel) {
         let warning = fs::read_to_string(root.join(rel))
             .ok()
