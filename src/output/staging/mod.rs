@@ -23,6 +23,7 @@ use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use zeroize::Zeroizing;
@@ -66,8 +67,17 @@ pub struct Staging {
     /// outputs are staged in their own tree, whose top entries are moved
     /// into place whole (a folder's rename moves what it holds).
     fresh: bool,
+    /// Whether the first folder made in the staging tree came out with the
+    /// folder mode exactly ([`MODES_UNKNOWN`] until one is made): then so
+    /// does every later one (the umask, and the default ACL every folder
+    /// of the tree inherits, are the same for all), which needs no `chmod`.
+    folder_modes: AtomicU8,
     done: bool,
 }
+
+const MODES_UNKNOWN: u8 = 0;
+const MODES_EXACT: u8 = 1;
+const MODES_NARROWED: u8 = 2;
 
 /// The bookkeeping of [`Staging::add`].
 #[derive(Default)]
@@ -85,11 +95,6 @@ struct Taken {
     stage_folders: std::collections::HashSet<PathBuf>,
     /// Short staged names given so far.
     short_names: usize,
-    /// The first folder made in the staging tree came out with the folder
-    /// mode exactly: so does every later one (the umask, and the default
-    /// ACL every folder of the tree inherits, are the same for all), which
-    /// then needs no `chmod`.
-    folder_modes_exact: bool,
 }
 
 impl Taken {
@@ -148,6 +153,20 @@ pub(super) fn staging_in_use(dir: &Path) -> bool {
     }
 }
 
+/// The folders of `rel` not yet in `made`, outermost first.
+fn missing_folders(made: &std::collections::HashSet<PathBuf>, rel: &Path) -> Vec<PathBuf> {
+    let Some(parent) = rel.parent().filter(|p| !p.as_os_str().is_empty()) else {
+        return Vec::new();
+    };
+    let mut missing: Vec<PathBuf> = parent
+        .ancestors()
+        .take_while(|a| !a.as_os_str().is_empty() && !made.contains(*a))
+        .map(Path::to_path_buf)
+        .collect();
+    missing.reverse();
+    missing
+}
+
 impl Staging {
     /// Makes the output root (when missing) and this run's staging folder.
     pub fn new(out: &Path, mode: u32) -> Result<Staging> {
@@ -175,6 +194,7 @@ impl Staging {
             }),
             beside: Vec::new(),
             fresh,
+            folder_modes: AtomicU8::new(MODES_UNKNOWN),
             done: false,
         };
         // From here on, a failure drops `staging`, which removes what it made.
@@ -241,7 +261,14 @@ impl Staging {
             let in_tree = self.dir.join(TREE).join(rel);
             taken.tree &= in_tree.as_os_str().len() < TREE_PATH_MAX;
             if taken.tree {
-                self.stage_folder_of(&mut taken, rel)?;
+                // Folders are made outside the lock: the other workers go
+                // on meanwhile.
+                let missing = missing_folders(&taken.stage_folders, rel);
+                drop(taken);
+                if !missing.is_empty() {
+                    self.make_stage_folders(&missing)?;
+                    self.taken().stage_folders.extend(missing);
+                }
                 in_tree
             } else {
                 let short = self.dir.join(SHORT);
@@ -358,33 +385,40 @@ impl Staging {
         Ok(out_real)
     }
 
-    /// Makes the folders of `rel` in the staging tree.
-    fn stage_folder_of(&self, taken: &mut Taken, rel: &Path) -> Result<()> {
-        let Some(parent) = rel.parent().filter(|p| !p.as_os_str().is_empty()) else {
-            return Ok(());
-        };
-        if taken.stage_folders.contains(parent) {
-            return Ok(());
-        }
-        let mut missing: Vec<&Path> = parent
-            .ancestors()
-            .take_while(|a| !a.as_os_str().is_empty() && !taken.stage_folders.contains(*a))
-            .collect();
-        missing.reverse();
-        for folder in missing {
+    /// Makes `folders` (relative, each after the folder holding it) in the
+    /// staging tree. A folder another worker made meanwhile is there
+    /// already: nothing else writes in this run's private staging folder.
+    fn make_stage_folders(&self, folders: &[PathBuf]) -> Result<()> {
+        for folder in folders {
             let path = self.dir.join(TREE).join(folder);
-            fs::DirBuilder::new()
+            match fs::DirBuilder::new()
                 .mode(folder_mode(self.mode))
                 .create(&path)
-                .map_err(|e| Error::io("create a staging folder for", self.out.join(folder), e))?;
-            if taken.stage_folders.is_empty() {
-                taken.folder_modes_exact = fs::symlink_metadata(&path)
-                    .is_ok_and(|m| m.permissions().mode() & 0o7777 == folder_mode(self.mode));
+            {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    return Err(Error::io(
+                        "create a staging folder for",
+                        self.out.join(folder),
+                        e,
+                    ))
+                }
             }
-            if !taken.folder_modes_exact {
+            let exact = match self.folder_modes.load(Ordering::Relaxed) {
+                MODES_EXACT => true,
+                MODES_NARROWED => false,
+                _ => {
+                    let exact = fs::symlink_metadata(&path)
+                        .is_ok_and(|m| m.permissions().mode() & 0o7777 == folder_mode(self.mode));
+                    let state = if exact { MODES_EXACT } else { MODES_NARROWED };
+                    self.folder_modes.store(state, Ordering::Relaxed);
+                    exact
+                }
+            };
+            if !exact {
                 set_folder_modes(std::slice::from_ref(&path), self.mode)?;
             }
-            taken.stage_folders.insert(folder.to_path_buf());
         }
         Ok(())
     }

@@ -84,16 +84,22 @@ fn outputs_added_from_many_threads_at_once_are_all_put_in_place() {
             fs::write(out.join("f4.yaml"), "old").unwrap();
         }
         let staging = Staging::new(&out, 0o600).unwrap();
+        // Every thread writes into every folder (nested ones too), so
+        // threads make the same staging folders at once.
         let rels: Vec<PathBuf> = (0..400)
             .map(|i| PathBuf::from(format!("f{}/{}.yaml", i % 20, i / 20)))
+            .chain((0..200).map(|i| PathBuf::from(format!("n{}/m{}/{i}.yaml", i % 4, i % 3))))
             .collect();
+        let text = |rel: &Path| {
+            let name = rel.to_string_lossy();
+            name.trim_end_matches(".yaml").replace(['f', 'n', 'm'], "")
+        };
         std::thread::scope(|s| {
             for part in rels.chunks(50) {
                 let staging = &staging;
                 s.spawn(move || {
                     for rel in part {
-                        let text = rel.to_string_lossy().replace('f', "").replace(".yaml", "");
-                        staging.add(rel, text.as_bytes()).unwrap();
+                        staging.add(rel, text(rel).as_bytes()).unwrap();
                     }
                 });
             }
@@ -102,11 +108,10 @@ fn outputs_added_from_many_threads_at_once_are_all_put_in_place() {
         let summary = staging.commit(&project(dir.path()), &[], None).unwrap();
         assert_eq!(
             (summary.written, summary.unchanged),
-            if existing_root { (400, 1) } else { (401, 0) }
+            if existing_root { (600, 1) } else { (601, 0) }
         );
         for rel in &rels {
-            let want = rel.to_string_lossy().replace('f', "").replace(".yaml", "");
-            assert_eq!(fs::read_to_string(out.join(rel)).unwrap(), want);
+            assert_eq!(fs::read_to_string(out.join(rel)).unwrap(), text(rel));
         }
         assert_eq!(fs::read_to_string(out.join("f4.yaml")).unwrap(), "new");
     }
