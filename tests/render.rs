@@ -364,36 +364,38 @@ fn every_bad_file_is_reported_in_one_run_and_nothing_is_written() {
     );
 }
 
-#[test]
-fn unreadable_files_are_reported() {
-    let ws = Workspace::new();
-    ws.write("p/a.yaml", "a: 1\n");
-    ws.write("p/secret.yaml", "a: 1\n");
+/// Renders project `p` as another user, with `dirs` open to all and
+/// `unreadable` readable by nobody: the render fails naming that file once,
+/// and writes nothing.
+fn render_with_an_unreadable_file(ws: &Workspace, dirs: &[&str], unreadable: &str) {
     fs::create_dir_all(ws.path("d")).unwrap();
-    for dir in ["p", "d"] {
-        fs::set_permissions(
-            ws.path(dir),
-            std::os::unix::fs::PermissionsExt::from_mode(0o777),
-        )
-        .unwrap();
+    for dir in dirs.iter().chain(&["d"]) {
+        fs::set_permissions(ws.path(dir), fs::Permissions::from_mode(0o777)).unwrap();
     }
-    fs::set_permissions(
-        ws.path("p/secret.yaml"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o000),
-    )
-    .unwrap();
+    fs::set_permissions(ws.path(unreadable), fs::Permissions::from_mode(0o000)).unwrap();
     ws.run_unprivileged(&["--data-dir", "d", "set", "x", "--allow-empty"])
         .ok();
     let out = ws
         .run_unprivileged(&["--data-dir", "d", "render", "p", "--out", "p/../o"])
         .code(1);
-    assert!(
-        out.stderr
-            .contains("secret.yaml: error: cannot read: Permission denied"),
+    let name = Path::new(unreadable).file_name().unwrap().to_string_lossy();
+    let error = format!("{name}: error: cannot read: Permission denied");
+    assert_eq!(out.stderr.matches(&error).count(), 1, "{}", out.stderr);
+    assert_eq!(
+        out.stderr.matches("cannot read").count(),
+        1,
         "{}",
         out.stderr
     );
     assert!(!ws.path("o").exists());
+}
+
+#[test]
+fn unreadable_files_are_reported() {
+    let ws = Workspace::new();
+    ws.write("p/a.yaml", "a: 1\n");
+    ws.write("p/secret.yaml", "a: 1\n");
+    render_with_an_unreadable_file(&ws, &["p"], "p/secret.yaml");
 }
 
 #[test]
@@ -403,39 +405,13 @@ fn an_unreadable_copied_file_fails_the_render_and_the_other_copies_are_not_put_i
     for i in 0..40 {
         ws.write(&format!("p/pipelines/etl/blocks/b{i:02}.yaml"), "x: 1\n");
     }
-    fs::create_dir_all(ws.path("d")).unwrap();
-    for dir in [
+    let dirs = [
         "p",
         "p/pipelines",
         "p/pipelines/etl",
         "p/pipelines/etl/blocks",
-        "d",
-    ] {
-        fs::set_permissions(ws.path(dir), fs::Permissions::from_mode(0o777)).unwrap();
-    }
-    fs::set_permissions(
-        ws.path("p/pipelines/etl/blocks/b17.yaml"),
-        fs::Permissions::from_mode(0o000),
-    )
-    .unwrap();
-    ws.run_unprivileged(&["--data-dir", "d", "set", "x", "--allow-empty"])
-        .ok();
-    let out = ws
-        .run_unprivileged(&["--data-dir", "d", "render", "p", "--out", "p/../o"])
-        .code(1);
-    assert!(
-        out.stderr
-            .contains("b17.yaml: error: cannot read: Permission denied"),
-        "{}",
-        out.stderr
-    );
-    assert_eq!(
-        out.stderr.matches("cannot read").count(),
-        1,
-        "{}",
-        out.stderr
-    );
-    assert!(!ws.path("o").exists());
+    ];
+    render_with_an_unreadable_file(&ws, &dirs, "p/pipelines/etl/blocks/b17.yaml");
 }
 
 #[test]
