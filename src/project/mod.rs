@@ -492,18 +492,12 @@ pub fn unrendered_warning(
     )
 }
 
-/// Room for most config files in one read.
-const READ_CAPACITY: usize = 8 * 1024;
-
 /// Reads a project file as text: not binary, valid UTF-8.
 pub fn read_text(root: &Path, rel: &Path) -> std::result::Result<String, Box<Diagnostic>> {
     let problem = |message: String| Box::new(Diagnostic::error(Kind::File, message).in_file(rel));
-    // Read without asking the size first (config files are small): one
-    // system call fewer per file than `fs::read`.
-    let mut bytes = Vec::with_capacity(READ_CAPACITY);
-    fs::File::open(root.join(rel))
-        .and_then(|mut file| std::io::Read::read_to_end(&mut file, &mut bytes))
-        .map_err(|e| problem(format!("cannot read: {e}")))?;
+    // (`fs::read` sizes its buffer from the file: one allocation, no copy
+    // of the text left behind by a reallocation.)
+    let bytes = fs::read(root.join(rel)).map_err(|e| problem(format!("cannot read: {e}")))?;
     if let Some(pos) = memchr::memchr(0, &bytes) {
         return Err(problem(format!(
             "is a binary file (NUL byte at offset {pos}); exclude it with --exclude"
