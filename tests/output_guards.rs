@@ -142,6 +142,47 @@ fn folders_a_render_makes_get_the_mode_asked_for_whatever_the_umask() {
 }
 
 #[test]
+fn a_umask_without_the_owners_write_bit_still_renders_folders_shared_by_the_workers() {
+    use std::os::unix::process::CommandExt;
+    let ws = Workspace::new();
+    // Many small nested folders: where one worker's run of files ends and
+    // another's begins, both need the same new staging folders at once.
+    let rels: Vec<String> = (0..600)
+        .map(|i| format!("p/f{:03}/g{}/t{i:03}.yaml", i / 4, i / 2 % 2))
+        .collect();
+    for rel in &rels {
+        ws.write(rel, "a: 1\n");
+    }
+    ws.run_unprivileged(&["--data-dir", "d", "set", "x", "--allow-empty"])
+        .ok();
+    let mut cmd = ws.unprivileged(&["--data-dir", "d", "render", "p", "--out", "o"]);
+    // SAFETY: umask is async-signal-safe and touches only the child.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::umask(0o277);
+            Ok(())
+        });
+    }
+    let out = cmd.stdin(std::process::Stdio::null()).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mode = |rel: &str| fs::metadata(ws.path(rel)).unwrap().permissions().mode() & 0o777;
+    for folder in ["o/f000", "o/f149/g1"] {
+        assert_eq!(mode(folder), 0o700, "{folder}");
+    }
+    // Private files stay as narrow as the umask makes them (0400 here).
+    for rel in &rels {
+        let out = rel.replacen("p/", "o/", 1);
+        assert_eq!(mode(&out) & 0o477, 0o400, "{rel}");
+        assert_eq!(fs::read_to_string(ws.path(&out)).unwrap(), "a: 1\n");
+    }
+}
+
+#[test]
 fn folders_a_render_makes_get_the_mode_asked_for_under_a_default_acl() {
     use std::os::unix::ffi::OsStrExt;
     let ws = Workspace::new();

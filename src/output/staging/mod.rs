@@ -221,13 +221,18 @@ impl Staging {
             .tempdir_in(out)
             .map_err(|e| Error::io("create a staging folder in", out, e))?
             .keep();
+        // 0700 whatever the umask: one that takes the owner's write bit
+        // (0277) would leave a folder nothing can be staged in.
+        set_folder_modes(std::slice::from_ref(&staging.dir), 0o600)?;
         let lock = fs::File::open(&staging.dir)
             .map_err(|e| Error::io("open the staging folder in", out, e))?;
         if fresh {
+            let tree = staging.dir.join(TREE);
             fs::DirBuilder::new()
                 .mode(0o700)
-                .create(staging.dir.join(TREE))
+                .create(&tree)
                 .map_err(|e| Error::io("create a staging folder in", out, e))?;
+            set_folder_modes(std::slice::from_ref(&tree), 0o600)?;
         }
         flock(&lock, true);
         staging.lock = Some(lock);
@@ -261,13 +266,22 @@ impl Staging {
             let in_tree = self.dir.join(TREE).join(rel);
             taken.tree &= in_tree.as_os_str().len() < TREE_PATH_MAX;
             if taken.tree {
-                // Folders are made outside the lock: the other workers go
-                // on meanwhile.
                 let missing = missing_folders(&taken.stage_folders, rel);
-                drop(taken);
-                if !missing.is_empty() {
+                if missing.is_empty() {
+                    // Made already.
+                } else if self.folder_modes.load(Ordering::Acquire) == MODES_EXACT {
+                    // A folder has its mode as soon as it is made: made
+                    // outside the lock, while the other workers go on.
+                    drop(taken);
                     self.make_stage_folders(&missing)?;
                     self.taken().stage_folders.extend(missing);
+                } else {
+                    // Until then (and for good when a folder needs a
+                    // `chmod`), under the lock: no worker writes into a
+                    // folder before its mode is set (a umask that takes
+                    // the owner's write bit would refuse it).
+                    self.make_stage_folders(&missing)?;
+                    taken.stage_folders.extend(missing);
                 }
                 in_tree
             } else {
@@ -386,8 +400,10 @@ impl Staging {
     }
 
     /// Makes `folders` (relative, each after the folder holding it) in the
-    /// staging tree. A folder another worker made meanwhile is there
-    /// already: nothing else writes in this run's private staging folder.
+    /// staging tree, each with the folder mode. A folder another worker made
+    /// meanwhile (outside the lock, once folders are known to come out
+    /// with their mode) is there already: nothing else writes in this
+    /// run's private staging folder.
     fn make_stage_folders(&self, folders: &[PathBuf]) -> Result<()> {
         for folder in folders {
             let path = self.dir.join(TREE).join(folder);
@@ -405,14 +421,14 @@ impl Staging {
                     ))
                 }
             }
-            let exact = match self.folder_modes.load(Ordering::Relaxed) {
+            let exact = match self.folder_modes.load(Ordering::Acquire) {
                 MODES_EXACT => true,
                 MODES_NARROWED => false,
                 _ => {
                     let exact = fs::symlink_metadata(&path)
                         .is_ok_and(|m| m.permissions().mode() & 0o7777 == folder_mode(self.mode));
                     let state = if exact { MODES_EXACT } else { MODES_NARROWED };
-                    self.folder_modes.store(state, Ordering::Relaxed);
+                    self.folder_modes.store(state, Ordering::Release);
                     exact
                 }
             };
