@@ -112,7 +112,8 @@ pub fn render_files(
             });
         }
     }
-    result.copies = read_copies(project, &mut result.diagnostics, |rel, bytes| {
+    let failed = AtomicBool::new(false);
+    result.copies = read_copies(project, &mut result.diagnostics, &failed, |rel, bytes| {
         (rel.to_path_buf(), bytes)
     });
     project.localize(&mut result.diagnostics);
@@ -121,12 +122,13 @@ pub fn render_files(
 
 /// Reads every file `project` copies, on every core, handing each one's
 /// bytes to `each` from the worker that read it; a file that cannot be
-/// read is an error in `diagnostics`. `each`'s results in file order (none
-/// for a file not read). Ends with the warning for copies that mention a
-/// secret.
+/// read is an error in `diagnostics`, and sets `failed` at once. `each`'s
+/// results in file order (none for a file not read). Ends with the warning
+/// for copies that mention a secret.
 fn read_copies<T: Send>(
     project: &ProjectFiles,
     diagnostics: &mut Vec<Diagnostic>,
+    failed: &AtomicBool,
     each: impl Fn(&Path, Vec<u8>) -> T + Sync,
 ) -> Vec<T> {
     let read = in_parallel(project.copies.len(), |i| {
@@ -137,9 +139,12 @@ fn read_copies<T: Send>(
                 let mentions = project::mentions_secret(&bytes);
                 Ok((each(rel, bytes), mentions.then_some((rel, *why))))
             }
-            Err(e) => Err(Box::new(
-                Diagnostic::error(Kind::File, format!("cannot read: {e}")).in_file(rel),
-            )),
+            Err(e) => {
+                failed.store(true, Ordering::Relaxed);
+                Err(Box::new(
+                    Diagnostic::error(Kind::File, format!("cannot read: {e}")).in_file(rel),
+                ))
+            }
         }
     });
     let mut results = Vec::with_capacity(read.len());
@@ -187,6 +192,19 @@ pub fn render_files_into(
 ) -> Result<StreamedRender> {
     let failed = AtomicBool::new(false);
     let sink_error = Mutex::new(None);
+    // An output goes to `sink` only while nothing has failed.
+    let hand_on = |rel: &Path, bytes: &[u8]| {
+        if failed.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Err(e) = sink(rel, bytes) {
+            failed.store(true, Ordering::Relaxed);
+            sink_error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get_or_insert(e);
+        }
+    };
     let by_file = in_parallel_ticking(project.files.len(), tick, |i| {
         let file = match render_one(engine, project, options, i) {
             Err(d) => {
@@ -201,18 +219,19 @@ pub fn render_files_into(
         }
         let rendered = output.is_some();
         if let Some(output) = output {
-            if !failed.load(Ordering::Relaxed) {
-                if let Err(e) = sink(&project.files[i], output.as_bytes()) {
-                    failed.store(true, Ordering::Relaxed);
-                    sink_error
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .get_or_insert(e);
-                }
-            }
+            hand_on(&project.files[i], output.as_bytes());
         }
         (file.diagnostics, rendered)
     });
+    let sink_failure = || {
+        sink_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    };
+    if let Some(e) = sink_failure() {
+        return Err(e);
+    }
     let mut result = StreamedRender {
         diagnostics: project.diagnostics.clone(),
         rendered: by_file.iter().filter(|(_, rendered)| *rendered).count(),
@@ -221,27 +240,14 @@ pub fn render_files_into(
     result
         .diagnostics
         .extend(by_file.into_iter().flat_map(|(diagnostics, _)| diagnostics));
-    // Copies are handed on only while nothing has failed.
     if result.diagnostics.iter().any(Diagnostic::is_error) {
         failed.store(true, Ordering::Relaxed);
     }
-    result.copied = read_copies(project, &mut result.diagnostics, |rel, bytes| {
-        if failed.load(Ordering::Relaxed) {
-            return;
-        }
-        if let Err(e) = sink(rel, &bytes) {
-            failed.store(true, Ordering::Relaxed);
-            sink_error
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .get_or_insert(e);
-        }
+    result.copied = read_copies(project, &mut result.diagnostics, &failed, |rel, bytes| {
+        hand_on(rel, &bytes);
     })
     .len();
-    if let Some(e) = sink_error
-        .into_inner()
-        .unwrap_or_else(PoisonError::into_inner)
-    {
+    if let Some(e) = sink_failure() {
         return Err(e);
     }
     project.localize(&mut result.diagnostics);
