@@ -15,16 +15,47 @@ use crate::error::{Error, Result};
 pub const TEMP_PREFIX: &str = ".mage-secrets-tmp-";
 
 /// Creates `path` and any missing parents with `mode`; existing folders are
-/// left as they are.
+/// left as they are. A folder made gets back the owner's bits of `mode`
+/// that the umask took: under umask 0277 a folder made 0500 could hold
+/// nothing.
 pub fn create_dir_all(path: &Path, mode: u32) -> Result<()> {
-    // Without `.` components (`out/.`), which the recursive builder would
-    // try to make and fail on.
+    // Without `.` components (`out/.`), which the builder would try to
+    // make and fail on.
     let path: std::path::PathBuf = path.components().collect();
+    let missing: Vec<&Path> = path
+        .ancestors()
+        .take_while(|a| !a.as_os_str().is_empty() && fs::symlink_metadata(a).is_err())
+        .collect();
+    for folder in missing.into_iter().rev() {
+        match fs::DirBuilder::new().mode(mode).create(folder) {
+            Ok(()) => give_owner_bits(folder, mode)?,
+            // Made meanwhile by another process.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && folder.is_dir() => {}
+            Err(e) => return Err(Error::io("create folder", folder, e)),
+        }
+    }
+    // What was there already must be a folder.
     fs::DirBuilder::new()
         .recursive(true)
         .mode(mode)
         .create(&path)
         .map_err(|e| Error::io("create folder", path, e))
+}
+
+/// Gives the folder just made at `path` the owner's bits of `mode` the
+/// umask took, if any (its other bits stay as the system made them).
+fn give_owner_bits(path: &Path, mode: u32) -> Result<()> {
+    let made = fs::symlink_metadata(path)
+        .map_err(|e| Error::io("read", path, e))?
+        .permissions()
+        .mode()
+        & 0o7777;
+    let owner = mode & 0o700;
+    if made & owner == owner {
+        return Ok(());
+    }
+    fs::set_permissions(path, fs::Permissions::from_mode(made | owner))
+        .map_err(|e| Error::io("set permissions of", path, e))
 }
 
 /// How [`write_atomic`] treats an existing target.

@@ -142,7 +142,7 @@ fn folders_a_render_makes_get_the_mode_asked_for_whatever_the_umask() {
 }
 
 #[test]
-fn a_umask_without_the_owners_write_bit_still_renders_folders_shared_by_the_workers() {
+fn under_a_umask_without_the_owners_write_bit_the_store_and_renders_work() {
     use std::os::unix::process::CommandExt;
     let ws = Workspace::new();
     // Many small nested folders: where one worker's run of files ends and
@@ -151,34 +151,48 @@ fn a_umask_without_the_owners_write_bit_still_renders_folders_shared_by_the_work
         .map(|i| format!("p/f{:03}/g{}/t{i:03}.yaml", i / 4, i / 2 % 2))
         .collect();
     for rel in &rels {
-        ws.write(rel, "a: 1\n");
+        ws.write(rel, "a: \"{{ mage_secret_var('x') }}\"\n");
     }
-    ws.run_unprivileged(&["--data-dir", "d", "set", "x", "--allow-empty"])
-        .ok();
-    let mut cmd = ws.unprivileged(&["--data-dir", "d", "render", "p", "--out", "o"]);
-    // SAFETY: umask is async-signal-safe and touches only the child.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::umask(0o277);
-            Ok(())
-        });
-    }
-    let out = cmd.stdin(std::process::Stdio::null()).output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let run = |args: &[&str], stdin: &str| {
+        let mut cmd = ws.unprivileged(args);
+        // SAFETY: umask is async-signal-safe and touches only the child.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::umask(0o277);
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), stdin.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
     let mode = |rel: &str| fs::metadata(ws.path(rel)).unwrap().permissions().mode() & 0o777;
-    for folder in ["o/f000", "o/f149/g1"] {
-        assert_eq!(mode(folder), 0o700, "{folder}");
-    }
-    // Private files stay as narrow as the umask makes them (0400 here).
-    for rel in &rels {
-        let out = rel.replacen("p/", "o/", 1);
-        assert_eq!(mode(&out) & 0o477, 0o400, "{rel}");
-        assert_eq!(fs::read_to_string(ws.path(&out)).unwrap(), "a: 1\n");
+    // A new data dir, its key and database.
+    run(&["--data-dir", "d", "set", "x"], "one");
+    assert_eq!(run(&["--data-dir", "d", "get", "x"], ""), "one\n");
+    assert_eq!(mode("d/mage-secrets"), 0o700);
+    // A new output root, then the same root again with a changed value.
+    for value in ["one", "two"] {
+        run(&["--data-dir", "d", "set", "x"], value);
+        run(&["--data-dir", "d", "render", "p", "--out", "o"], "");
+        for folder in ["o/f000", "o/f149/g1"] {
+            assert_eq!(mode(folder), 0o700, "{folder}");
+        }
+        // Private files stay as narrow as the umask makes them.
+        for rel in &rels {
+            let out = rel.replacen("p/", "o/", 1);
+            assert_eq!(mode(&out) & 0o077, 0, "{rel}");
+            let text = fs::read_to_string(ws.path(&out)).unwrap();
+            assert_eq!(text, format!("a: \"{value}\""));
+        }
     }
 }
 

@@ -291,6 +291,7 @@ impl Staging {
                         .mode(0o700)
                         .create(&short)
                         .map_err(|e| Error::io("create a staging folder in", &self.out, e))?;
+                    set_folder_modes(std::slice::from_ref(&short), 0o600)?;
                 }
                 taken.short_names += 1;
                 short.join(taken.short_names.to_string())

@@ -3,7 +3,7 @@
 //! concurrent processes queue instead of failing with "database is locked".
 
 use std::fs::OpenOptions;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::time::Duration;
 
@@ -88,7 +88,18 @@ impl SqliteStore {
         match created {
             // Closed at once: closing any descriptor of the file later would
             // drop the POSIX locks SQLite's connection holds on it.
-            Ok(file) => drop(file),
+            Ok(file) => {
+                // A file just made is 0600 whatever the umask (under 0277
+                // it would be 0400, which SQLite could not write).
+                let narrowed = file
+                    .metadata()
+                    .is_ok_and(|m| m.len() == 0 && m.permissions().mode() & 0o600 != 0o600);
+                if narrowed {
+                    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+                        .map_err(|e| Error::io("set permissions of", path, e))?;
+                }
+                drop(file)
+            }
             // A database on a read-only mount, or one this user may only
             // read: commands that read work; a write is refused by SQLite.
             Err(e) if fsutil::is_read_only_error(&e) && path.is_file() => {
