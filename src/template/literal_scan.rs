@@ -24,10 +24,9 @@ pub(super) fn scan_simple(source: &str) -> Option<Analysis> {
             _ => {}
         }
     }
-    // The lexer drops one trailing newline.
-    let end = source
-        .strip_suffix('\n')
-        .map_or(source.len(), |s| s.strip_suffix('\r').unwrap_or(s).len());
+    // The lexer drops one trailing `\n`, then one trailing `\r`.
+    let trimmed = source.strip_suffix('\n').unwrap_or(source);
+    let end = trimmed.strip_suffix('\r').unwrap_or(trimmed).len();
     let mut analysis = Analysis::default();
     analysis.segments.reserve(opens.len() * 2 + 2);
     analysis.expressions.reserve(opens.len());

@@ -252,6 +252,14 @@ impl Analysis {
     /// Analyses `source`.
     pub fn of(source: &str) -> Result<Analysis, LexError> {
         if let Some(analysis) = scan_simple(source) {
+            // Every debug build (so the whole test suite) and the fuzz
+            // target hold the scan to the lexer.
+            #[cfg(any(fuzzing, debug_assertions))]
+            assert_eq!(
+                Analysis::lex(source).as_ref(),
+                Ok(&analysis),
+                "the scan and the lexer disagree on {source:?}"
+            );
             return Ok(analysis);
         }
         Analysis::lex(source)

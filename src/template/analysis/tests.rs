@@ -128,7 +128,7 @@ proptest::proptest! {
         "{{ {'a': {'b': 1}} }}", "{{ 'a{{b' }}", "{{ x }", "{{ x -}}", "{{ x +}}", "{{+ x }}",
         "{{ mage_secret_var('a') ~ 'b' }}", "{{ env_var('A') | default(mage_secret_var('b')) }}",
         "{{ mage_secret_var('a\\'b') }}", "{{ 'unterminated }}", "{{ x.env_var('y') }}",
-        "{{ f(a=1) }}", "{{ x is defined }}", "{{}}", "{{ 1 -}}",
+        "{{ f(a=1) }}", "{{ x is defined }}", "{{}}", "{{ 1 -}}", "\r",
     ]), 0..14)) {
         let src = pieces.concat();
         if let Some(fast) = scan_simple(&src) {
