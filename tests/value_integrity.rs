@@ -461,3 +461,27 @@ fn a_plain_value_swallowed_by_a_quoted_scalar_begun_before_it_is_refused() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_value_on_a_document_start_line_is_escaped_for_its_quotes() {
+    // After `--- ` a node starts, as after `- `: a quote there opens a
+    // quoted scalar, whose value is escaped (it was taken for plain text,
+    // and the render refused a value with a quote).
+    for template in [
+        "--- '{{ mage_secret_var('s') }}'\n",
+        "--- \"{{ mage_secret_var('s') }}\"\n",
+        "--- {{ mage_secret_var('s') }}\n",
+    ] {
+        let ws = Workspace::new();
+        set_exact(&ws, "s", "it's \"x\"");
+        ws.write("p/io_config.yaml", template);
+        ws.run(&["--data-dir", "d", "render", "p", "--out", "build"])
+            .ok();
+        let out = std::fs::read_to_string(ws.path("build/io_config.yaml")).unwrap();
+        assert_eq!(
+            load(&out),
+            serde_yaml::Value::String("it's \"x\"".into()),
+            "{template}: {out}"
+        );
+    }
+}

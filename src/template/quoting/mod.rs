@@ -225,6 +225,11 @@ impl Scanner {
                     &SINGLE_INERT
                 }
                 State::Normal => {
+                    if line_start && self.line_indent == 0 && is_document_marker(&b[i..]) {
+                        self.document_marker();
+                        i += 3;
+                        continue;
+                    }
                     if line_start && c != b'#' {
                         self.continue_plain_line();
                     }
@@ -274,6 +279,18 @@ impl Scanner {
                 self.in_plain = true;
             }
         }
+    }
+
+    /// `---` or `...` at a line's start, then a blank: a document's start
+    /// or end. What follows on the line (after `---`) is a new node, as
+    /// after `- `; nothing above continues past it.
+    fn document_marker(&mut self) {
+        self.plain_continues_above = None;
+        self.flow_depth = 0;
+        self.in_plain = false;
+        self.after_indicator = true;
+        self.token_start = false;
+        self.after_space = false;
     }
 
     fn close_quote(&mut self) {
@@ -336,6 +353,15 @@ impl Scanner {
             }
         }
     }
+}
+
+/// Whether `rest` (from a line's first column) starts with a document
+/// marker: `---` or `...` followed by a blank or a line break. (One at the
+/// end of a text before an expression is not taken for one: what the
+/// expression prints decides, and plain is the stricter reading.)
+fn is_document_marker(rest: &[u8]) -> bool {
+    (rest.starts_with(b"---") || rest.starts_with(b"..."))
+        && matches!(rest.get(3), Some(b' ' | b'\t' | b'\r' | b'\n'))
 }
 
 /// Bytes that, read after one like them in the same state, change nothing:

@@ -202,6 +202,17 @@ mod byte_reading {
                         }
                     }
                     State::Normal => {
+                        let rest: String =
+                            std::iter::once(c).chain(chars.clone().take(3)).collect();
+                        if line_start
+                            && self.line_indent == 0
+                            && is_document_marker(rest.as_bytes())
+                        {
+                            self.document_marker();
+                            chars.next();
+                            chars.next();
+                            continue;
+                        }
                         if line_start && c != '#' {
                             self.continue_plain_line();
                         }
@@ -219,7 +230,7 @@ mod byte_reading {
             " ", "  ", "\t", "\n", "\n  ", "\r", "\u{85}", "\u{2028}", "\u{2029}", "¢", "é", "😀",
             "\u{e2}", "k", "key", ":", ": ", "-", "- ", "?", "? ", "#", " #", "\"", "'", "''",
             "\\", "\\\"", "|", ">", "|-", "[", "]", "{", "}", ",", "!", "&", "!!str ", "&a ",
-            "x y",
+            "x y", "---", "--- ", "...", "... ", "-- ",
         ])
     }
 
