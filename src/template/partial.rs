@@ -28,13 +28,15 @@ impl Engine {
         sink: &mut Sink,
     ) -> Option<()> {
         // What becomes of each expression, decided (and compiled) once.
-        // Python syntax in an expression is rewritten (see `pysyntax`).
+        // Python syntax in an expression rendered here is rewritten (see
+        // `pysyntax`); one kept for Mage is left as written.
         let rewrites: Vec<Option<pysyntax::Rewritten>> = analysis
             .expressions
             .iter()
-            .map(|site| match site.call {
-                Some(_) => None,
-                None => pysyntax::rewrite(&source[site.outer.clone()]),
+            .map(|site| {
+                let outer = &source[site.outer.clone()];
+                let rendered = site.call.is_none() && self.runtime_use(outer) == Some(false);
+                rendered.then(|| pysyntax::rewrite(outer)).flatten()
             })
             .collect();
         let plans: Vec<Plan<'_>> = analysis
