@@ -26,6 +26,14 @@ pub fn create_dir_all(path: &Path, mode: u32) -> Result<()> {
         .ancestors()
         .take_while(|a| !a.as_os_str().is_empty() && fs::symlink_metadata(a).is_err())
         .collect();
+    if missing.is_empty() {
+        // What was there already must be a folder.
+        return fs::DirBuilder::new()
+            .recursive(true)
+            .mode(mode)
+            .create(&path)
+            .map_err(|e| Error::io("create folder", path, e));
+    }
     for folder in missing.into_iter().rev() {
         match fs::DirBuilder::new().mode(mode).create(folder) {
             Ok(()) => give_owner_bits(folder, mode)?,
@@ -34,12 +42,7 @@ pub fn create_dir_all(path: &Path, mode: u32) -> Result<()> {
             Err(e) => return Err(Error::io("create folder", folder, e)),
         }
     }
-    // What was there already must be a folder.
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(mode)
-        .create(&path)
-        .map_err(|e| Error::io("create folder", path, e))
+    Ok(())
 }
 
 /// Gives the folder just made at `path` the owner's bits of `mode` the

@@ -30,20 +30,32 @@ impl Engine {
         // What becomes of each expression, decided (and compiled) once.
         // Python syntax in an expression rendered here is rewritten (see
         // `pysyntax`); one kept for Mage is left as written.
-        let rewrites: Vec<Option<pysyntax::Rewritten>> = analysis
+        // (A literal call is evaluated directly, not compiled.)
+        let compiled: Vec<bool> = analysis
             .expressions
             .iter()
             .map(|site| {
-                let outer = &source[site.outer.clone()];
-                let rendered = site.call.is_none() && self.runtime_use(outer) == Some(false);
-                rendered.then(|| pysyntax::rewrite(outer)).flatten()
+                site.call.is_none() && self.runtime_use(&source[site.outer.clone()]) == Some(false)
+            })
+            .collect();
+        let rewrites: Vec<Option<pysyntax::Rewritten>> = analysis
+            .expressions
+            .iter()
+            .zip(&compiled)
+            .map(|(site, &compiled)| {
+                compiled
+                    .then(|| pysyntax::rewrite(&source[site.outer.clone()]))
+                    .flatten()
             })
             .collect();
         let plans: Vec<Plan<'_>> = analysis
             .expressions
             .iter()
+            .zip(&compiled)
             .zip(&rewrites)
-            .map(|(site, rewritten)| self.plan(source, site, rewritten.as_ref()))
+            .map(|((site, &compiled), rewritten)| {
+                self.plan(source, site, compiled, rewritten.as_ref())
+            })
             .collect();
         let mut sites = analysis.expressions.iter().zip(&plans).zip(&rewrites);
         let mut trim_next = false;
@@ -152,8 +164,6 @@ impl Engine {
         (!failed).then_some(())
     }
 
-    /// Whether a partial render evaluates an expression (a literal call, or
-    /// one whose names are all ours, compiled here once) or keeps it.
     /// Whether a template is rendered partially, decided without compiling
     /// it whole: it has no tags, so nothing in it declares a name and its
     /// variables are those of its expressions; every expression compiles on
@@ -206,16 +216,20 @@ impl Engine {
         found
     }
 
+    /// What becomes of one expression: a literal call is evaluated, one
+    /// `compiled` (its names all ours) is compiled from its `rewritten`
+    /// text (or as written), any other is kept for Mage.
     fn plan<'s>(
         &'s self,
         source: &'s str,
         site: &'s analysis::ExpressionSite,
+        compiled: bool,
         rewritten: Option<&'s pysyntax::Rewritten>,
     ) -> Plan<'s> {
         if let Some(call) = &site.call {
             return Plan::Call(call);
         }
-        if self.runtime_use(&source[site.outer.clone()]) != Some(false) {
+        if !compiled {
             return Plan::Keep;
         }
         let text = rewritten.map_or(&source[site.outer.clone()], |r| r.text.as_str());

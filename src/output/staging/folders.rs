@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
-use super::{folder_mode, remove_stale_temp_files, set_folder_modes, Staging};
+use super::{folder_mode, remove_stale_temp_files, set_folder_mode, Staging};
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::project;
@@ -142,7 +142,7 @@ impl Staging {
                     Err(e) => return Err(Error::io("create folder", &path, e)),
                     Ok(()) => {}
                 }
-                set_folder_modes(std::slice::from_ref(&path), self.mode)?;
+                set_folder_mode(&path, self.mode)?;
                 self.made.push(path);
                 Folder {
                     real: parent.real.join(name),

@@ -128,11 +128,13 @@ fn flock(file: &fs::File, wait: bool) -> bool {
 /// Gives folders this run made the folder mode of `mode` exactly (the
 /// umask, or a default ACL of the folder above, may have narrowed it).
 fn set_folder_modes(folders: &[PathBuf], mode: u32) -> Result<()> {
-    for folder in folders {
-        fs::set_permissions(folder, fs::Permissions::from_mode(folder_mode(mode)))
-            .map_err(|e| Error::io("set permissions of", folder, e))?;
-    }
-    Ok(())
+    folders.iter().try_for_each(|f| set_folder_mode(f, mode))
+}
+
+/// [`set_folder_modes`] for one folder.
+fn set_folder_mode(folder: &Path, mode: u32) -> Result<()> {
+    fs::set_permissions(folder, fs::Permissions::from_mode(folder_mode(mode)))
+        .map_err(|e| Error::io("set permissions of", folder, e))
 }
 
 fn open_marker(out: &Path) -> Result<fs::File> {
@@ -223,7 +225,7 @@ impl Staging {
             .keep();
         // 0700 whatever the umask: one that takes the owner's write bit
         // (0277) would leave a folder nothing can be staged in.
-        set_folder_modes(std::slice::from_ref(&staging.dir), 0o600)?;
+        set_folder_mode(&staging.dir, 0o600)?;
         let lock = fs::File::open(&staging.dir)
             .map_err(|e| Error::io("open the staging folder in", out, e))?;
         if fresh {
@@ -232,7 +234,7 @@ impl Staging {
                 .mode(0o700)
                 .create(&tree)
                 .map_err(|e| Error::io("create a staging folder in", out, e))?;
-            set_folder_modes(std::slice::from_ref(&tree), 0o600)?;
+            set_folder_mode(&tree, 0o600)?;
         }
         flock(&lock, true);
         staging.lock = Some(lock);
@@ -291,7 +293,7 @@ impl Staging {
                         .mode(0o700)
                         .create(&short)
                         .map_err(|e| Error::io("create a staging folder in", &self.out, e))?;
-                    set_folder_modes(std::slice::from_ref(&short), 0o600)?;
+                    set_folder_mode(&short, 0o600)?;
                 }
                 taken.short_names += 1;
                 short.join(taken.short_names.to_string())
@@ -434,7 +436,7 @@ impl Staging {
                 }
             };
             if !exact {
-                set_folder_modes(std::slice::from_ref(&path), self.mode)?;
+                set_folder_mode(&path, self.mode)?;
             }
         }
         Ok(())
