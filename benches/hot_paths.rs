@@ -56,6 +56,17 @@ fn benches(c: &mut Criterion) {
         })
     });
 
+    let key = mage_secrets::crypto::Key::generate();
+    let sealed = key.seal(
+        "env",
+        "global",
+        "name",
+        b"a value of some forty bytes, say a token",
+    );
+    c.bench_function("unseal one 40-byte value", |b| {
+        b.iter(|| key.open("env", "global", "name", &sealed).unwrap())
+    });
+
     let simple = template(20, false);
     let mixed = template(20, true);
     let tags = format!("{{% if true %}}\n{simple}{{% endif %}}\n");

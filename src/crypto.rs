@@ -3,6 +3,8 @@
 //! scope and name, so a row copied under another name or environment does
 //! not open. Key bytes live in `Zeroizing` buffers and are wiped on drop.
 
+use std::sync::OnceLock;
+
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::engine::general_purpose::STANDARD;
@@ -23,6 +25,10 @@ const KEY_CHECK_PLAINTEXT: &[u8] = b"mage-secrets key check v1";
 /// An environment's 256-bit key.
 pub struct Key {
     bytes: Zeroizing<[u8; 32]>,
+    /// The key's AES schedule, expanded at the first seal or open and kept
+    /// for the rest (a render opens every secret it places). It wipes
+    /// itself when dropped.
+    cipher: OnceLock<Aes256Gcm>,
 }
 
 impl std::fmt::Debug for Key {
@@ -57,7 +63,7 @@ impl Key {
     pub fn generate() -> Key {
         let mut bytes = Zeroizing::new([0u8; 32]);
         OsRng.fill_bytes(bytes.as_mut());
-        Key { bytes }
+        Key::with_bytes(bytes)
     }
 
     /// Parses the key file format: standard padded base64 of 32 bytes,
@@ -73,7 +79,7 @@ impl Key {
         }
         let mut bytes = Zeroizing::new([0u8; 32]);
         bytes.copy_from_slice(&decoded);
-        Ok(Key { bytes })
+        Ok(Key::with_bytes(bytes))
     }
 
     /// The key file's contents: base64 and a newline.
@@ -83,8 +89,16 @@ impl Key {
         text
     }
 
-    fn cipher(&self) -> Aes256Gcm {
-        Aes256Gcm::new_from_slice(self.bytes.as_ref()).expect("32-byte key")
+    fn with_bytes(bytes: Zeroizing<[u8; 32]>) -> Key {
+        Key {
+            bytes,
+            cipher: OnceLock::new(),
+        }
+    }
+
+    fn cipher(&self) -> &Aes256Gcm {
+        self.cipher
+            .get_or_init(|| Aes256Gcm::new_from_slice(self.bytes.as_ref()).expect("32-byte key"))
     }
 
     /// Seals `plaintext` for (env, scope, name).
@@ -196,6 +210,38 @@ mod tests {
         let s = key.seal(ENV, "ab", "c", b"v");
         assert!(key.open(ENV, "a", "bc", &s).is_none());
     }
+
+    /// A value sealed by another AES-GCM implementation (Python's
+    /// `cryptography`, from OpenSSL) opens: the stored format does not
+    /// depend on which AES code a build uses (software or AES-NI).
+    #[test]
+    fn opens_a_value_sealed_elsewhere() {
+        let key = Key::from_file_text("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n").unwrap();
+        let sealed: Vec<u8> = (0..)
+            .step_by(2)
+            .map_while(|i| KNOWN.get(i..i + 2))
+            .map(|hex| u8::from_str_radix(hex, 16).unwrap())
+            .collect();
+        let opened = key.open(ENV, "global", "pg_password", &sealed).unwrap();
+        assert_eq!(
+            opened.as_slice(),
+            b"hunter2: a value longer than one AES block"
+        );
+        assert!(key.open(ENV, "global", "other", &sealed).is_none());
+        // The other way: what this build seals, the same key opens (above,
+        // twice, so the cached cipher is used again too).
+        let again = key.seal(ENV, "global", "pg_password", opened.as_slice());
+        assert_eq!(
+            key.open(ENV, "global", "pg_password", &again)
+                .unwrap()
+                .as_slice(),
+            opened.as_slice()
+        );
+    }
+
+    /// `AESGCM(bytes(range(32))).encrypt(bytes(range(100, 112)), value, aad)`
+    /// behind the format byte and the nonce.
+    const KNOWN: &str = "016465666768696a6b6c6d6e6f206eb0121c9b64a41e037f9ebb091f9862ae6964ec098152d3b9cd26dbcccb2db4a805936c70f76b9e984431ef2a8263905e54044704dd37a079";
 
     #[test]
     fn tampering_and_wrong_keys_fail() {
