@@ -771,3 +771,34 @@ fn progress_shows_on_a_terminal_only_and_is_cleared() {
         .ok();
     assert!(!piped.stderr.contains("files\r") && !piped.stderr.contains('\r'));
 }
+
+/// The store is opened while the project is walked; a project that cannot
+/// be rendered is still what the error names, and nothing is made.
+#[test]
+fn a_project_error_comes_before_a_store_error_and_nothing_is_made() {
+    let ws = Workspace::new();
+    ws.write("p/notes.txt", "a: 1\n");
+    let commands: [&[&str]; 2] = [
+        &["--data-dir", "fresh", "render", "p", "--out", "o"],
+        &["--data-dir", "fresh", "check", "p"],
+    ];
+    for args in commands {
+        let run = ws.run(args).code(1);
+        assert!(
+            run.stderr.contains("nothing to render in p"),
+            "{}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains("environment"), "{}", run.stderr);
+        assert!(!ws.path("fresh").exists() && !ws.path("o").exists());
+    }
+    // With a project to render, the store's error is the one said.
+    ws.write("p/x.yaml", "a: 1\n");
+    let run = ws.run(commands[0]).code(2);
+    assert!(
+        run.stderr.contains("has no mage-secrets environment"),
+        "{}",
+        run.stderr
+    );
+    assert!(!ws.path("o").exists());
+}
