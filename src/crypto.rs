@@ -27,7 +27,7 @@ pub struct Key {
     bytes: Zeroizing<[u8; 32]>,
     /// The key's AES schedule, expanded at the first seal or open and kept
     /// for the rest (a render opens every secret it places). It wipes
-    /// itself when dropped.
+    /// itself when dropped (see `aes` in Cargo.toml).
     cipher: OnceLock<Aes256Gcm>,
 }
 
