@@ -773,9 +773,10 @@ fn progress_shows_on_a_terminal_only_and_is_cleared() {
 }
 
 /// The store is opened while the project is walked; a project that cannot
-/// be rendered is still what the error names, and nothing is made.
+/// be rendered is still what the error names (and a data dir with no
+/// environment is left without one).
 #[test]
-fn a_project_error_comes_before_a_store_error_and_nothing_is_made() {
+fn a_project_error_comes_before_a_store_error() {
     let ws = Workspace::new();
     ws.write("p/notes.txt", "a: 1\n");
     let commands: [&[&str]; 2] = [
@@ -801,4 +802,37 @@ fn a_project_error_comes_before_a_store_error_and_nothing_is_made() {
         run.stderr
     );
     assert!(!ws.path("o").exists());
+}
+
+/// `env_var` reads the process environment (read once per render, by both
+/// render threads): every file sees the value, and a name not set gets the
+/// default.
+#[test]
+fn env_var_is_read_from_the_process_environment_in_every_file() {
+    let ws = Workspace::new();
+    ws.set("d", None, "s", "v");
+    for i in 0..12 {
+        ws.write(
+            &format!("p/f{i}.yaml"),
+            "a: {{ env_var('MS_TEST_SET', 'none') }}\nb: {{ env_var('MS_TEST_UNSET', 'default') }}\n",
+        );
+    }
+    let out = ws
+        .cmd(&["--data-dir", "d", "render", "p", "--out", "o"])
+        .env("MS_TEST_SET", "from the environment")
+        .env_remove("MS_TEST_UNSET")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for i in 0..12 {
+        assert_eq!(
+            ws.read(&format!("o/f{i}.yaml")),
+            // (Jinja drops the template's last newline, as Mage's does.)
+            "a: from the environment\nb: default"
+        );
+    }
 }

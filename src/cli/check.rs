@@ -72,8 +72,12 @@ pub fn check(ctx: &Context, request: &CheckRequest) -> Result<ExitCode> {
     let report = match target {
         Target::All => {
             let store = store::open_existing(&settings.database_location()?)?;
-            let table =
-                check::presence_table(&project, store.as_ref(), Arc::new(ProcessEnv), &options)?;
+            let table = check::presence_table(
+                &project,
+                store.as_ref(),
+                Arc::new(ProcessEnv::default()),
+                &options,
+            )?;
             let entries = store::environment_entries(store.as_ref())?;
             return print_table(reporter, &table, &entries, format);
         }
@@ -89,14 +93,14 @@ pub fn check(ctx: &Context, request: &CheckRequest) -> Result<ExitCode> {
                 &project,
                 &presence,
                 None,
-                Arc::new(ProcessEnv),
+                Arc::new(ProcessEnv::default()),
                 &options,
                 &|| progress.tick(),
             )
         }
         Target::Own => {
             let env = match opening {
-                Some(opening) => opening.wait()?,
+                Some(opening) => opening.wait(settings)?,
                 None => Environment::open_existing(settings)?,
             };
             for w in env.warnings() {
@@ -110,7 +114,7 @@ pub fn check(ctx: &Context, request: &CheckRequest) -> Result<ExitCode> {
                 &project,
                 &presence,
                 Some(&engine),
-                Arc::new(ProcessEnv),
+                Arc::new(ProcessEnv::default()),
                 &options,
                 &|| progress.tick(),
             )

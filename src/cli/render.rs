@@ -46,7 +46,7 @@ pub fn render(ctx: &Context, request: &RenderRequest) -> Result<ExitCode> {
     if project.files.is_empty() {
         return Err(project.nothing_selected(path, selection));
     }
-    let env = opened(opening.wait()?, settings, reporter)?;
+    let env = opened(opening.wait(settings)?, settings, reporter)?;
     if !flags.dry_run && !flags.diff {
         return render_into(ctx, request, &env, &project, out, &store);
     }
