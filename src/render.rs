@@ -285,7 +285,7 @@ impl SecretSource for Environment {
 impl Environment {
     /// The template engine for this environment (one per run).
     pub fn engine(&self) -> Engine {
-        Engine::new(Arc::new(self.clone()), Arc::new(ProcessEnv))
+        Engine::new(Arc::new(self.clone()), Arc::new(ProcessEnv::default()))
     }
 
     /// Renders a template text (Mage's semantics, strict unless

@@ -27,12 +27,32 @@ pub trait EnvVars: Send + Sync {
     fn get(&self, name: &str) -> Option<String>;
 }
 
-/// The real process environment.
-pub struct ProcessEnv;
+/// The real process environment, read whole at the first lookup and kept
+/// (each `std::env::var` takes the process's environment lock and scans
+/// it: twice per file in a tree with two `env_var` calls a file). Make one
+/// per render: a value set after its first lookup is not seen.
+#[derive(Default)]
+pub struct ProcessEnv {
+    read: std::sync::OnceLock<std::collections::HashMap<String, Option<String>>>,
+}
 
 impl EnvVars for ProcessEnv {
     fn get(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok()
+        self.read
+            .get_or_init(|| {
+                // What `std::env::var` returns: of a name given twice, the
+                // first value, and nothing for one not in UTF-8.
+                let mut vars = std::collections::HashMap::new();
+                for (name, value) in std::env::vars_os() {
+                    if let Ok(name) = name.into_string() {
+                        vars.entry(name).or_insert(value.into_string().ok());
+                    }
+                }
+                vars
+            })
+            .get(name)
+            .cloned()
+            .flatten()
     }
 }
 
