@@ -412,7 +412,13 @@ fn next_line_break(b: &[u8], mut from: usize) -> usize {
 pub fn expression_contexts(source: &str, segments: &[Segment]) -> Vec<QuotingContext> {
     let mut scanner = Scanner::new();
     let mut out = Vec::new();
-    for segment in segments {
+    // Text after the last expression decides no context: it is not read
+    // (in a file whose settings close with plain lines, half of it).
+    let through = segments
+        .iter()
+        .rposition(|s| matches!(s, Segment::Expression(_)))
+        .map_or(0, |last| last + 1);
+    for segment in &segments[..through] {
         match segment {
             Segment::Raw(r) => scanner.feed(&source[r.clone()]),
             Segment::Expression(_) => {
