@@ -772,9 +772,8 @@ fn progress_shows_on_a_terminal_only_and_is_cleared() {
     assert!(!piped.stderr.contains("files\r") && !piped.stderr.contains('\r'));
 }
 
-/// The store is opened while the project is walked; a project that cannot
-/// be rendered is still what the error names (and a data dir with no
-/// environment is left without one).
+/// A project that cannot be rendered is what the error names, before the
+/// store's error (and a data dir with no environment is left without one).
 #[test]
 fn a_project_error_comes_before_a_store_error() {
     let ws = Workspace::new();

@@ -13,7 +13,6 @@ use mage_secrets::{store, Environment, Error, ExitCode, Result};
 use super::args::CheckFormat;
 use super::output::{stdout, Reporter};
 use super::request::{CheckRequest, Context, Target};
-use super::secrets::start_opening;
 
 pub fn check(ctx: &Context, request: &CheckRequest) -> Result<ExitCode> {
     let (settings, reporter) = (&ctx.settings, &ctx.reporter);
@@ -28,7 +27,6 @@ pub fn check(ctx: &Context, request: &CheckRequest) -> Result<ExitCode> {
     } = request;
     let (strict_env, format) = (*strict_env, *format);
     let location = Location::of(path)?;
-    let opening = matches!(target, Target::Own).then(|| start_opening(settings));
     let mut project = project::walk_located(&location, selection, None)?;
     // Mage's SQL and Python blocks name secrets too (dbt's own SQL is dbt's).
     if !location.is_file && !selection.is_explicit() {
@@ -99,10 +97,7 @@ pub fn check(ctx: &Context, request: &CheckRequest) -> Result<ExitCode> {
             )
         }
         Target::Own => {
-            let env = match opening {
-                Some(opening) => opening.wait(settings)?,
-                None => Environment::open_existing(settings)?,
-            };
+            let env = Environment::open_existing(settings)?;
             for w in env.warnings() {
                 reporter.warning(w);
             }

@@ -11,7 +11,7 @@ use mage_secrets::{render, review, Error, ExitCode, Result};
 
 use super::output::{stdout, Reporter};
 use super::request::{Context, RenderRequest};
-use super::secrets::{open_existing, opened, start_opening};
+use super::secrets::open_existing;
 
 pub fn render(ctx: &Context, request: &RenderRequest) -> Result<ExitCode> {
     let (settings, reporter) = (&ctx.settings, &ctx.reporter);
@@ -38,7 +38,6 @@ pub fn render(ctx: &Context, request: &RenderRequest) -> Result<ExitCode> {
             path.display()
         )));
     };
-    let opening = start_opening(settings);
     let project = project::walk_located(&location, selection, Some(out))?;
     output::check_out_dir(&project, out)?;
     let store = output::store_paths(settings);
@@ -46,7 +45,7 @@ pub fn render(ctx: &Context, request: &RenderRequest) -> Result<ExitCode> {
     if project.files.is_empty() {
         return Err(project.nothing_selected(path, selection));
     }
-    let env = opened(opening.wait(settings)?, settings, reporter)?;
+    let env = open_existing(settings, reporter)?;
     if !flags.dry_run && !flags.diff {
         return render_into(ctx, request, &env, &project, out, &store);
     }

@@ -24,62 +24,8 @@ pub fn open_existing(settings: &Settings, reporter: &Reporter) -> Result<Environ
     opened(Environment::open_existing(settings)?, settings, reporter)
 }
 
-/// An environment being opened on a thread of its own, for a command that
-/// has a project to walk first: at 1,000 files the walk takes longer than
-/// opening a SQLite store (1.3 ms against 0.5 to 1.8), so the one hides the
-/// other. The store's errors still come after the project's. An open that
-/// has started is always let finish, even when the walk fails: it may be
-/// writing a file of the data dir (the key of an environment that has
-/// none yet, its database record), and the process must not end halfway
-/// through that. A PostgreSQL store is opened after the walk, as before:
-/// a project's error is not held up by a slow server.
-pub struct Opening {
-    thread: Option<std::thread::JoinHandle<Result<Environment>>>,
-}
-
-/// Starts `Environment::open_existing` on another thread when the store is
-/// a SQLite file (or nothing, for [`Opening::wait`] to open in place).
-pub fn start_opening(settings: &Settings) -> Opening {
-    let local = matches!(
-        settings.database_location(),
-        Ok(mage_secrets::settings::DatabaseLocation::Sqlite(_))
-    );
-    let owned = settings.clone();
-    let thread = local
-        .then(|| {
-            std::thread::Builder::new()
-                .name("open-store".into())
-                .spawn(move || Environment::open_existing(&owned))
-                .ok()
-        })
-        .flatten();
-    Opening { thread }
-}
-
-impl Opening {
-    /// The environment: the thread's, or opened here.
-    pub fn wait(mut self, settings: &Settings) -> Result<Environment> {
-        match self.thread.take() {
-            Some(thread) => thread
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            None => Environment::open_existing(settings),
-        }
-    }
-}
-
-impl Drop for Opening {
-    /// Lets an open the caller no longer needs finish (its result is not
-    /// wanted: the caller is returning another error).
-    fn drop(&mut self) {
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
 /// Shows what opening an environment found: warnings, then details for -v/-vv.
-pub fn opened(env: Environment, settings: &Settings, reporter: &Reporter) -> Result<Environment> {
+fn opened(env: Environment, settings: &Settings, reporter: &Reporter) -> Result<Environment> {
     for w in env.warnings() {
         reporter.warning(w);
     }
