@@ -3,7 +3,8 @@
 //! [`RenderScope`], which knows the file's scope chain and records every
 //! missing value so that one run can report them all.
 
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
 
 use minijinja::value::{Kwargs, Object, Value};
 use minijinja::{Error as TemplateError, ErrorKind, State};
@@ -27,32 +28,32 @@ pub trait EnvVars: Send + Sync {
     fn get(&self, name: &str) -> Option<String>;
 }
 
-/// The real process environment, read whole at the first lookup and kept
-/// (each `std::env::var` takes the process's environment lock and scans
-/// it: twice per file in a tree with two `env_var` calls a file). Make one
-/// per render: a value set after its first lookup is not seen.
+/// The real process environment, each name read once and remembered for
+/// the run (each `std::env::var` takes the process's environment lock and
+/// scans it: twice per file in a tree with two `env_var` calls a file).
+/// Only the names templates ask for are copied, and the copies are wiped
+/// when it goes. Make one per render: a value set after its first lookup
+/// is not seen.
 #[derive(Default)]
 pub struct ProcessEnv {
-    read: std::sync::OnceLock<std::collections::HashMap<String, Option<String>>>,
+    read: RwLock<HashMap<String, Option<Zeroizing<String>>>>,
 }
 
 impl EnvVars for ProcessEnv {
     fn get(&self, name: &str) -> Option<String> {
-        self.read
-            .get_or_init(|| {
-                // What `std::env::var` returns: of a name given twice, the
-                // first value, and nothing for one not in UTF-8.
-                let mut vars = std::collections::HashMap::new();
-                for (name, value) in std::env::vars_os() {
-                    if let Ok(name) = name.into_string() {
-                        vars.entry(name).or_insert(value.into_string().ok());
-                    }
-                }
-                vars
-            })
-            .get(name)
-            .cloned()
-            .flatten()
+        let known = |read: &HashMap<String, Option<Zeroizing<String>>>| {
+            read.get(name).map(|v| v.as_ref().map(|v| v.to_string()))
+        };
+        if let Some(value) = known(&self.read.read().unwrap_or_else(|p| p.into_inner())) {
+            return value;
+        }
+        let mut read = self.read.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(value) = known(&read) {
+            return value;
+        }
+        let value = std::env::var(name).ok();
+        read.insert(name.to_string(), value.clone().map(Zeroizing::new));
+        value
     }
 }
 
