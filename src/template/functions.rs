@@ -29,11 +29,12 @@ pub trait EnvVars: Send + Sync {
 }
 
 /// The real process environment, each name read once and remembered for
-/// the run (each `std::env::var` takes the process's environment lock and
-/// scans it: twice per file in a tree with two `env_var` calls a file).
-/// Only the names templates ask for are copied, and the copies are wiped
-/// when it goes. Make one per render: a value set after its first lookup
-/// is not seen.
+/// the engine's life (each `std::env::var` takes the process's environment
+/// lock and scans it: twice per file in a tree with two `env_var` calls a
+/// file). Only the names templates ask for are copied, and the copies are
+/// wiped when it goes. An engine lives for one render, or for a whole
+/// `watch` session: a value the process itself sets after a name's first
+/// lookup is not seen (no one else can change a process's environment).
 #[derive(Default)]
 pub struct ProcessEnv {
     read: RwLock<HashMap<String, Option<Zeroizing<String>>>>,
