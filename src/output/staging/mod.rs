@@ -137,6 +137,17 @@ fn set_folder_mode(folder: &Path, mode: u32) -> Result<()> {
         .map_err(|e| Error::io("set permissions of", folder, e))
 }
 
+/// Makes `folder`, a folder of the staging folder in `out`, 0700 whatever
+/// the umask: one that takes the owner's write bit (0277) would leave a
+/// folder nothing can be staged in.
+fn make_private_folder(folder: &Path, out: &Path) -> Result<()> {
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(folder)
+        .map_err(|e| Error::io("create a staging folder in", out, e))?;
+    set_folder_mode(folder, 0o600)
+}
+
 fn open_marker(out: &Path) -> Result<fs::File> {
     let path = out.join(OUTPUT_MARKER);
     fs::OpenOptions::new()
@@ -223,18 +234,12 @@ impl Staging {
             .tempdir_in(out)
             .map_err(|e| Error::io("create a staging folder in", out, e))?
             .keep();
-        // 0700 whatever the umask: one that takes the owner's write bit
-        // (0277) would leave a folder nothing can be staged in.
+        // 0700 whatever the umask (see `make_private_folder`).
         set_folder_mode(&staging.dir, 0o600)?;
         let lock = fs::File::open(&staging.dir)
             .map_err(|e| Error::io("open the staging folder in", out, e))?;
         if fresh {
-            let tree = staging.dir.join(TREE);
-            fs::DirBuilder::new()
-                .mode(0o700)
-                .create(&tree)
-                .map_err(|e| Error::io("create a staging folder in", out, e))?;
-            set_folder_mode(&tree, 0o600)?;
+            make_private_folder(&staging.dir.join(TREE), out)?;
         }
         flock(&lock, true);
         staging.lock = Some(lock);
@@ -269,31 +274,27 @@ impl Staging {
             taken.tree &= in_tree.as_os_str().len() < TREE_PATH_MAX;
             if taken.tree {
                 let missing = missing_folders(&taken.stage_folders, rel);
-                if missing.is_empty() {
-                    // Made already.
-                } else if self.folder_modes.load(Ordering::Acquire) == MODES_EXACT {
-                    // A folder has its mode as soon as it is made: made
-                    // outside the lock, while the other workers go on.
-                    drop(taken);
-                    self.make_stage_folders(&missing)?;
-                    self.taken().stage_folders.extend(missing);
-                } else {
-                    // Until then (and for good when a folder needs a
-                    // `chmod`), under the lock: no worker writes into a
-                    // folder before its mode is set (a umask that takes
-                    // the owner's write bit would refuse it).
-                    self.make_stage_folders(&missing)?;
-                    taken.stage_folders.extend(missing);
+                if !missing.is_empty() {
+                    if self.folder_modes.load(Ordering::Acquire) == MODES_EXACT {
+                        // A folder has its mode as soon as it is made: made
+                        // outside the lock, while the other workers go on.
+                        drop(taken);
+                        self.make_stage_folders(&missing)?;
+                        self.taken().stage_folders.extend(missing);
+                    } else {
+                        // Until then (and for good when a folder needs a
+                        // `chmod`), under the lock: no worker writes into a
+                        // folder before its mode is set (a umask that takes
+                        // the owner's write bit would refuse it).
+                        self.make_stage_folders(&missing)?;
+                        taken.stage_folders.extend(missing);
+                    }
                 }
                 in_tree
             } else {
                 let short = self.dir.join(SHORT);
                 if taken.short_names == 0 {
-                    fs::DirBuilder::new()
-                        .mode(0o700)
-                        .create(&short)
-                        .map_err(|e| Error::io("create a staging folder in", &self.out, e))?;
-                    set_folder_mode(&short, 0o600)?;
+                    make_private_folder(&short, &self.out)?;
                 }
                 taken.short_names += 1;
                 short.join(taken.short_names.to_string())
